@@ -1,0 +1,66 @@
+//! `berth down`: remove the container, never the work inside it without `--force`.
+//!
+//! The guard (shared with `up --recreate`) reads the writable layer's changes, drops the noise
+//! (`engine::changes`) and refuses while anything that matters is left, listing it grouped.
+//! Mounted folders, images and volumes are never touched: "down" removes the container only.
+
+use bollard::models::ContainerInspectResponse;
+
+use super::{Context, Project};
+use crate::engine::{Engine, changes, explain};
+use crate::error::{Code, fail};
+
+/// How many groups of changes a refusal lists before summarising.
+const SHOWN: usize = 15;
+
+pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
+    let project = Project::load(ctx)?;
+    let engine = Engine::connect().await?;
+    let Some(c) = project.container(&engine).await? else {
+        ctx.out.status(format!("{} does not exist; nothing to remove", project.container));
+        return Ok(());
+    };
+    guard(&project, &engine, &c, force).await?;
+    engine.remove(c.id.as_deref().unwrap_or(&project.container)).await?;
+    ctx.out.status(format!("removed {} ({})", project.container, Project::short_id(&c)));
+    Ok(())
+}
+
+/// Refuse unless the container holds no changes that matter, or `force` is given.
+pub async fn guard(
+    project: &Project,
+    engine: &Engine,
+    c: &ContainerInspectResponse,
+    force: bool,
+) -> anyhow::Result<()> {
+    if force {
+        return Ok(());
+    }
+    let id = c.id.as_deref().unwrap_or(&project.container);
+    let raw = engine.docker.container_changes(id).await.map_err(|e| explain(e, &engine.endpoint))?;
+    let targets: Vec<String> =
+        c.mounts.iter().flatten().filter_map(|m| m.destination.clone()).collect();
+    let found = changes::significant(&raw.unwrap_or_default(), &targets);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let groups = changes::group(&found);
+    let mut message = format!(
+        "{} holds {} changed file{} that would be lost:",
+        project.container,
+        found.len(),
+        if found.len() == 1 { "" } else { "s" }
+    );
+    for g in groups.iter().take(SHOWN) {
+        message.push_str(&format!("\n    {g}"));
+    }
+    if groups.len() > SHOWN {
+        message.push_str(&format!("\n    … and {} more places", groups.len() - SHOWN));
+    }
+    Err(fail(
+        Code::Refused,
+        message,
+        "copy what you need into a mounted folder (the project is mounted), put installs into \
+         the image, or add --force to discard them",
+    ))
+}

@@ -1,0 +1,202 @@
+//! `berth status`: this environment: state, image, GPUs, shm, mounts, ports, last exit, and
+//! drift between the container and the file. `--json` prints one object.
+
+use bollard::models::ContainerInspectResponse;
+use serde::Serialize;
+
+use super::{Context, Project, up};
+use crate::engine::{self, Engine};
+use crate::plan::{ShmSource, drift};
+use crate::spec::size::format_size;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub name: String,
+    pub project: String,
+    pub container_name: String,
+    /// `absent`, `created`, `running`, `exited`, ...
+    pub state: String,
+    pub container_id: Option<String>,
+    pub image: Option<String>,
+    pub user: Option<String>,
+    pub gpus: Vec<String>,
+    pub shm_bytes: Option<u64>,
+    pub shm: Option<String>,
+    pub memory_bytes: Option<u64>,
+    pub mounts: Vec<String>,
+    pub ports: Vec<String>,
+    pub last_exit: Option<LastExit>,
+    /// How the file differs from the container (empty: it matches).
+    pub drift: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LastExit {
+    pub code: i64,
+    pub oom_killed: bool,
+    pub finished_at: Option<String>,
+    pub explanation: String,
+}
+
+pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+    let project = Project::load(ctx)?;
+    let engine = Engine::connect().await?;
+    let c = project.container(&engine).await?;
+    let (plan, _) = up::plan_for(&project, &engine, c.as_ref()).await?;
+    let mut st = Status {
+        name: project.spec.name.clone(),
+        project: project.spec.project_dir.display().to_string(),
+        container_name: project.container.clone(),
+        state: "absent".into(),
+        container_id: None,
+        image: None,
+        user: None,
+        gpus: Vec::new(),
+        shm_bytes: None,
+        shm: None,
+        memory_bytes: None,
+        mounts: Vec::new(),
+        ports: Vec::new(),
+        last_exit: None,
+        drift: Vec::new(),
+    };
+    if let Some(c) = &c {
+        fill(&mut st, c);
+        let old = engine::label(c, crate::plan::LABEL_PLAN).and_then(drift::Summary::from_label).unwrap_or_default();
+        st.drift = drift::differences(&old, &drift::Summary::of(&plan));
+        if st.shm_bytes == Some(plan.shm.bytes) {
+            st.shm = Some(shm_words(plan.shm.bytes, plan.shm.source));
+        }
+        st.gpus = plan
+            .gpu
+            .selected
+            .iter()
+            .map(|g| format!("{} {}", g.index, g.model.clone().unwrap_or_default()).trim().to_string())
+            .collect();
+    }
+    if ctx.out.json {
+        return ctx.out.json(&st);
+    }
+    ctx.out.data(render(&st));
+    Ok(())
+}
+
+fn shm_words(bytes: u64, source: ShmSource) -> String {
+    let size = format_size(bytes);
+    match source {
+        ShmSource::File => format!("{size} (resources.shm)"),
+        ShmSource::HostRam => format!("{size} (default: half of host RAM, at most 16 GiB; set resources.shm)"),
+        ShmSource::MemoryLimit => format!("{size} (default: half of resources.memory)"),
+        ShmSource::HostIpc => "the host's /dev/shm (run.ipc = \"host\")".into(),
+    }
+}
+
+fn fill(st: &mut Status, c: &ContainerInspectResponse) {
+    let state = c.state.as_ref();
+    st.state = state.and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
+    st.container_id = c.id.clone();
+    let cfg = c.config.as_ref();
+    st.image = cfg.and_then(|c| c.image.clone());
+    st.user = cfg.and_then(|c| c.user.clone());
+    let hc = c.host_config.as_ref();
+    st.shm_bytes = hc.and_then(|h| h.shm_size).map(|s| s as u64);
+    st.shm = st.shm_bytes.map(format_size);
+    st.memory_bytes = hc.and_then(|h| h.memory).filter(|m| *m > 0).map(|m| m as u64);
+    st.mounts = c
+        .mounts
+        .iter()
+        .flatten()
+        .map(|m| {
+            let src = m.source.clone().unwrap_or_default();
+            let dst = m.destination.clone().unwrap_or_default();
+            format!("{src} → {dst}{}", if m.rw == Some(false) { " (read-only)" } else { "" })
+        })
+        .collect();
+    if let Some(ports) = c.network_settings.as_ref().and_then(|n| n.ports.as_ref()) {
+        let mut list: Vec<String> = ports
+            .iter()
+            .flat_map(|(inside, binds)| {
+                binds.iter().flatten().map(move |b| {
+                    format!(
+                        "{}:{} → {inside}",
+                        b.host_ip.clone().unwrap_or_default(),
+                        b.host_port.clone().unwrap_or_default()
+                    )
+                })
+            })
+            .collect();
+        list.sort();
+        st.ports = list;
+    }
+    if let Some(s) = state
+        && s.running != Some(true)
+        && s.status.map(|x| x.to_string()) != Some("created".into())
+    {
+        let code = s.exit_code.unwrap_or(0);
+        let oom = s.oom_killed.unwrap_or(false);
+        st.last_exit = Some(LastExit {
+            code,
+            oom_killed: oom,
+            finished_at: s.finished_at.clone(),
+            explanation: explain_exit(code, oom),
+        });
+    }
+}
+
+/// A short cause for a container's exit code.
+pub fn explain_exit(code: i64, oom: bool) -> String {
+    match (code, oom) {
+        (_, true) => "killed for lack of memory (raise resources.memory)".into(),
+        (0, _) => "stopped normally".into(),
+        (137, _) => "killed (SIGKILL) from outside: `docker kill`, or a stop that timed out".into(),
+        (143, _) => "terminated (SIGTERM), e.g. by `berth stop`".into(),
+        (139, _) => "segmentation fault".into(),
+        (134, _) => "aborted (SIGABRT)".into(),
+        (c, _) => format!("exited with code {c}"),
+    }
+}
+
+fn render(st: &Status) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<10} {v}\n"));
+    line("name", &st.name);
+    line("project", &st.project);
+    line("container", &st.container_name);
+    line("state", &st.state);
+    if let Some(id) = &st.container_id {
+        line("id", &id.chars().take(12).collect::<String>());
+    }
+    if let Some(i) = &st.image {
+        line("image", i);
+    }
+    if let Some(u) = &st.user {
+        line("user", u);
+    }
+    line("gpus", &if st.gpus.is_empty() { "none".to_string() } else { st.gpus.join("; ") });
+    if let Some(s) = &st.shm {
+        line("shm", s);
+    }
+    if let Some(m) = st.memory_bytes {
+        line("memory", &format_size(m));
+    }
+    for (i, m) in st.mounts.iter().enumerate() {
+        line(if i == 0 { "mounts" } else { "" }, m);
+    }
+    for (i, p) in st.ports.iter().enumerate() {
+        line(if i == 0 { "ports" } else { "" }, p);
+    }
+    if let Some(e) = &st.last_exit {
+        line("last exit", &format!("{}: {}", e.code, e.explanation));
+    }
+    if st.state == "absent" {
+        line("", "no container yet: `berth up` creates it");
+    } else if st.drift.is_empty() {
+        line("drift", "none: the container matches berth.toml");
+    } else {
+        for (i, d) in st.drift.iter().enumerate() {
+            line(if i == 0 { "drift" } else { "" }, d);
+        }
+        line("", "`berth up --recreate` applies these changes");
+    }
+    out
+}

@@ -1,0 +1,78 @@
+//! [`EngineFacts`]: what the container engine says about itself (`docker info` / `version`).
+//!
+//! Recorded host trees keep these as `engine.json` beside `meta.txt`, so plans for recorded
+//! hosts see a recorded engine too (CDI devices, runtimes) instead of the test machine's.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct EngineFacts {
+    /// `Docker` or `Podman`.
+    pub product: String,
+    /// Server version, `20.10.24+dfsg1`, `28.3.0`, `5.4.1`.
+    pub server_version: String,
+    /// Negotiated API version.
+    pub api_version: String,
+    /// Registered OCI runtimes (`runc`, `nvidia`, ...).
+    pub runtimes: Vec<String>,
+    pub default_runtime: String,
+    /// CDI spec folders the engine reads (empty: CDI off or unsupported).
+    pub cdi_spec_dirs: Vec<String>,
+    /// Fully qualified CDI device names the engine discovered (`nvidia.com/gpu=0`).
+    pub cdi_devices: Vec<String>,
+    pub cgroup_driver: String,
+    pub cgroup_version: String,
+    pub data_root: String,
+    pub rootless: bool,
+    pub security_options: Vec<String>,
+}
+
+impl EngineFacts {
+    pub fn is_podman(&self) -> bool {
+        self.product.eq_ignore_ascii_case("podman")
+    }
+
+    /// Whether the engine resolves CDI device names for `vendor` (`nvidia.com`, `amd.com`).
+    pub fn has_cdi_vendor(&self, vendor: &str) -> bool {
+        self.cdi_devices.iter().any(|d| d.starts_with(&format!("{vendor}/")))
+    }
+
+    /// Read a recorded `engine.json`.
+    pub fn from_json(text: &str) -> Result<EngineFacts, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// Facts from the engine's `/info` and `/version` answers.
+pub fn from_engine(
+    info: &bollard::models::SystemInfo,
+    version: &bollard::models::SystemVersion,
+    api_version: &str,
+) -> EngineFacts {
+    let podman = version
+        .components
+        .iter()
+        .flatten()
+        .any(|c| c.name.to_ascii_lowercase().contains("podman"));
+    let mut runtimes: Vec<String> = info.runtimes.iter().flatten().map(|(k, _)| k.clone()).collect();
+    runtimes.sort();
+    let mut cdi_devices: Vec<String> =
+        info.discovered_devices.iter().flatten().filter_map(|d| d.id.clone()).collect();
+    cdi_devices.sort();
+    let security_options = info.security_options.clone().unwrap_or_default();
+    EngineFacts {
+        product: if podman { "Podman".into() } else { "Docker".into() },
+        server_version: info.server_version.clone().or_else(|| version.version.clone()).unwrap_or_default(),
+        api_version: api_version.to_string(),
+        runtimes,
+        default_runtime: info.default_runtime.clone().unwrap_or_default(),
+        cdi_spec_dirs: info.cdi_spec_dirs.clone().unwrap_or_default(),
+        cdi_devices,
+        cgroup_driver: info.cgroup_driver.map(|d| d.to_string()).unwrap_or_default(),
+        cgroup_version: info.cgroup_version.map(|v| v.to_string()).unwrap_or_default(),
+        data_root: info.docker_root_dir.clone().unwrap_or_default(),
+        rootless: security_options.iter().any(|o| o.contains("rootless")),
+        security_options,
+    }
+}

@@ -1,0 +1,105 @@
+//! Making sure the environment's image is present: pulled with progress when it is not.
+
+use std::collections::HashMap;
+
+use bollard::errors::Error as BollardError;
+use bollard::query_parameters::CreateImageOptionsBuilder;
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{Engine, explain};
+use crate::error::{Code, fail};
+use crate::output::Printer;
+
+impl Engine {
+    /// Whether the engine has `image` (by name or id).
+    pub async fn has_image(&self, image: &str) -> anyhow::Result<bool> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(e) => Err(explain(e, &self.endpoint)),
+        }
+    }
+
+    /// Pull `image` unless present, showing progress on a terminal.
+    pub async fn ensure_image(&self, image: &str, out: &Printer) -> anyhow::Result<()> {
+        if self.has_image(image).await? {
+            return Ok(());
+        }
+        out.status(format!("pulling {image}"));
+        let (from, tag) = split_tag(image);
+        let opts = CreateImageOptionsBuilder::default().from_image(from).tag(tag).build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        let bar = if out.progress_allowed() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
+        while let Some(item) = stream.next().await {
+            let info = match item {
+                Ok(info) => info,
+                Err(e) => {
+                    bar.finish_and_clear();
+                    return Err(pull_failed(image, e));
+                }
+            };
+            if let (Some(id), Some(detail)) = (info.id.as_ref(), info.progress_detail.as_ref()) {
+                if let (Some(cur), Some(total)) = (detail.current, detail.total) {
+                    layers.insert(id.clone(), (cur.max(0) as u64, total.max(0) as u64));
+                    let (c, t) = layers.values().fold((0, 0), |(a, b), (c, t)| (a + c, b + t));
+                    bar.set_length(t);
+                    bar.set_position(c);
+                }
+            }
+            if let Some(status) = info.status {
+                bar.set_message(status);
+            }
+        }
+        bar.finish_and_clear();
+        Ok(())
+    }
+}
+
+fn split_tag(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
+fn pull_failed(image: &str, err: BollardError) -> anyhow::Error {
+    let text = err.to_string();
+    let offline = ["dial tcp", "lookup ", "no such host", "i/o timeout", "connection refused", "network is unreachable", "TLS handshake"]
+        .iter()
+        .any(|m| text.contains(m));
+    if offline {
+        return fail(
+            Code::Failure,
+            format!("the image {image} is not on this engine, and the registry cannot be reached to pull it ({text})"),
+            "this machine looks offline: bring the image in with `docker load -i FILE` (or `berth unpack`), \
+             or set `[image] base` to an image the engine already has (`docker images`)",
+        );
+    }
+    fail(
+        Code::Failure,
+        format!("could not pull {image}: {text}"),
+        "check the image name in `[image] base`, and `docker login` if the registry is private",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn tags_split_from_repositories() {
+        assert_eq!(split_tag("python:3.12-slim"), ("python", "3.12-slim"));
+        assert_eq!(split_tag("localhost:5000/x"), ("localhost:5000/x", "latest"));
+        assert_eq!(split_tag("localhost:5000/x:1"), ("localhost:5000/x", "1"));
+        assert_eq!(split_tag("busybox"), ("busybox", "latest"));
+    }
+}

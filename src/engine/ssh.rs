@@ -1,0 +1,71 @@
+//! `DOCKER_HOST=ssh://…`: a private local socket whose connections are piped through
+//! `ssh HOST docker system dial-stdio`, the docker CLI's own mechanism.
+//!
+//! The system `ssh` is used so the user's keys, agent, `~/.ssh/config` and `ProxyJump` work.
+//! bollard opens one connection per request, so connections share one ssh master
+//! (`ControlMaster`) living in the same private folder, which vanishes when berth exits.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use anyhow::Context;
+use tokio::net::{UnixListener, UnixStream};
+
+/// A running proxy; dropping it removes the socket folder.
+#[derive(Debug)]
+pub struct SshProxy {
+    pub socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn start(destination: &str, port: Option<u16>) -> anyhow::Result<SshProxy> {
+    let dir = tempfile::Builder::new().prefix("berth-ssh-").tempdir().context("creating a folder for the ssh proxy")?;
+    let socket = dir.path().join("docker.sock");
+    let listener = UnixListener::bind(&socket).context("binding the ssh proxy socket")?;
+    let mut args: Vec<String> = vec![
+        "-T".into(),
+        "-o".into(),
+        "ConnectTimeout=30".into(),
+        "-o".into(),
+        "ControlMaster=auto".into(),
+        "-o".into(),
+        format!("ControlPath={}", dir.path().join("master").display()),
+        "-o".into(),
+        "ControlPersist=10".into(),
+    ];
+    if let Some(p) = port {
+        args.extend(["-p".into(), p.to_string()]);
+    }
+    args.extend(["--".into(), destination.to_string(), "docker".into(), "system".into(), "dial-stdio".into()]);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let args = args.clone();
+            tokio::spawn(async move {
+                let _ = pipe(stream, &args).await;
+            });
+        }
+    });
+    Ok(SshProxy { socket, _dir: dir })
+}
+
+async fn pipe(stream: UnixStream, args: &[String]) -> std::io::Result<()> {
+    let mut child = tokio::process::Command::new("ssh")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let (mut from_client, mut to_client) = stream.into_split();
+    let mut to_ssh = child.stdin.take().ok_or_else(|| std::io::Error::other("no ssh stdin"))?;
+    let mut from_ssh = child.stdout.take().ok_or_else(|| std::io::Error::other("no ssh stdout"))?;
+    let up = async {
+        let r = tokio::io::copy(&mut from_client, &mut to_ssh).await;
+        drop(to_ssh);
+        r
+    };
+    let down = tokio::io::copy(&mut from_ssh, &mut to_client);
+    let _ = tokio::join!(up, down);
+    let _ = child.wait().await;
+    Ok(())
+}

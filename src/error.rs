@@ -1,0 +1,101 @@
+//! The one place that turns failures into what the user reads and the exit code scripts see.
+//!
+//! Commands return `anyhow::Error`. Anywhere in its chain, a [`Hint`] adds the `hint:` line and
+//! chooses the exit code; everything else prints as `error:` plus `caused by:` lines.
+
+use std::fmt;
+
+use crate::spec::SpecError;
+
+/// Exit codes are part of berth's interface (README, "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// Something failed.
+    Failure = 1,
+    /// The project file or the command line is wrong; nothing was changed.
+    BadInput = 2,
+    /// The container engine cannot be reached.
+    NoEngine = 3,
+    /// berth refused to act (would lose work, or the container is not berth's); nothing changed.
+    Refused = 4,
+}
+
+/// An error a user can act on: what happened, and how to fix it.
+#[derive(Debug)]
+pub struct Hint {
+    pub message: String,
+    pub hint: Option<String>,
+    pub code: Code,
+}
+
+impl Hint {
+    pub fn new(code: Code, message: impl Into<String>) -> Hint {
+        Hint { message: message.into(), hint: None, code }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Hint {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Hint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Hint {}
+
+/// Shorthand: a failure with a hint, as an `anyhow::Error`.
+pub fn fail(code: Code, message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    Hint::new(code, message).with_hint(hint).into()
+}
+
+/// The text printed for an error, and the exit code.
+pub fn render(err: &anyhow::Error) -> (String, i32) {
+    let mut out = format!("error: {err}\n");
+    let mut code = Code::Failure;
+    let mut hint = None;
+    for (i, cause) in err.chain().enumerate() {
+        if let Some(h) = cause.downcast_ref::<Hint>() {
+            code = h.code;
+            hint = hint.or(h.hint.clone());
+        }
+        if let Some(s) = cause.downcast_ref::<SpecError>() {
+            code = Code::BadInput;
+            hint = hint.or(s.hint().map(str::to_string));
+        }
+        if i > 0 {
+            out.push_str(&format!("  caused by: {cause}\n"));
+        }
+    }
+    if let Some(h) = hint {
+        out.push_str(&format!("hint: {h}\n"));
+    }
+    (out, code as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn hint_anywhere_in_the_chain_sets_hint_and_code() {
+        let base: anyhow::Error = fail(Code::NoEngine, "socket refused", "start dockerd");
+        let err = Err::<(), _>(base).context("cannot reach the engine").unwrap_err();
+        let (text, code) = render(&err);
+        assert_eq!(code, 3);
+        assert_eq!(
+            text,
+            "error: cannot reach the engine\n  caused by: socket refused\nhint: start dockerd\n"
+        );
+    }
+
+    #[test]
+    fn plain_errors_exit_one_without_hint() {
+        let (text, code) = render(&anyhow::anyhow!("boom"));
+        assert_eq!((text.as_str(), code), ("error: boom\n", 1));
+    }
+}

@@ -1,0 +1,96 @@
+//! The one printer: status lines on stderr, data (tables, `--json`) on stdout, progress bars only
+//! on terminals. Every line berth prints goes through here, so pipes stay clean.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Printer {
+    pub fn new(json: bool, quiet: bool) -> Printer {
+        Printer { json, quiet }
+    }
+
+    /// A line saying what berth did (stderr, so stdout stays data only).
+    pub fn status(&self, line: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", line.as_ref());
+        }
+    }
+
+    /// A warning (stderr), printed even with `--quiet`.
+    pub fn warn(&self, line: impl AsRef<str>) {
+        eprintln!("warning: {}", line.as_ref());
+    }
+
+    /// Data for the user or a script (stdout).
+    pub fn data(&self, text: impl AsRef<str>) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_ref().as_bytes());
+        let _ = out.flush();
+    }
+
+    /// One JSON document on stdout.
+    pub fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(value)?;
+        self.data(format!("{text}\n"));
+        Ok(())
+    }
+
+    /// Whether progress bars may be drawn (stderr is a terminal).
+    pub fn progress_allowed(&self) -> bool {
+        !self.quiet && std::io::stderr().is_terminal()
+    }
+}
+
+/// Print an error the way every berth command does.
+pub fn print_error(text: &str) {
+    eprint!("{text}");
+}
+
+/// A plain text table: a header row and aligned columns, two spaces apart.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        for (i, cell) in cells.iter().enumerate() {
+            out.push_str(cell);
+            if i < last {
+                let pad = widths[i] - cell.chars().count() + 2;
+                out.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(&["NAME", "STATE"], &[vec!["a".into(), "running".into()], vec!["long-name".into(), "exited".into()]]);
+        assert_eq!(t, "NAME       STATE\na          running\nlong-name  exited\n");
+    }
+}

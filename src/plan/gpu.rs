@@ -1,0 +1,293 @@
+//! Which GPUs an environment gets and how the engine is asked for them.
+//!
+//! NVIDIA: the device request `docker run --gpus` sends (empty driver, `[["gpu"]]`), or CDI names
+//! when the engine lists `nvidia.com/gpu` devices. AMD: `/dev/kfd` plus only the chosen render
+//! nodes, with their numeric group ids. WSL2: `/dev/dxg` and the driver library folder.
+//! Integrated GPUs are never picked by `all` or a count, only when listed.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::engine::facts::EngineFacts;
+use crate::host::{DeviceNode, Gpu, HostFacts, Vendor};
+use crate::spec::{DeviceSelection, GpuRef, VendorChoice};
+
+use super::PlanError;
+
+/// How GPUs reach the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuMode {
+    None,
+    Nvidia,
+    Amd,
+    /// NVIDIA (or any) GPU through WSL2's paravirtual `/dev/dxg`.
+    Wsl,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SelectedGpu {
+    pub index: u32,
+    pub uuid: Option<String>,
+    pub pci: String,
+    pub model: Option<String>,
+    /// Another container holds it too (only when nothing free was left).
+    pub shared: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceRequestPlan {
+    /// `""` (classic `--gpus`) or `cdi`.
+    pub driver: String,
+    /// `-1` for all, `0` when `device_ids` lists them.
+    pub count: i64,
+    pub device_ids: Vec<String>,
+    pub capabilities: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GpuPlan {
+    pub mode: GpuMode,
+    pub selected: Vec<SelectedGpu>,
+    /// True when the whole set was asked for (`devices = "all"`).
+    pub all: bool,
+    pub device_requests: Vec<DeviceRequestPlan>,
+    /// Host device nodes passed as devices (same path inside).
+    pub devices: Vec<String>,
+    /// Numeric group ids owning those nodes that the user needs.
+    pub group_ids: Vec<u32>,
+    /// WSL2's library folder, mounted read-only.
+    pub wsl_lib: Option<String>,
+    /// What berth wants the user to know (shared GPUs, ignored selections).
+    pub notes: Vec<String>,
+}
+
+/// GPU ids (index and UUID forms) other containers hold.
+pub type BusyGpus = BTreeSet<String>;
+
+pub fn plan_gpus(
+    choice: VendorChoice,
+    selection: &DeviceSelection,
+    host: &HostFacts,
+    engine: &EngineFacts,
+    busy: &BusyGpus,
+    prefer: &[String],
+) -> Result<GpuPlan, PlanError> {
+    let mode = resolve_mode(choice, host)?;
+    let mut plan = GpuPlan {
+        mode,
+        selected: Vec::new(),
+        all: matches!(selection, DeviceSelection::All),
+        device_requests: Vec::new(),
+        devices: Vec::new(),
+        group_ids: Vec::new(),
+        wsl_lib: None,
+        notes: Vec::new(),
+    };
+    match mode {
+        GpuMode::None => {}
+        GpuMode::Wsl => {
+            let Some(wsl) = &host.wsl else { return Ok(plan) };
+            plan.devices.push(wsl.dxg.path.clone());
+            add_group(&mut plan.group_ids, &wsl.dxg);
+            plan.wsl_lib = Some("/usr/lib/wsl".to_string());
+            if !plan.all {
+                plan.notes.push(
+                    "WSL2 shares every GPU through /dev/dxg: `gpu.devices` cannot narrow it; \
+                     use CUDA_VISIBLE_DEVICES inside"
+                        .to_string(),
+                );
+            }
+        }
+        GpuMode::Nvidia => {
+            let gpus: Vec<&Gpu> = host.gpus_of(Vendor::Nvidia).collect();
+            plan.selected = select(&gpus, selection, busy, prefer, &mut plan.notes)?;
+            plan.device_requests.push(nvidia_request(&plan.selected, plan.all, engine));
+        }
+        GpuMode::Amd => {
+            let gpus: Vec<&Gpu> = host.gpus_of(Vendor::Amd).collect();
+            plan.selected = select(&gpus, selection, busy, prefer, &mut plan.notes)?;
+            let kfd = host.kfd.as_ref().ok_or_else(|| PlanError::Gpu {
+                message: "AMD GPUs were found but /dev/kfd is missing".into(),
+                hint: "load the amdgpu driver (`sudo modprobe amdgpu`) and check `berth doctor`"
+                    .into(),
+            })?;
+            plan.devices.push(kfd.path.clone());
+            add_group(&mut plan.group_ids, kfd);
+            for sel in &plan.selected {
+                let gpu = gpus.iter().find(|g| g.index == sel.index);
+                if let Some(node) = gpu.and_then(|g| g.render_node.as_ref()) {
+                    plan.devices.push(node.path.clone());
+                    add_group(&mut plan.group_ids, node);
+                }
+            }
+        }
+    }
+    plan.group_ids.sort_unstable();
+    plan.group_ids.dedup();
+    Ok(plan)
+}
+
+fn resolve_mode(choice: VendorChoice, host: &HostFacts) -> Result<GpuMode, PlanError> {
+    let has_nvidia = host.gpus_of(Vendor::Nvidia).next().is_some();
+    let has_amd = host.gpus_of(Vendor::Amd).next().is_some();
+    match choice {
+        VendorChoice::None => Ok(GpuMode::None),
+        VendorChoice::Auto if has_nvidia => Ok(GpuMode::Nvidia),
+        VendorChoice::Auto if has_amd => Ok(GpuMode::Amd),
+        VendorChoice::Auto if host.wsl.is_some() => Ok(GpuMode::Wsl),
+        VendorChoice::Auto => Ok(GpuMode::None),
+        VendorChoice::Nvidia if has_nvidia => Ok(GpuMode::Nvidia),
+        VendorChoice::Nvidia if host.wsl.is_some() => Ok(GpuMode::Wsl),
+        VendorChoice::Nvidia => Err(PlanError::Gpu {
+            message: "`gpu.vendor` is \"nvidia\" but no NVIDIA GPU was found on this host \
+                      (looked in /sys/bus/pci/devices)"
+                .into(),
+            hint: "set `gpu.vendor = \"auto\"` (or \"none\") in berth.toml, or run `berth doctor`"
+                .into(),
+        }),
+        VendorChoice::Amd if has_amd => Ok(GpuMode::Amd),
+        VendorChoice::Amd => Err(PlanError::Gpu {
+            message: "`gpu.vendor` is \"amd\" but no AMD GPU was found on this host \
+                      (looked in /sys/class/kfd/kfd/topology)"
+                .into(),
+            hint: "set `gpu.vendor = \"auto\"` (or \"none\") in berth.toml, or run `berth doctor`"
+                .into(),
+        }),
+    }
+}
+
+fn add_group(groups: &mut Vec<u32>, node: &DeviceNode) {
+    // Nodes everyone may open (NVIDIA's 0666) need no group; root's group 0 never helps.
+    let world_rw = node.mode & 0o006 == 0o006;
+    if !world_rw && node.gid != 0 {
+        groups.push(node.gid);
+    }
+}
+
+fn ids_of(gpu: &Gpu) -> Vec<String> {
+    let mut ids = vec![gpu.index.to_string(), gpu.pci.clone()];
+    ids.extend(gpu.uuid.clone());
+    ids
+}
+
+fn selected(gpu: &Gpu, shared: bool) -> SelectedGpu {
+    SelectedGpu {
+        index: gpu.index,
+        uuid: gpu.uuid.clone(),
+        pci: gpu.pci.clone(),
+        model: gpu.model.clone(),
+        shared,
+    }
+}
+
+fn describe(gpus: &[&Gpu]) -> String {
+    if gpus.is_empty() {
+        return "none".into();
+    }
+    gpus.iter().map(|g| g.index.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn select(
+    gpus: &[&Gpu],
+    selection: &DeviceSelection,
+    busy: &BusyGpus,
+    prefer: &[String],
+    notes: &mut Vec<String>,
+) -> Result<Vec<SelectedGpu>, PlanError> {
+    let is_busy = |g: &Gpu| ids_of(g).iter().any(|id| busy.contains(id));
+    let discrete: Vec<&Gpu> = gpus.iter().copied().filter(|g| !g.integrated).collect();
+    let mut out = match selection {
+        DeviceSelection::All => discrete.iter().map(|g| selected(g, is_busy(g))).collect(),
+        DeviceSelection::Count(n) => {
+            let n = *n as usize;
+            if n > discrete.len() {
+                return Err(PlanError::Gpu {
+                    message: format!(
+                        "`gpu.devices` asks for {n} GPUs but this host has {} (GPUs {})",
+                        discrete.len(),
+                        describe(&discrete)
+                    ),
+                    hint: format!("set `gpu.devices` to {} or fewer", discrete.len()),
+                });
+            }
+            // Keep what the environment already holds, then free GPUs, then shared ones.
+            let mut order: Vec<&Gpu> = discrete.clone();
+            order.sort_by_key(|g| {
+                let held = ids_of(g).iter().any(|id| prefer.contains(id));
+                (!held, is_busy(g), g.index)
+            });
+            let chosen: Vec<SelectedGpu> =
+                order.into_iter().take(n).map(|g| selected(g, is_busy(g))).collect();
+            let shared: Vec<String> =
+                chosen.iter().filter(|s| s.shared).map(|s| s.index.to_string()).collect();
+            if !shared.is_empty() {
+                notes.push(format!(
+                    "no free GPU was left: GPU {} is also used by another container",
+                    shared.join(", ")
+                ));
+            }
+            chosen
+        }
+        DeviceSelection::List(refs) => {
+            let mut chosen = Vec::new();
+            for r in refs {
+                let found = gpus.iter().find(|g| match r {
+                    GpuRef::Index(i) => g.index == *i,
+                    GpuRef::Uuid(u) => g.uuid.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(u)),
+                });
+                let Some(gpu) = found else {
+                    let what = match r {
+                        GpuRef::Index(i) => format!("GPU {i}"),
+                        GpuRef::Uuid(u) => format!("GPU {u}"),
+                    };
+                    return Err(PlanError::Gpu {
+                        message: format!(
+                            "`gpu.devices` names {what}, which this host does not have \
+                             (it has GPUs {})",
+                            describe(gpus)
+                        ),
+                        hint: "list host indices as `nvidia-smi -L` / `rocm-smi` show them, \
+                               or use a count such as `devices = 1`"
+                            .into(),
+                    });
+                };
+                chosen.push(selected(gpu, is_busy(gpu)));
+            }
+            chosen
+        }
+    };
+    out.sort_by_key(|s| s.index);
+    Ok(out)
+}
+
+fn nvidia_request(chosen: &[SelectedGpu], all: bool, engine: &EngineFacts) -> DeviceRequestPlan {
+    if engine.has_cdi_vendor("nvidia.com") {
+        let name = |id: &str| format!("nvidia.com/gpu={id}");
+        let ids = if all {
+            vec![name("all")]
+        } else {
+            chosen
+                .iter()
+                .map(|s| match &s.uuid {
+                    Some(u) if engine.cdi_devices.contains(&name(u)) => name(u),
+                    _ => name(&s.index.to_string()),
+                })
+                .collect()
+        };
+        return DeviceRequestPlan {
+            driver: "cdi".into(),
+            count: 0,
+            device_ids: ids,
+            capabilities: Vec::new(),
+        };
+    }
+    let caps = vec![vec!["gpu".to_string()]];
+    if all {
+        return DeviceRequestPlan { driver: String::new(), count: -1, device_ids: Vec::new(), capabilities: caps };
+    }
+    // UUIDs keep naming the same cards when indices shift (a GPU removed, a reboot reordering).
+    let ids = chosen.iter().map(|s| s.uuid.clone().unwrap_or_else(|| s.index.to_string())).collect();
+    DeviceRequestPlan { driver: String::new(), count: 0, device_ids: ids, capabilities: caps }
+}

@@ -1,0 +1,307 @@
+//! spec + facts → plan: the exact container the engine must end up with.
+//!
+//! Pure: no engine calls, no file writes. Everything host-dependent comes in through
+//! [`Inputs`], so plans for recorded hosts are snapshot-tested. The engine module turns a
+//! [`ContainerPlan`] into the API request; `drift` compares a plan with a running container.
+
+mod account;
+pub mod drift;
+mod gpu;
+mod identity;
+
+pub use account::{setup_script, sh_quote};
+pub use gpu::{BusyGpus, DeviceRequestPlan, GpuMode, GpuPlan, SelectedGpu};
+pub use identity::{LABEL_HASH, LABEL_MANAGED, LABEL_OWNER_UID, LABEL_PLAN, LABEL_PROJECT, container_name};
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::engine::facts::EngineFacts;
+use crate::host::{HostFacts, HostUser};
+use crate::spec::{EnvValue, Spec, UserMode};
+
+/// Where berth's own host folder (`<project>/.berth/`) appears inside every environment.
+pub const STATE_DIR: &str = "/berth/state";
+/// Where host caches appear inside.
+pub const CACHE_DIR: &str = "/berth/cache";
+/// Docker's default `/dev/shm`, which berth never leaves in place.
+pub const DOCKER_DEFAULT_SHM: u64 = 64 << 20;
+const SHM_CAP: u64 = 16 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{message}")]
+    Gpu { message: String, hint: String },
+}
+
+impl PlanError {
+    pub fn hint(&self) -> &str {
+        match self {
+            PlanError::Gpu { hint, .. } => hint,
+        }
+    }
+}
+
+/// Everything a plan depends on besides the spec.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    pub host: &'a HostFacts,
+    pub engine: &'a EngineFacts,
+    pub user: &'a HostUser,
+    /// GPUs other containers hold (for `devices = N`).
+    pub busy: &'a BusyGpus,
+    /// GPUs the existing container of this environment holds (kept on re-plan).
+    pub prefer: &'a [String],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MountPlan {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+    /// berth creates the host folder before creating the container.
+    pub create: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShmSource {
+    /// `resources.shm` in berth.toml.
+    File,
+    /// Half of host RAM, at most 16 GiB.
+    HostRam,
+    /// Half of `resources.memory` (shm pages count against the memory limit).
+    MemoryLimit,
+    /// `run.ipc = "host"`: the host's /dev/shm is used.
+    HostIpc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShmPlan {
+    pub bytes: u64,
+    pub source: ShmSource,
+}
+
+/// The user the environment runs as, with the home berth makes for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserPlan {
+    /// `uid:gid`, `0:0` or an image user's name: the container's `User`.
+    pub user: String,
+    /// Set for `as = "host"` with a non-root uid: berth adds a passwd entry and a home.
+    pub account: Option<Account>,
+    pub group_add: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PortPlan {
+    pub host_ip: String,
+    /// `None`: chosen free when the container is created.
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerPlan {
+    pub name: String,
+    pub hostname: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    /// Literal environment (never secrets).
+    pub env: Vec<(String, String)>,
+    /// Names of variables read from berth's own environment at every exec.
+    pub host_env: Vec<String>,
+    pub user: UserPlan,
+    pub workdir: String,
+    pub mounts: Vec<MountPlan>,
+    pub shm: ShmPlan,
+    pub memory: Option<u64>,
+    pub cpus: Option<f64>,
+    pub gpu: GpuPlan,
+    pub ports: Vec<PortPlan>,
+    pub ipc: Option<String>,
+    pub network: Option<String>,
+    pub cap_add: Vec<String>,
+    /// `[run] devices` plus the GPU nodes.
+    pub devices: Vec<String>,
+    pub ulimits: BTreeMap<String, i64>,
+    /// Keep-alive run under the engine's init as PID 1.
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub config_hash: String,
+}
+
+impl ContainerPlan {
+    pub fn project_dir(&self) -> Option<&str> {
+        self.labels.get(LABEL_PROJECT).map(String::as_str)
+    }
+}
+
+/// Compute the plan for `spec` on a host.
+pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError> {
+    let gpu = gpu::plan_gpus(
+        spec.gpu.vendor,
+        &spec.gpu.devices,
+        inputs.host,
+        inputs.engine,
+        inputs.busy,
+        inputs.prefer,
+    )?;
+    let user = plan_user(&spec.user, inputs.user, &gpu);
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut host_env = Vec::new();
+    for var in &spec.env {
+        match &var.value {
+            EnvValue::Literal(v) => env.push((var.key.clone(), v.clone())),
+            EnvValue::FromHost => host_env.push(var.key.clone()),
+        }
+    }
+    if let Some(acct) = &user.account {
+        env.push(("HOME".into(), acct.home.clone()));
+        env.push(("USER".into(), acct.name.clone()));
+    }
+    let mounts = plan_mounts(spec, inputs.user, &gpu, &mut env);
+    if gpu.wsl_lib.is_some() {
+        env.push(("LD_LIBRARY_PATH".into(), "/usr/lib/wsl/lib".into()));
+    }
+    env.push(("BERTH_STATE".into(), STATE_DIR.into()));
+    env.push(("BERTH_ENV".into(), spec.name.clone()));
+    env.sort();
+    env.dedup_by(|a, b| a.0 == b.0);
+
+    let mut devices = gpu.devices.clone();
+    devices.extend(spec.run.devices.iter().cloned());
+    let mut ulimits = BTreeMap::new();
+    if gpu.mode != GpuMode::None {
+        // What NVIDIA's and AMD's images ask for: pinned memory for NCCL/RCCL, deep stacks.
+        ulimits.insert("memlock".to_string(), -1);
+        ulimits.insert("stack".to_string(), 67_108_864);
+    }
+    ulimits.extend(spec.run.ulimits.clone());
+
+    let mut plan = ContainerPlan {
+        name: container_name(&inputs.user.name, &spec.name, &spec.project_dir),
+        hostname: identity::hostname(&spec.name),
+        image: spec.image.base.clone(),
+        labels: BTreeMap::new(),
+        env,
+        host_env,
+        user,
+        workdir: spec.workdir.clone(),
+        mounts,
+        shm: plan_shm(spec, inputs.host),
+        memory: spec.resources.memory,
+        cpus: spec.resources.cpus,
+        gpu,
+        ports: spec
+            .ports
+            .iter()
+            .map(|p| PortPlan {
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port,
+                container_port: p.container_port,
+                protocol: p.protocol.clone(),
+            })
+            .collect(),
+        ipc: spec.run.ipc.clone(),
+        network: spec.run.network.clone(),
+        cap_add: spec.run.cap_add.clone(),
+        devices,
+        ulimits,
+        entrypoint: vec!["sleep".into()],
+        cmd: vec!["infinity".into()],
+        config_hash: String::new(),
+    };
+    identity::stamp(&mut plan, spec, inputs.user);
+    Ok(plan)
+}
+
+fn plan_user(mode: &UserMode, user: &HostUser, gpu: &GpuPlan) -> UserPlan {
+    let group_add = gpu.group_ids.iter().copied().filter(|g| *g != user.gid).collect();
+    match mode {
+        UserMode::Root => UserPlan { user: "0:0".into(), account: None, group_add: gpu.group_ids.clone() },
+        UserMode::Named(n) => UserPlan { user: n.clone(), account: None, group_add: gpu.group_ids.clone() },
+        UserMode::Host if user.uid == 0 => UserPlan { user: "0:0".into(), account: None, group_add },
+        UserMode::Host => UserPlan {
+            user: format!("{}:{}", user.uid, user.gid),
+            account: Some(Account {
+                name: user.name.clone(),
+                uid: user.uid,
+                gid: user.gid,
+                home: format!("/home/{}", user.name),
+            }),
+            group_add,
+        },
+    }
+}
+
+fn plan_mounts(spec: &Spec, user: &HostUser, gpu: &GpuPlan, env: &mut Vec<(String, String)>) -> Vec<MountPlan> {
+    let mut mounts: Vec<MountPlan> = spec
+        .mounts
+        .iter()
+        .map(|m| MountPlan { source: m.source.clone(), target: m.target.clone(), read_only: m.read_only, create: m.create })
+        .collect();
+    if mounts.is_empty() {
+        // An environment without its code is no use: by default the project is the work folder.
+        mounts.push(MountPlan {
+            source: spec.project_dir.clone(),
+            target: spec.workdir.clone(),
+            read_only: false,
+            create: false,
+        });
+    }
+    mounts.push(MountPlan {
+        source: spec.project_dir.join(".berth"),
+        target: STATE_DIR.into(),
+        read_only: false,
+        create: true,
+    });
+    if spec.cache.pip {
+        let target = format!("{CACHE_DIR}/pip");
+        env.push(("PIP_CACHE_DIR".into(), target.clone()));
+        mounts.push(MountPlan { source: user.home.join(".cache/pip"), target, read_only: false, create: true });
+    }
+    if spec.cache.huggingface {
+        let target = format!("{CACHE_DIR}/huggingface");
+        env.push(("HF_HOME".into(), target.clone()));
+        mounts.push(MountPlan {
+            source: user.home.join(".cache/huggingface"),
+            target,
+            read_only: false,
+            create: true,
+        });
+    }
+    if let Some(lib) = &gpu.wsl_lib {
+        mounts.push(MountPlan { source: PathBuf::from(lib), target: lib.clone(), read_only: true, create: false });
+    }
+    mounts
+}
+
+fn plan_shm(spec: &Spec, host: &HostFacts) -> ShmPlan {
+    if spec.run.ipc.as_deref() == Some("host") {
+        return ShmPlan { bytes: 0, source: ShmSource::HostIpc };
+    }
+    if let Some(bytes) = spec.resources.shm {
+        return ShmPlan { bytes, source: ShmSource::File };
+    }
+    // RAM unreadable: 2 GiB is still 32 times Docker's default and fits any real machine.
+    let from_ram = if host.mem_total == 0 { 2 << 30 } else { (host.mem_total / 2).min(SHM_CAP) };
+    let from_ram = from_ram & !((1 << 20) - 1);
+    match spec.resources.memory {
+        Some(mem) if mem / 2 < from_ram => ShmPlan { bytes: (mem / 2) & !((1 << 20) - 1), source: ShmSource::MemoryLimit },
+        _ => ShmPlan { bytes: from_ram, source: ShmSource::HostRam },
+    }
+}
+
+#[cfg(test)]
+mod tests;

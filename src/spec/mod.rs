@@ -1,0 +1,151 @@
+//! The project file `berth.toml`: where it is, what it may say, and the validated [`Spec`].
+//!
+//! Invariants: a `Spec` only exists for a file that parsed and validated completely; every
+//! path in it is absolute; secrets (`{ from-host = true }`) are carried as names, never values.
+//! Errors always name the file, line, column and key (see [`SpecError`]).
+
+mod error;
+mod find;
+mod parse;
+pub mod size;
+
+pub use error::SpecError;
+pub use find::{FILE_NAME, find};
+pub use parse::{load, parse_str};
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A validated project file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// Absolute path of the `berth.toml` this came from.
+    pub file: PathBuf,
+    /// Absolute path of the folder holding it (the project).
+    pub project_dir: PathBuf,
+    /// `name`, defaulting to the project folder's name; `[A-Za-z0-9][A-Za-z0-9_.-]*`.
+    pub name: String,
+    /// `workdir`, default `/workspace`; absolute.
+    pub workdir: String,
+    pub image: ImageSpec,
+    pub gpu: GpuSpec,
+    pub resources: Resources,
+    pub mounts: Vec<MountSpec>,
+    pub cache: CacheSpec,
+    pub env: Vec<EnvVar>,
+    pub user: UserMode,
+    pub ports: Vec<PortSpec>,
+    pub run: RunOptions,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSpec {
+    /// `[image] base`, as the user wrote it (default `python:3.12-slim`).
+    pub base: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VendorChoice {
+    Auto,
+    Nvidia,
+    Amd,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuRef {
+    /// A host index (nvidia-smi / rocm-smi order).
+    Index(u32),
+    /// A GPU UUID (`GPU-...`).
+    Uuid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSelection {
+    All,
+    Count(u32),
+    List(Vec<GpuRef>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuSpec {
+    pub vendor: VendorChoice,
+    pub devices: DeviceSelection,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resources {
+    /// `/dev/shm` size in bytes; `None` means berth's default (derived from host RAM).
+    pub shm: Option<u64>,
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// CPU limit (fractional cores allowed).
+    pub cpus: Option<f64>,
+}
+
+/// One `src:dst[:ro|:rw]` entry of `mounts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    /// Absolute host path (relative sources are resolved against the project folder).
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub target: String,
+    pub read_only: bool,
+    /// The source does not exist yet but lies inside the project folder: berth creates it
+    /// when it applies the plan (never while validating).
+    pub create: bool,
+    /// The entry as written, for messages.
+    pub raw: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSpec {
+    pub pip: bool,
+    pub huggingface: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    Literal(String),
+    /// Read from berth's own environment at every start/exec; never stored anywhere.
+    FromHost,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub key: String,
+    pub value: EnvValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserMode {
+    /// The host user's uid:gid plus the GPU device groups, with a name and home inside.
+    Host,
+    Root,
+    /// A user that exists in the image.
+    Named(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    /// Host address to bind, `127.0.0.1` unless the entry names one.
+    pub host_ip: String,
+    /// `None`: berth picks a free port when it creates the container.
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    pub raw: String,
+}
+
+/// `[run]`: explicit opt-ins that weaken isolation; never defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunOptions {
+    pub ipc: Option<String>,
+    pub network: Option<String>,
+    pub cap_add: Vec<String>,
+    /// Extra host devices, `/dev/x[:/dev/y][:rwm]`.
+    pub devices: Vec<String>,
+    /// Soft = hard limit per name (`memlock`, `stack`, `nofile`, ...); `-1` is unlimited.
+    pub ulimits: BTreeMap<String, i64>,
+}

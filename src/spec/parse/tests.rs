@@ -1,0 +1,353 @@
+//! Whole-file tests: defaults, the scalar keys validated in `parse.rs`, serde's errors turned
+//! into positioned ones, and the fixture folders `tests/specs/bad/` and `tests/specs/good/`.
+
+use std::path::{Path, PathBuf};
+
+use super::{load, parse_str, parse_with_home};
+use crate::spec::{
+    CacheSpec, DeviceSelection, GpuRef, GpuSpec, ImageSpec, Resources, RunOptions, Spec, SpecError,
+    UserMode, VendorChoice,
+};
+
+/// Parses `text` as the `berth.toml` of a fresh, empty project folder whose HOME is the folder
+/// itself (so `~/x` counts as inside it). Returns the folder's path and the spec.
+pub(super) fn parse_in(text: &str) -> (PathBuf, Spec) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
+    let spec = parse_with_home(text, &dir.join("berth.toml"), Some(dir.clone()))
+        .unwrap_or_else(|e| panic!("{text:?} should parse: {e} ({:?})", e.hint()));
+    (dir, spec)
+}
+
+pub(super) fn err(text: &str) -> SpecError {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
+    match parse_with_home(text, &dir.join("berth.toml"), Some(dir.clone())) {
+        Ok(spec) => panic!("{text:?} should be refused, got {spec:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn an_empty_file_is_a_complete_default_project() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("my project!");
+    let file = dir.join("berth.toml");
+    let spec = parse_str("", &file).expect("empty file");
+    let want = Spec {
+        file,
+        project_dir: dir,
+        name: "my-project-".into(),
+        workdir: "/workspace".into(),
+        image: ImageSpec {
+            base: "python:3.12-slim".into(),
+        },
+        gpu: GpuSpec {
+            vendor: VendorChoice::Auto,
+            devices: DeviceSelection::All,
+        },
+        resources: Resources::default(),
+        mounts: vec![],
+        cache: CacheSpec {
+            pip: true,
+            huggingface: true,
+        },
+        env: vec![],
+        user: UserMode::Host,
+        ports: vec![],
+        run: RunOptions::default(),
+    };
+    assert_eq!(spec, want);
+}
+
+#[test]
+fn default_names_are_made_valid() {
+    use super::default_name;
+    assert_eq!(default_name(Path::new("/src/sdcnet")), "sdcnet");
+    assert_eq!(default_name(Path::new("/src/.hidden dir")), "hidden-dir");
+    assert_eq!(default_name(Path::new("/src/项目x")), "x");
+    assert_eq!(default_name(Path::new("/")), "project");
+    assert_eq!(default_name(&Path::new("/").join("a".repeat(99))).len(), 63);
+}
+
+#[test]
+fn scalar_keys_are_read() {
+    let text = "name = 'sdc.net_2'\nworkdir = '/w'\n[image]\nbase = 'nvcr.io/nvidia/pytorch:24.08-py3'\n\
+                [user]\nas = 'root'\n[cache]\npip = false\n[resources]\nshm = '16g'\nmemory = 1073741824\ncpus = 1.5";
+    let (_, spec) = parse_in(text);
+    assert_eq!(
+        (spec.name.as_str(), spec.workdir.as_str()),
+        ("sdc.net_2", "/w")
+    );
+    assert_eq!(spec.image.base, "nvcr.io/nvidia/pytorch:24.08-py3");
+    assert_eq!(spec.user, UserMode::Root);
+    assert_eq!(
+        spec.cache,
+        CacheSpec {
+            pip: false,
+            huggingface: true
+        }
+    );
+    assert_eq!(
+        spec.resources,
+        Resources {
+            shm: Some(16 << 30),
+            memory: Some(1 << 30),
+            cpus: Some(1.5)
+        }
+    );
+    assert_eq!(
+        parse_in("[user]\nas = 'dev_1'").1.user,
+        UserMode::Named("dev_1".into())
+    );
+    assert_eq!(
+        parse_in("[resources]\ncpus = 8").1.resources.cpus,
+        Some(8.0)
+    );
+}
+
+#[test]
+fn image_references_are_checked_for_plausibility() {
+    for good in [
+        "python",
+        "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-devel",
+        "localhost:5000/team/img:v1",
+        "Registry.Example.com/a/b",
+        "ubuntu@sha256:abc123",
+    ] {
+        assert_eq!(super::image_ref_problem(good), None, "{good}");
+    }
+    for bad in [
+        "",
+        "py thon",
+        "PyTorch/pytorch",
+        "img:",
+        "img:-x",
+        "a//b",
+        "img@sha256",
+        "-x",
+    ] {
+        assert!(super::image_ref_problem(bad).is_some(), "{bad}");
+    }
+}
+
+#[test]
+fn gpu_devices_take_all_a_count_or_a_list() {
+    let devices = |text: &str| parse_in(&format!("[gpu]\ndevices = {text}")).1.gpu.devices;
+    assert_eq!(devices("'all'"), DeviceSelection::All);
+    assert_eq!(devices("2"), DeviceSelection::Count(2));
+    let uuid = "GPU-8b2c3d4e-0000-1111-2222-333344445555";
+    assert_eq!(
+        devices(&format!("[1, 0, '{uuid}']")),
+        DeviceSelection::List(vec![
+            GpuRef::Index(1),
+            GpuRef::Index(0),
+            GpuRef::Uuid(uuid.into())
+        ])
+    );
+    let cases = [
+        ("0", (2, 11), "at least 1"),
+        ("-1", (2, 11), "at least 1"),
+        ("'some'", (2, 11), "found \"some\""),
+        ("true", (2, 11), "found a boolean"),
+        ("[]", (2, 11), "empty"),
+        ("[0, 0]", (2, 15), "listed twice"),
+        ("[0, -1]", (2, 15), "not a GPU index"),
+        ("[0, 'GPU-xyz']", (2, 15), "not a GPU UUID"),
+        ("[0, 'gpu0']", (2, 15), "not a GPU UUID"),
+        ("[[0]]", (2, 12), "found an array"),
+    ];
+    for (value, at, want) in cases {
+        let e = err(&format!("[gpu]\ndevices = {value}"));
+        assert_eq!((e.line, e.column), at, "{value}: {e}");
+        assert!(e.message.contains(want), "{value}: {e}");
+        assert!(e.message.starts_with("`gpu.devices"), "{e}");
+    }
+}
+
+#[test]
+fn vendor_sizes_and_cpus_mistakes() {
+    let e = err("[gpu]\nvendor = 'NVIDIA'");
+    assert_eq!(e.hint(), Some("did you mean \"nvidia\"?"));
+    let e = err("[resources]\nshm = '512k'");
+    assert_eq!((e.line, e.column), (2, 7));
+    assert!(
+        e.message
+            .contains("512 KiB is too small; the minimum is 1 MiB"),
+        "{e}"
+    );
+    assert!(
+        err("[resources]\nmemory = '4m'")
+            .message
+            .contains("minimum is 6 MiB")
+    );
+    assert!(err("[resources]\nmemory = -5").message.contains("negative"));
+    assert!(
+        err("[resources]\nshm = '16 gigs'")
+            .message
+            .contains("not a size")
+    );
+    assert!(
+        err("[resources]\nshm = true")
+            .message
+            .contains("expected a size")
+    );
+    assert!(err("[resources]\ncpus = 0").message.contains("more than 0"));
+    assert!(
+        err("[resources]\ncpus = nan")
+            .message
+            .contains("more than 0")
+    );
+    assert!(
+        err("[resources]\ncpus = '8'")
+            .message
+            .contains("found a string")
+    );
+    assert!(err("name = '-x'").message.contains("not a valid name"));
+    assert!(
+        err(&format!("name = '{}'", "a".repeat(64)))
+            .message
+            .contains("not a valid name")
+    );
+    assert!(
+        err("workdir = 'work'")
+            .message
+            .contains("not an absolute path")
+    );
+    assert!(err("[user]\nas = 'Bob'").message.contains("not \"host\""));
+}
+
+#[test]
+fn serde_errors_name_the_key_and_suggest() {
+    let e = err("[gpu]\nvendr = 'amd'");
+    assert_eq!(
+        (e.line, e.column, e.key.as_deref()),
+        (2, 1, Some("gpu.vendr"))
+    );
+    assert_eq!(e.message, "`gpu.vendr`: unknown key");
+    assert_eq!(e.hint(), Some("did you mean `vendor`?"));
+
+    let e = err("colour = 1");
+    assert!(
+        e.hint()
+            .unwrap_or_default()
+            .starts_with("valid keys here: `name`"),
+        "{e:?}"
+    );
+    assert!(
+        !e.hint().unwrap_or_default().contains("cluster"),
+        "later features stay hidden"
+    );
+
+    let e = err("[image]\nbsae = 'x'");
+    assert_eq!(e.hint(), Some("did you mean `base`?"));
+    let e = err("[image]\nnope = 'x'");
+    assert_eq!(e.hint(), Some("valid keys here: `base`"));
+    let e = err("[cache]\npipp = true");
+    assert_eq!(e.hint(), Some("did you mean `pip`?"));
+
+    let e = err("[gpu]\nvendor = 3");
+    assert_eq!(
+        (e.line, e.column, e.key.as_deref()),
+        (2, 10, Some("gpu.vendor"))
+    );
+    assert!(
+        e.message
+            .starts_with("`gpu.vendor`: invalid type: integer `3`"),
+        "{e}"
+    );
+    let e = err("mounts = ['.:/w', 3]");
+    assert_eq!(e.key.as_deref(), Some("mounts[1]"));
+    let e = err("mounts = '.:/w'");
+    assert!(e.message.contains("expected an array"), "{e}");
+    let e = err("gpu = 3");
+    assert!(e.message.contains("expected a table"), "{e}");
+
+    let e = err("name = \"x\"\nname = \"y\"");
+    assert_eq!((e.line, e.column, e.key.as_deref()), (2, 1, None));
+}
+
+#[test]
+fn later_features_are_refused_by_name() {
+    let e = err("[image]\nbase = 'python'\napt = ['git']\npip = ['x']");
+    assert_eq!((e.line, e.column), (3, 7));
+    assert_eq!(
+        e.message,
+        "`image.apt`: is not supported by this version of berth yet"
+    );
+    let e = err("[cluster]\n\"/data\" = { pvc = 'd' }");
+    assert_eq!(
+        (e.line, e.column, e.key.as_deref()),
+        (1, 1, Some("cluster"))
+    );
+}
+
+#[test]
+fn load_reads_the_file_and_names_it_when_it_cannot() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("berth.toml");
+    let e = load(&file).expect_err("missing");
+    assert_eq!((e.file.as_path(), e.line, e.column), (file.as_path(), 0, 0));
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{}: cannot read", file.display())),
+        "{e}"
+    );
+    std::fs::write(&file, "name = 'x'\n").expect("write");
+    assert_eq!(load(&file).expect("loads").name, "x");
+}
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/specs")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixture folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_bad_fixture_fails_where_its_expect_file_says() {
+    let files = fixtures("bad");
+    assert!(files.len() >= 24, "only {} bad fixtures", files.len());
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("fixture");
+        let expect = std::fs::read_to_string(file.with_extension("expect")).expect(".expect file");
+        let mut lines = expect.lines();
+        let at = lines.next().expect("LINE:COLUMN line").trim();
+        let want = lines.next().expect("message line").trim();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match parse_str(&text, file) {
+            Ok(_) => failures.push(format!("{name}: parsed without error")),
+            Err(e) => {
+                let got = format!("{}:{}", e.line, e.column);
+                if got != at || !e.message.contains(want) || e.file != *file {
+                    failures.push(format!(
+                        "{name}: want {at} `{want}`, got {got} `{}`",
+                        e.message
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_good_fixture_parses() {
+    let files = fixtures("good");
+    assert!(files.len() >= 3, "only {} good fixtures", files.len());
+    for file in &files {
+        if let Err(e) = load(file) {
+            panic!("{e} ({:?})", e.hint());
+        }
+    }
+}
