@@ -84,7 +84,7 @@ mod tests {
     #[test]
     fn hint_anywhere_in_the_chain_sets_hint_and_code() {
         let base: anyhow::Error = fail(Code::NoEngine, "socket refused", "start dockerd");
-        let err = Err::<(), _>(base).context("cannot reach the engine").unwrap_err();
+        let err = Err::<(), _>(base).context("cannot reach the engine").expect_err("an error");
         let (text, code) = render(&err);
         assert_eq!(code, 3);
         assert_eq!(

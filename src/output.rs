@@ -90,7 +90,10 @@ mod tests {
 
     #[test]
     fn table_aligns_columns() {
-        let t = table(&["NAME", "STATE"], &[vec!["a".into(), "running".into()], vec!["long-name".into(), "exited".into()]]);
+        let t = table(
+            &["NAME", "STATE"],
+            &[vec!["a".into(), "running".into()], vec!["long-name".into(), "exited".into()]],
+        );
         assert_eq!(t, "NAME       STATE\na          running\nlong-name  exited\n");
     }
 }

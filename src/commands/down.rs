@@ -38,8 +38,7 @@ pub async fn guard(
     }
     let id = c.id.as_deref().unwrap_or(&project.container);
     let raw = engine.docker.container_changes(id).await.map_err(|e| explain(e, &engine.endpoint))?;
-    let targets: Vec<String> =
-        c.mounts.iter().flatten().filter_map(|m| m.destination.clone()).collect();
+    let targets: Vec<String> = c.mounts.iter().flatten().filter_map(|m| m.destination.clone()).collect();
     let found = changes::significant(&raw.unwrap_or_default(), &targets);
     if found.is_empty() {
         return Ok(());

@@ -22,7 +22,11 @@ pub struct ExecOptions {
 /// Returns the command's exit code.
 pub async fn run(ctx: &Context, opts: ExecOptions) -> anyhow::Result<i32> {
     if opts.cmd.is_empty() {
-        return Err(fail(Code::BadInput, "no command given", "put the command after `--`: berth exec -- python train.py"));
+        return Err(fail(
+            Code::BadInput,
+            "no command given",
+            "put the command after `--`: berth exec -- python train.py",
+        ));
     }
     let auto_tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let tty = opts.tty || auto_tty;

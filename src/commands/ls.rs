@@ -29,12 +29,22 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
         .map(|c| {
             let labels = c.labels.clone().unwrap_or_default();
             let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
-            let gpus = labels.get(LABEL_PLAN).and_then(|p| Summary::from_label(p)).map(|s| s.gpus).unwrap_or_default();
+            let gpus = labels
+                .get(LABEL_PLAN)
+                .and_then(|p| Summary::from_label(p))
+                .map(|s| s.gpus)
+                .unwrap_or_default();
             Entry {
                 name: get("dev.berth.name"),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 container_id: c.id.clone().unwrap_or_default(),
-                container_name: c.names.iter().flatten().next().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                container_name: c
+                    .names
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
                 image: c.image.clone().unwrap_or_default(),
                 project: get(LABEL_PROJECT),
                 owner: get("dev.berth.owner"),
@@ -52,7 +62,8 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
-            let mut row = vec![e.name.clone(), e.state.clone(), e.gpus.clone(), e.image.clone(), e.project.clone()];
+            let mut row =
+                vec![e.name.clone(), e.state.clone(), e.gpus.clone(), e.image.clone(), e.project.clone()];
             if all_users {
                 row.push(e.owner.clone());
             }

@@ -62,7 +62,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     };
     if let Some(c) = &c {
         fill(&mut st, c);
-        let old = engine::label(c, crate::plan::LABEL_PLAN).and_then(drift::Summary::from_label).unwrap_or_default();
+        let old = engine::label(c, crate::plan::LABEL_PLAN)
+            .and_then(drift::Summary::from_label)
+            .unwrap_or_default();
         st.drift = drift::differences(&old, &drift::Summary::of(&plan));
         if st.shm_bytes == Some(plan.shm.bytes) {
             st.shm = Some(shm_words(plan.shm.bytes, plan.shm.source));
@@ -85,7 +87,9 @@ fn shm_words(bytes: u64, source: ShmSource) -> String {
     let size = format_size(bytes);
     match source {
         ShmSource::File => format!("{size} (resources.shm)"),
-        ShmSource::HostRam => format!("{size} (default: half of host RAM, at most 16 GiB; set resources.shm)"),
+        ShmSource::HostRam => {
+            format!("{size} (default: half of host RAM, at most 16 GiB; set resources.shm)")
+        }
         ShmSource::MemoryLimit => format!("{size} (default: half of resources.memory)"),
         ShmSource::HostIpc => "the host's /dev/shm (run.ipc = \"host\")".into(),
     }

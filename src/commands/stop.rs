@@ -15,6 +15,10 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         return Ok(());
     }
     engine.stop(c.id.as_deref().unwrap_or(&project.container), 10).await?;
-    ctx.out.status(format!("stopped {} ({}); `berth up` starts it again", project.container, Project::short_id(&c)));
+    ctx.out.status(format!(
+        "stopped {} ({}); `berth up` starts it again",
+        project.container,
+        Project::short_id(&c)
+    ));
     Ok(())
 }

@@ -69,13 +69,15 @@ pub async fn plan_for(
     let wants_nvidia = spec.gpu.vendor == VendorChoice::Nvidia
         || (spec.gpu.vendor == VendorChoice::Auto && host.gpus_of(Vendor::Nvidia).next().is_some());
     let facts = if wants_nvidia { engine.facts().await? } else { EngineFacts::default() };
-    let busy = if matches!(spec.gpu.devices, DeviceSelection::Count(_)) && spec.gpu.vendor != VendorChoice::None {
-        engine.busy_gpus(existing.and_then(|c| c.id.as_deref())).await?
-    } else {
-        BusyGpus::new()
-    };
+    let busy =
+        if matches!(spec.gpu.devices, DeviceSelection::Count(_)) && spec.gpu.vendor != VendorChoice::None {
+            engine.busy_gpus(existing.and_then(|c| c.id.as_deref())).await?
+        } else {
+            BusyGpus::new()
+        };
     let prefer = existing.map(held_gpus).unwrap_or_default();
-    let inputs = plan::Inputs { host: &host, engine: &facts, user: &project.user, busy: &busy, prefer: &prefer };
+    let inputs =
+        plan::Inputs { host: &host, engine: &facts, user: &project.user, busy: &busy, prefer: &prefer };
     let plan = plan::plan(spec, &inputs).map_err(|e| {
         anyhow::Error::new(
             Hint::new(Code::BadInput, format!("{}: {e}", spec.file.display())).with_hint(e.hint()),
@@ -141,11 +143,8 @@ pub async fn apply(
             let old = engine::label(&c, LABEL_PLAN).and_then(drift::Summary::from_label).unwrap_or_default();
             let differences = drift::differences(&old, &drift::Summary::of(&plan));
             if !opts.recreate {
-                let mut message = format!(
-                    "{} no longer matches {}:",
-                    project.container,
-                    project.spec.file.display()
-                );
+                let mut message =
+                    format!("{} no longer matches {}:", project.container, project.spec.file.display());
                 for d in &differences {
                     message.push_str(&format!("\n    {d}"));
                 }

@@ -15,7 +15,10 @@ pub enum Endpoint {
     Unix(PathBuf),
     Tcp(String),
     /// `ssh://[user@]host[:port]`, reached through `ssh HOST docker system dial-stdio`.
-    Ssh { destination: String, port: Option<u16> },
+    Ssh {
+        destination: String,
+        port: Option<u16>,
+    },
 }
 
 impl std::fmt::Display for Endpoint {
@@ -105,11 +108,7 @@ fn context_host(config_dir: &Path, name: &str) -> anyhow::Result<String> {
     };
     let text = std::fs::read_to_string(&meta).map_err(|_| missing())?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| missing())?;
-    value
-        .pointer("/Endpoints/docker/Host")
-        .and_then(|h| h.as_str())
-        .map(str::to_string)
-        .ok_or_else(missing)
+    value.pointer("/Endpoints/docker/Host").and_then(|h| h.as_str()).map(str::to_string).ok_or_else(missing)
 }
 
 /// The local socket: Docker's, then rootless Docker's, then Podman's.

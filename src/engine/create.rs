@@ -29,7 +29,11 @@ pub fn create_body(plan: &ContainerPlan, host_ports: &[Option<u16>]) -> Containe
             let host = parts[0].to_string();
             let inside = parts.get(1).map_or(host.clone(), |s| s.to_string());
             let perms = parts.get(2).map_or("rwm".to_string(), |s| s.to_string());
-            DeviceMapping { path_on_host: Some(host), path_in_container: Some(inside), cgroup_permissions: Some(perms) }
+            DeviceMapping {
+                path_on_host: Some(host),
+                path_in_container: Some(inside),
+                cgroup_permissions: Some(perms),
+            }
         })
         .collect();
     let device_requests = plan

@@ -9,8 +9,8 @@
 use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
-use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
 use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -150,7 +150,8 @@ impl Engine {
             working_dir: req.workdir.clone(),
             ..Default::default()
         };
-        let created = self.docker.create_exec(&req.container, opts).await.map_err(|e| explain(e, &self.endpoint))?;
+        let created =
+            self.docker.create_exec(&req.container, opts).await.map_err(|e| explain(e, &self.endpoint))?;
         Ok(created.id)
     }
 
@@ -177,7 +178,8 @@ impl Engine {
                 }
             };
             resize(docker.clone(), id.clone()).await;
-            let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
+            let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+            else {
                 return;
             };
             while winch.recv().await.is_some() {

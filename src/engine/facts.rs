@@ -50,11 +50,7 @@ pub fn from_engine(
     version: &bollard::models::SystemVersion,
     api_version: &str,
 ) -> EngineFacts {
-    let podman = version
-        .components
-        .iter()
-        .flatten()
-        .any(|c| c.name.to_ascii_lowercase().contains("podman"));
+    let podman = version.components.iter().flatten().any(|c| c.name.to_ascii_lowercase().contains("podman"));
     let mut runtimes: Vec<String> = info.runtimes.iter().flatten().map(|(k, _)| k.clone()).collect();
     runtimes.sort();
     let mut cdi_devices: Vec<String> =

@@ -44,13 +44,13 @@ impl Engine {
                     return Err(pull_failed(image, e));
                 }
             };
-            if let (Some(id), Some(detail)) = (info.id.as_ref(), info.progress_detail.as_ref()) {
-                if let (Some(cur), Some(total)) = (detail.current, detail.total) {
-                    layers.insert(id.clone(), (cur.max(0) as u64, total.max(0) as u64));
-                    let (c, t) = layers.values().fold((0, 0), |(a, b), (c, t)| (a + c, b + t));
-                    bar.set_length(t);
-                    bar.set_position(c);
-                }
+            if let (Some(id), Some(detail)) = (info.id.as_ref(), info.progress_detail.as_ref())
+                && let (Some(cur), Some(total)) = (detail.current, detail.total)
+            {
+                layers.insert(id.clone(), (cur.max(0) as u64, total.max(0) as u64));
+                let (c, t) = layers.values().fold((0, 0), |(a, b), (c, t)| (a + c, b + t));
+                bar.set_length(t);
+                bar.set_position(c);
             }
             if let Some(status) = info.status {
                 bar.set_message(status);
@@ -73,13 +73,23 @@ fn split_tag(image: &str) -> (&str, &str) {
 
 fn pull_failed(image: &str, err: BollardError) -> anyhow::Error {
     let text = err.to_string();
-    let offline = ["dial tcp", "lookup ", "no such host", "i/o timeout", "connection refused", "network is unreachable", "TLS handshake"]
-        .iter()
-        .any(|m| text.contains(m));
+    let offline = [
+        "dial tcp",
+        "lookup ",
+        "no such host",
+        "i/o timeout",
+        "connection refused",
+        "network is unreachable",
+        "TLS handshake",
+    ]
+    .iter()
+    .any(|m| text.contains(m));
     if offline {
         return fail(
             Code::Failure,
-            format!("the image {image} is not on this engine, and the registry cannot be reached to pull it ({text})"),
+            format!(
+                "the image {image} is not on this engine, and the registry cannot be reached to pull it ({text})"
+            ),
             "this machine looks offline: bring the image in with `docker load -i FILE` (or `berth unpack`), \
              or set `[image] base` to an image the engine already has (`docker images`)",
         );

@@ -108,7 +108,8 @@ impl Engine {
         }
         let filters: HashMap<String, Vec<String>> = HashMap::from([("label".to_string(), labels)]);
         let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        let mut list = self.docker.list_containers(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))?;
+        let mut list =
+            self.docker.list_containers(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))?;
         list.sort_by(|a, b| a.names.cmp(&b.names));
         Ok(list)
     }
@@ -171,7 +172,11 @@ pub fn explain(err: BollardError, endpoint: &Endpoint) -> anyhow::Error {
         }
     }
     if matches!(err, BollardError::RequestTimeoutError) {
-        return fail(Code::NoEngine, format!("the engine at {endpoint} did not answer in time"), "check that the engine is healthy: `docker info`");
+        return fail(
+            Code::NoEngine,
+            format!("the engine at {endpoint} did not answer in time"),
+            "check that the engine is healthy: `docker info`",
+        );
     }
     anyhow::Error::new(err).context(format!("talking to the container engine at {endpoint}"))
 }
@@ -190,7 +195,7 @@ fn io_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::i
 fn permission_denied(endpoint: &Endpoint) -> anyhow::Error {
     let user = crate::host::HostUser::current();
     let docker_gid = group_gid("docker");
-    let listed = group_members("docker").iter().any(|m| *m == user.name);
+    let listed = group_members("docker").contains(&user.name);
     let active = docker_gid.is_some_and(|g| user.groups.contains(&g) || user.gid == g);
     let hint = if listed && !active {
         "you were added to the `docker` group, but this login does not have it yet: run \
@@ -207,7 +212,9 @@ fn permission_denied(endpoint: &Endpoint) -> anyhow::Error {
 
 fn group_line(name: &str) -> Option<Vec<String>> {
     let text = std::fs::read_to_string("/etc/group").ok()?;
-    text.lines().find(|l| l.split(':').next() == Some(name)).map(|l| l.split(':').map(str::to_string).collect())
+    text.lines()
+        .find(|l| l.split(':').next() == Some(name))
+        .map(|l| l.split(':').map(str::to_string).collect())
 }
 
 fn group_gid(name: &str) -> Option<u32> {

@@ -19,7 +19,10 @@ pub struct SshProxy {
 }
 
 pub fn start(destination: &str, port: Option<u16>) -> anyhow::Result<SshProxy> {
-    let dir = tempfile::Builder::new().prefix("berth-ssh-").tempdir().context("creating a folder for the ssh proxy")?;
+    let dir = tempfile::Builder::new()
+        .prefix("berth-ssh-")
+        .tempdir()
+        .context("creating a folder for the ssh proxy")?;
     let socket = dir.path().join("docker.sock");
     let listener = UnixListener::bind(&socket).context("binding the ssh proxy socket")?;
     let mut args: Vec<String> = vec![
@@ -36,7 +39,13 @@ pub fn start(destination: &str, port: Option<u16>) -> anyhow::Result<SshProxy> {
     if let Some(p) = port {
         args.extend(["-p".into(), p.to_string()]);
     }
-    args.extend(["--".into(), destination.to_string(), "docker".into(), "system".into(), "dial-stdio".into()]);
+    args.extend([
+        "--".into(),
+        destination.to_string(),
+        "docker".into(),
+        "system".into(),
+        "dial-stdio".into(),
+    ]);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let args = args.clone();

@@ -17,11 +17,7 @@ type Props = BTreeMap<String, u64>;
 
 /// AMD GPUs in KFD node order; index = position among GPU nodes.
 pub fn probe_gpus(root: &HostRoot) -> Vec<Gpu> {
-    let mut ids: Vec<u32> = root
-        .list(KFD_NODES)
-        .iter()
-        .filter_map(|n| n.parse().ok())
-        .collect();
+    let mut ids: Vec<u32> = root.list(KFD_NODES).iter().filter_map(|n| n.parse().ok()).collect();
     // Numeric order: the listing is by name, where node 10 comes before node 2.
     ids.sort_unstable();
     ids.into_iter()
@@ -33,8 +29,7 @@ pub fn probe_gpus(root: &HostRoot) -> Vec<Gpu> {
 }
 
 fn read_props(root: &HostRoot, node: u32) -> Option<Props> {
-    root.read(&format!("{KFD_NODES}/{node}/properties"))
-        .map(|text| parse_props(&text))
+    root.read(&format!("{KFD_NODES}/{node}/properties")).map(|text| parse_props(&text))
 }
 
 fn parse_props(text: &str) -> Props {
@@ -67,9 +62,7 @@ fn gpu_at(root: &HostRoot, node: u32, props: &Props, index: u32) -> Gpu {
         // Only boards with a FRU EEPROM (Instinct, some Pro) carry a product name.
         model: root.read_line(&format!("{device}/product_name")),
         kernel_driver: root.link_name(&format!("{device}/driver")),
-        uuid: Some(prop(props, "unique_id"))
-            .filter(|&id| id != 0)
-            .map(|id| format!("GPU-{id:016x}")),
+        uuid: Some(prop(props, "unique_id")).filter(|&id| id != 0).map(|id| format!("GPU-{id:016x}")),
         render_node: render_node.and_then(|path| root.device_node(&path)),
         gfx_target: gfx_target(prop(props, "gfx_target_version")),
         kfd_node: Some(node),
@@ -103,11 +96,7 @@ fn gfx_target(version: u64) -> Option<String> {
 fn vram_bytes(root: &HostRoot, minor: u64, pci: &str) -> Option<u64> {
     let read = |path: String| root.read_line(&path)?.parse().ok();
     (minor > 0)
-        .then(|| {
-            read(format!(
-                "/sys/class/drm/renderD{minor}/device/mem_info_vram_total"
-            ))
-        })
+        .then(|| read(format!("/sys/class/drm/renderD{minor}/device/mem_info_vram_total")))
         .flatten()
         .or_else(|| read(format!("/sys/bus/pci/devices/{pci}/mem_info_vram_total")))
 }
@@ -153,9 +142,7 @@ mod tests {
         assert_eq!(prop(&props, "missing"), 0);
         assert_eq!(props.len(), 3);
         assert!(is_gpu(&props));
-        assert!(!is_gpu(&parse_props(
-            "cpu_cores_count 32\nsimd_count 0\ngfx_target_version 0\n"
-        )));
+        assert!(!is_gpu(&parse_props("cpu_cores_count 32\nsimd_count 0\ngfx_target_version 0\n")));
     }
 
     #[test]
@@ -163,16 +150,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = dir.path().join("sys/class/kfd/kfd/topology/nodes/0");
         std::fs::create_dir_all(&node).expect("mkdir");
-        let text =
-            "cpu_cores_count 4\nsimd_count 32\ngfx_target_version 80003\ndrm_render_minor 128\n";
+        let text = "cpu_cores_count 4\nsimd_count 32\ngfx_target_version 80003\ndrm_render_minor 128\n";
         std::fs::write(node.join("properties"), text).expect("write");
         let gpus = probe_gpus(&HostRoot::at(dir.path()));
         assert_eq!(gpus.len(), 1);
         assert!(gpus[0].integrated);
         assert_eq!(gpus[0].gfx_target.as_deref(), Some("gfx803"));
-        assert_eq!(
-            gpus[0].render_node, None,
-            "no /dev/dri/renderD128 on this host"
-        );
+        assert_eq!(gpus[0].render_node, None, "no /dev/dri/renderD128 on this host");
     }
 }

@@ -6,17 +6,13 @@ use super::HostRoot;
 
 /// `MemTotal` in bytes, 0 when missing.
 pub fn total_bytes(root: &HostRoot) -> u64 {
-    root.read("/proc/meminfo")
-        .and_then(|text| mem_total(&text))
-        .unwrap_or(0)
+    root.read("/proc/meminfo").and_then(|text| mem_total(&text)).unwrap_or(0)
 }
 
 /// `MemTotal:       24683656 kB` → bytes. The kernel always writes kB (KiB); a bare number is
 /// taken as bytes rather than guessed at.
 fn mem_total(meminfo: &str) -> Option<u64> {
-    let rest = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))?;
+    let rest = meminfo.lines().find_map(|line| line.strip_prefix("MemTotal:"))?;
     let mut fields = rest.split_whitespace();
     let value: u64 = fields.next()?.parse().ok()?;
     match fields.next() {

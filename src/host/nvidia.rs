@@ -22,11 +22,7 @@ pub fn probe_gpus(root: &HostRoot) -> Vec<Gpu> {
     // Sort numerically: domains may have more than four hex digits (VMD puts devices in 10000:),
     // where name order and bus order disagree.
     addrs.sort();
-    addrs
-        .into_iter()
-        .zip(0..)
-        .map(|((_, pci), index)| gpu_at(root, pci, index))
-        .collect()
+    addrs.into_iter().zip(0..).map(|((_, pci), index)| gpu_at(root, pci, index)).collect()
 }
 
 /// The loaded kernel module's version: /sys/module/nvidia/version first (one bare version), else
@@ -38,16 +34,11 @@ pub fn probe_driver(root: &HostRoot) -> Option<NvidiaDriver> {
         .filter(|v| is_version(v))
         .or_else(|| proc_line.as_deref().and_then(proc_version))?;
     let open_module = proc_line.is_some_and(|l| l.contains("Open Kernel Module"));
-    Some(NvidiaDriver {
-        version,
-        open_module,
-    })
+    Some(NvidiaDriver { version, open_module })
 }
 
 fn gpu_at(root: &HostRoot, pci: String, index: u32) -> Gpu {
-    let info = root
-        .read(&format!("/proc/driver/nvidia/gpus/{pci}/information"))
-        .unwrap_or_default();
+    let info = root.read(&format!("/proc/driver/nvidia/gpus/{pci}/information")).unwrap_or_default();
     let device_node = info_field(&info, "Device Minor")
         .and_then(|m| m.parse::<u32>().ok())
         .and_then(|minor| root.device_node(&format!("/dev/nvidia{minor}")));
@@ -56,9 +47,7 @@ fn gpu_at(root: &HostRoot, pci: String, index: u32) -> Gpu {
         index,
         kernel_driver: root.link_name(&format!("{PCI_DEVICES}/{pci}/driver")),
         model: info_field(&info, "Model").map(str::to_string),
-        uuid: info_field(&info, "GPU UUID")
-            .filter(|u| u.starts_with("GPU-"))
-            .map(str::to_string),
+        uuid: info_field(&info, "GPU UUID").filter(|u| u.starts_with("GPU-")).map(str::to_string),
         pci,
         render_node: None,
         gfx_target: None,
@@ -73,19 +62,14 @@ fn gpu_at(root: &HostRoot, pci: String, index: u32) -> Gpu {
 /// Whether the PCI function `addr` is a display controller of `vendor` (HDMI audio functions of
 /// the same card, class 0x0403xx, and NVSwitch bridges, 0x0680xx, are not).
 fn is_display_of(root: &HostRoot, addr: &str, vendor: u32) -> bool {
-    let hex = |file: &str| {
-        root.read_line(&format!("{PCI_DEVICES}/{addr}/{file}"))
-            .and_then(|s| parse_hex(&s))
-    };
+    let hex =
+        |file: &str| root.read_line(&format!("{PCI_DEVICES}/{addr}/{file}")).and_then(|s| parse_hex(&s));
     hex("vendor") == Some(vendor) && hex("class").is_some_and(|c| c >> 16 == CLASS_DISPLAY)
 }
 
 /// `0x10de` / `0x030200` as sysfs writes them.
 fn parse_hex(text: &str) -> Option<u32> {
-    let digits = text
-        .trim()
-        .trim_start_matches("0x")
-        .trim_start_matches("0X");
+    let digits = text.trim().trim_start_matches("0x").trim_start_matches("0X");
     u32::from_str_radix(digits, 16).ok()
 }
 
@@ -113,18 +97,14 @@ fn info_field<'a>(info: &'a str, key: &str) -> Option<&'a str> {
 /// the first version-shaped token after "Kernel Module" (the date after it has none).
 fn proc_version(line: &str) -> Option<String> {
     let tail = line.split_once("Kernel Module").map_or(line, |(_, t)| t);
-    tail.split_whitespace()
-        .find(|t| is_version(t))
-        .map(str::to_string)
+    tail.split_whitespace().find(|t| is_version(t)).map(str::to_string)
 }
 
 /// `\d+\.\d+(\.\d+)?`, whole token.
 fn is_version(token: &str) -> bool {
     let parts: Vec<&str> = token.split('.').collect();
     (2..=3).contains(&parts.len())
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -142,8 +122,7 @@ mod tests {
         let line = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.95.05  Release Build  \
                     (dvs-builder@U22-I3-AF03-09-1)  Tue Sep 23 09:39:49 UTC 2025";
         assert_eq!(proc_version(line).as_deref(), Some("580.95.05"));
-        let arm =
-            "NVRM version: NVIDIA UNIX Open Kernel Module for aarch64  570.124.06  Release Build";
+        let arm = "NVRM version: NVIDIA UNIX Open Kernel Module for aarch64  570.124.06  Release Build";
         assert_eq!(proc_version(arm).as_deref(), Some("570.124.06"));
     }
 
@@ -153,10 +132,7 @@ mod tests {
             proc_version("NVRM version: NVIDIA UNIX x86_64 Kernel Module  570.86  Thu").as_deref(),
             Some("570.86")
         );
-        assert_eq!(
-            proc_version("NVRM version: NVIDIA UNIX x86_64 Kernel Module  unknown"),
-            None
-        );
+        assert_eq!(proc_version("NVRM version: NVIDIA UNIX x86_64 Kernel Module  unknown"), None);
         assert!(!is_version("x86_64"));
         assert!(!is_version("1.2.3.4"));
         assert!(!is_version("550."));
@@ -174,20 +150,9 @@ mod tests {
 
     #[test]
     fn pci_addresses_sort_by_number_not_by_name() {
-        let mut keys = [
-            pci_key("10000:01:00.0"),
-            pci_key("ffff:db:00.0"),
-            pci_key("0000:9a:00.0"),
-        ];
+        let mut keys = [pci_key("10000:01:00.0"), pci_key("ffff:db:00.0"), pci_key("0000:9a:00.0")];
         keys.sort();
-        assert_eq!(
-            keys,
-            [
-                pci_key("0000:9a:00.0"),
-                pci_key("ffff:db:00.0"),
-                pci_key("10000:01:00.0")
-            ]
-        );
+        assert_eq!(keys, [pci_key("0000:9a:00.0"), pci_key("ffff:db:00.0"), pci_key("10000:01:00.0")]);
         assert_eq!(pci_key("0000:3b:00.1"), Some((0, 0x3b, 0, 1)));
         assert_eq!(pci_key("not-a-bdf"), None);
         assert_eq!(parse_hex("0x030200\n"), Some(0x030200));

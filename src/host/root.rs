@@ -30,9 +30,8 @@ impl HostRoot {
     /// A recorded tree (or any folder) standing for `/`.
     pub fn at(root: impl Into<PathBuf>) -> HostRoot {
         let root = root.into();
-        let meta = std::fs::read_to_string(root.join("meta.txt"))
-            .map(|text| parse_meta(&text))
-            .unwrap_or_default();
+        let meta =
+            std::fs::read_to_string(root.join("meta.txt")).map(|text| parse_meta(&text)).unwrap_or_default();
         HostRoot { root, meta }
     }
 
@@ -79,9 +78,7 @@ impl HostRoot {
     pub fn list(&self, abs: &str) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.path(abs))
             .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
+                rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
             })
             .unwrap_or_default();
         names.sort();

@@ -61,7 +61,8 @@ mod tests {
 
     #[test]
     fn script_names_the_account() {
-        let s = setup_script(&Account { name: "alice".into(), uid: 1000, gid: 1000, home: "/home/alice".into() });
+        let s =
+            setup_script(&Account { name: "alice".into(), uid: 1000, gid: 1000, home: "/home/alice".into() });
         assert!(s.contains("name=alice; uid=1000; gid=1000; home=/home/alice"));
     }
 }

@@ -43,7 +43,11 @@ impl Summary {
                     .map(|s| s.uuid.clone().unwrap_or_else(|| s.index.to_string()))
                     .collect();
                 let mode = serde_json::to_value(mode).ok().and_then(|v| v.as_str().map(str::to_string));
-                format!("{}:{}", mode.unwrap_or_default(), if plan.gpu.all { "all".into() } else { ids.join(",") })
+                format!(
+                    "{}:{}",
+                    mode.unwrap_or_default(),
+                    if plan.gpu.all { "all".into() } else { ids.join(",") }
+                )
             }
         };
         Summary {
@@ -54,7 +58,9 @@ impl Summary {
             mounts: plan
                 .mounts
                 .iter()
-                .map(|m| format!("{}:{}:{}", m.source.display(), m.target, if m.read_only { "ro" } else { "rw" }))
+                .map(|m| {
+                    format!("{}:{}:{}", m.source.display(), m.target, if m.read_only { "ro" } else { "rw" })
+                })
                 .collect(),
             shm: plan.shm.bytes,
             memory: plan.memory,
@@ -127,8 +133,18 @@ mod tests {
 
     #[test]
     fn differences_name_each_changed_field() {
-        let old = Summary { image: "a:1".into(), shm: 1 << 30, mounts: vec!["/d:/d:ro".into()], ..Default::default() };
-        let new = Summary { image: "a:2".into(), shm: 2 << 30, mounts: vec!["/e:/e:ro".into()], ..Default::default() };
+        let old = Summary {
+            image: "a:1".into(),
+            shm: 1 << 30,
+            mounts: vec!["/d:/d:ro".into()],
+            ..Default::default()
+        };
+        let new = Summary {
+            image: "a:2".into(),
+            shm: 2 << 30,
+            mounts: vec!["/e:/e:ro".into()],
+            ..Default::default()
+        };
         let d = differences(&old, &new);
         assert_eq!(
             d,

@@ -110,8 +110,7 @@ pub fn plan_gpus(
             plan.selected = select(&gpus, selection, busy, prefer, &mut plan.notes)?;
             let kfd = host.kfd.as_ref().ok_or_else(|| PlanError::Gpu {
                 message: "AMD GPUs were found but /dev/kfd is missing".into(),
-                hint: "load the amdgpu driver (`sudo modprobe amdgpu`) and check `berth doctor`"
-                    .into(),
+                hint: "load the amdgpu driver (`sudo modprobe amdgpu`) and check `berth doctor`".into(),
             })?;
             plan.devices.push(kfd.path.clone());
             add_group(&mut plan.group_ids, kfd);
@@ -144,16 +143,14 @@ fn resolve_mode(choice: VendorChoice, host: &HostFacts) -> Result<GpuMode, PlanE
             message: "`gpu.vendor` is \"nvidia\" but no NVIDIA GPU was found on this host \
                       (looked in /sys/bus/pci/devices)"
                 .into(),
-            hint: "set `gpu.vendor = \"auto\"` (or \"none\") in berth.toml, or run `berth doctor`"
-                .into(),
+            hint: "set `gpu.vendor = \"auto\"` (or \"none\") in berth.toml, or run `berth doctor`".into(),
         }),
         VendorChoice::Amd if has_amd => Ok(GpuMode::Amd),
         VendorChoice::Amd => Err(PlanError::Gpu {
             message: "`gpu.vendor` is \"amd\" but no AMD GPU was found on this host \
                       (looked in /sys/class/kfd/kfd/topology)"
                 .into(),
-            hint: "set `gpu.vendor = \"auto\"` (or \"none\") in berth.toml, or run `berth doctor`"
-                .into(),
+            hint: "set `gpu.vendor = \"auto\"` (or \"none\") in berth.toml, or run `berth doctor`".into(),
         }),
     }
 }
@@ -285,7 +282,12 @@ fn nvidia_request(chosen: &[SelectedGpu], all: bool, engine: &EngineFacts) -> De
     }
     let caps = vec![vec!["gpu".to_string()]];
     if all {
-        return DeviceRequestPlan { driver: String::new(), count: -1, device_ids: Vec::new(), capabilities: caps };
+        return DeviceRequestPlan {
+            driver: String::new(),
+            count: -1,
+            device_ids: Vec::new(),
+            capabilities: caps,
+        };
     }
     // UUIDs keep naming the same cards when indices shift (a GPU removed, a reboot reordering).
     let ids = chosen.iter().map(|s| s.uuid.clone().unwrap_or_else(|| s.index.to_string())).collect();

@@ -29,7 +29,9 @@ pub const LABEL_VERSION: &str = "dev.berth.version";
 pub fn container_name(owner: &str, name: &str, project_dir: &Path) -> String {
     let digest = hex::encode(Sha256::digest(project_dir.as_os_str().as_encoded_bytes()));
     let clean = |s: &str| -> String {
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }).collect()
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' })
+            .collect()
     };
     format!("berth-{}-{}-{}", clean(owner), clean(name), &digest[..8])
 }

@@ -245,11 +245,21 @@ fn plan_user(mode: &UserMode, user: &HostUser, gpu: &GpuPlan) -> UserPlan {
     }
 }
 
-fn plan_mounts(spec: &Spec, user: &HostUser, gpu: &GpuPlan, env: &mut Vec<(String, String)>) -> Vec<MountPlan> {
+fn plan_mounts(
+    spec: &Spec,
+    user: &HostUser,
+    gpu: &GpuPlan,
+    env: &mut Vec<(String, String)>,
+) -> Vec<MountPlan> {
     let mut mounts: Vec<MountPlan> = spec
         .mounts
         .iter()
-        .map(|m| MountPlan { source: m.source.clone(), target: m.target.clone(), read_only: m.read_only, create: m.create })
+        .map(|m| MountPlan {
+            source: m.source.clone(),
+            target: m.target.clone(),
+            read_only: m.read_only,
+            create: m.create,
+        })
         .collect();
     if mounts.is_empty() {
         // An environment without its code is no use: by default the project is the work folder.
@@ -269,7 +279,12 @@ fn plan_mounts(spec: &Spec, user: &HostUser, gpu: &GpuPlan, env: &mut Vec<(Strin
     if spec.cache.pip {
         let target = format!("{CACHE_DIR}/pip");
         env.push(("PIP_CACHE_DIR".into(), target.clone()));
-        mounts.push(MountPlan { source: user.home.join(".cache/pip"), target, read_only: false, create: true });
+        mounts.push(MountPlan {
+            source: user.home.join(".cache/pip"),
+            target,
+            read_only: false,
+            create: true,
+        });
     }
     if spec.cache.huggingface {
         let target = format!("{CACHE_DIR}/huggingface");
@@ -282,7 +297,12 @@ fn plan_mounts(spec: &Spec, user: &HostUser, gpu: &GpuPlan, env: &mut Vec<(Strin
         });
     }
     if let Some(lib) = &gpu.wsl_lib {
-        mounts.push(MountPlan { source: PathBuf::from(lib), target: lib.clone(), read_only: true, create: false });
+        mounts.push(MountPlan {
+            source: PathBuf::from(lib),
+            target: lib.clone(),
+            read_only: true,
+            create: false,
+        });
     }
     mounts
 }
@@ -298,7 +318,9 @@ fn plan_shm(spec: &Spec, host: &HostFacts) -> ShmPlan {
     let from_ram = if host.mem_total == 0 { 2 << 30 } else { (host.mem_total / 2).min(SHM_CAP) };
     let from_ram = from_ram & !((1 << 20) - 1);
     match spec.resources.memory {
-        Some(mem) if mem / 2 < from_ram => ShmPlan { bytes: (mem / 2) & !((1 << 20) - 1), source: ShmSource::MemoryLimit },
+        Some(mem) if mem / 2 < from_ram => {
+            ShmPlan { bytes: (mem / 2) & !((1 << 20) - 1), source: ShmSource::MemoryLimit }
+        }
         _ => ShmPlan { bytes: from_ram, source: ShmSource::HostRam },
     }
 }

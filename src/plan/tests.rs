@@ -189,6 +189,7 @@ fn the_config_hash_follows_what_the_container_cannot_change() {
     let a = plan_on("none", FULL, &[], &[]).unwrap();
     let b = plan_on("none", FULL, &[], &[]).unwrap();
     assert_eq!(a.config_hash, b.config_hash);
-    let c = plan_on("none", &format!("{FULL}\n[gpu]\nvendor = \"none\"\n[user]\nas = \"root\"\n"), &[], &[]).unwrap();
+    let c = plan_on("none", &format!("{FULL}\n[gpu]\nvendor = \"none\"\n[user]\nas = \"root\"\n"), &[], &[])
+        .unwrap();
     assert_ne!(a.config_hash, c.config_hash);
 }

@@ -67,14 +67,7 @@ impl SpecError {
             Some(key) => format!("`{key}`: {message}"),
             None => message.to_string(),
         };
-        SpecError {
-            file: file.to_path_buf(),
-            line,
-            column,
-            key,
-            message,
-            hint: None,
-        }
+        SpecError { file: file.to_path_buf(), line, column, key, message, hint: None }
     }
 
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -111,7 +104,8 @@ impl SpecError {
             .replace("expected a sequence", "expected an array")
             .replace("expected a map", "expected a table")
             .replace("invalid type: map", "invalid type: table")
-            .replace("invalid type: sequence", "invalid type: array");
+            .replace("invalid type: sequence", "invalid type: array")
+            .replace("expected i64", "expected an integer");
         SpecError::at(file, text, span.clone(), key_at(span.start), message)
     }
 }
@@ -168,9 +162,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut current = vec![i; b.len() + 1];
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (previous[j] + 1)
-                .min(current[j - 1] + 1)
-                .min(previous[j - 1] + cost);
+            let mut best = (previous[j] + 1).min(current[j - 1] + 1).min(previous[j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(before[j - 2] + 1);
             }
@@ -203,19 +195,13 @@ mod tests {
         let err = SpecError::at(Path::new("/b"), "", 0..0, Some("gpu.devices".into()), "bad");
         assert_eq!(err.to_string(), "/b:1:1: `gpu.devices`: bad");
         let err = SpecError::whole_file(Path::new("/b"), "cannot read").with_hint("h");
-        assert_eq!(
-            (err.to_string().as_str(), err.hint()),
-            ("/b: cannot read", Some("h"))
-        );
+        assert_eq!((err.to_string().as_str(), err.hint()), ("/b: cannot read", Some("h")));
     }
 
     #[test]
     fn unknown_field_messages_split_into_name_and_choices() {
         let m = "unknown field `vendr`, expected `vendor` or `devices`";
-        assert_eq!(
-            parse_unknown_field(m),
-            Some(("vendr", vec!["vendor", "devices"]))
-        );
+        assert_eq!(parse_unknown_field(m), Some(("vendr", vec!["vendor", "devices"])));
         let m = "unknown field `x`, expected one of `a`, `b`, `c`";
         assert_eq!(parse_unknown_field(m), Some(("x", vec!["a", "b", "c"])));
         let m = "unknown field `x`, there are no fields";

@@ -16,20 +16,16 @@ pub const FILE_NAME: &str = "berth.toml";
 /// A relative `start` is taken against the current folder (lexically, so a project reached
 /// through a symlinked folder keeps the path the user sees).
 pub fn find(start: &Path) -> Result<PathBuf, SpecError> {
-    let start = std::path::absolute(start).map_err(|e| {
-        SpecError::whole_file(start, format!("cannot resolve `{}`: {e}", start.display()))
-    })?;
+    let start = std::path::absolute(start)
+        .map_err(|e| SpecError::whole_file(start, format!("cannot resolve `{}`: {e}", start.display())))?;
     for dir in start.ancestors() {
         let candidate = dir.join(FILE_NAME);
         if candidate.is_file() {
             return Ok(candidate);
         }
     }
-    Err(SpecError::whole_file(
-        &start,
-        format!("no `{FILE_NAME}` here or in any parent folder"),
-    )
-    .with_hint("run `berth init` to write one, or pass -C DIR"))
+    Err(SpecError::whole_file(&start, format!("no `{FILE_NAME}` here or in any parent folder"))
+        .with_hint("run `berth init` to write one, or pass -C DIR"))
 }
 
 #[cfg(test)]
@@ -69,10 +65,7 @@ mod tests {
         if let Err(err) = find(tmp.path()) {
             assert_eq!((err.line, err.column), (0, 0));
             assert!(err.message.contains("berth.toml"));
-            assert_eq!(
-                err.hint(),
-                Some("run `berth init` to write one, or pass -C DIR")
-            );
+            assert_eq!(err.hint(), Some("run `berth init` to write one, or pass -C DIR"));
         }
     }
 }

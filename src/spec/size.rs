@@ -22,9 +22,7 @@ const UNITS: [(&str, u64, &[&str]); 7] = [
 /// The error is a sentence fragment without the value's location; callers add that.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let text = s.trim();
-    let digits_end = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let digits_end = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
     let unit = unit.trim_start().to_ascii_lowercase();
     let bad = || format!("`{s}` is not a size; write it like \"16g\", \"512m\" or \"1.5GiB\"");
@@ -64,7 +62,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub fn format_size(bytes: u64) -> String {
     for (name, unit, _) in UNITS {
         if bytes >= unit && unit > 1 {
-            if bytes % unit == 0 {
+            if bytes.is_multiple_of(unit) {
                 return format!("{} {name}", bytes / unit);
             }
             // f64 is exact enough for one decimal of a value below 1024 units.
@@ -107,9 +105,7 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_size() {
-        for text in [
-            "", "g", "16x", "-1g", "1.g", ".5g", "1..5g", "1.2.3g", "16 g b", "sixteen", "16gig",
-        ] {
+        for text in ["", "g", "16x", "-1g", "1.g", ".5g", "1..5g", "1.2.3g", "16 g b", "sixteen", "16gig"] {
             let err = parse_size(text).expect_err(text);
             assert!(err.contains("is not a size"), "{text}: {err}");
         }

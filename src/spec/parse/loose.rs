@@ -68,9 +68,7 @@ impl<'de> Visitor<'de> for LooseVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose, E> {
-        i64::try_from(v)
-            .map(Loose::Int)
-            .map_err(|_| E::custom("integer out of range"))
+        i64::try_from(v).map(Loose::Int).map_err(|_| E::custom("integer out of range"))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose, E> {
@@ -124,17 +122,10 @@ mod tests {
         assert_eq!(loose("v = true").into_inner(), Loose::Bool(true));
         assert_eq!(loose("v = 1979-05-27").into_inner(), Loose::DateTime);
         let list = loose("v = [1, 'a']");
-        let Loose::List(items) = list.get_ref() else {
-            panic!("not a list: {list:?}")
-        };
-        assert_eq!(
-            items.iter().map(Spanned::span).collect::<Vec<_>>(),
-            [5..6, 8..11]
-        );
+        let Loose::List(items) = list.get_ref() else { panic!("not a list: {list:?}") };
+        assert_eq!(items.iter().map(Spanned::span).collect::<Vec<_>>(), [5..6, 8..11]);
         let table = loose("v = { from-host = true }").into_inner();
-        let Loose::Table(entries) = table else {
-            panic!("not a table")
-        };
+        let Loose::Table(entries) = table else { panic!("not a table") };
         assert_eq!(entries[0].0, "from-host");
         assert_eq!(entries[0].1.get_ref(), &Loose::Bool(true));
     }

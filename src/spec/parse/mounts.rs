@@ -13,8 +13,7 @@ use toml::Spanned;
 use super::Ctx;
 use crate::spec::{MountSpec, SpecError};
 
-const FORM: &str =
-    "write a mount as \"SOURCE:TARGET\", \"SOURCE:TARGET:ro\" or \"SOURCE:TARGET:rw\"";
+const FORM: &str = "write a mount as \"SOURCE:TARGET\", \"SOURCE:TARGET:ro\" or \"SOURCE:TARGET:rw\"";
 
 pub(super) fn mounts(raw: &[Spanned<String>], cx: &Ctx) -> Result<Vec<MountSpec>, SpecError> {
     let mut out: Vec<MountSpec> = Vec::with_capacity(raw.len());
@@ -102,9 +101,7 @@ fn target(dst: &str) -> Result<String, String> {
         return Err("the target is empty".into());
     }
     if !dst.starts_with('/') {
-        return Err(format!(
-            "target `{dst}` must be an absolute path inside the container"
-        ));
+        return Err(format!("target `{dst}` must be an absolute path inside the container"));
     }
     let clean = normalise(Path::new(dst));
     let clean = clean.to_string_lossy().into_owned();
@@ -139,17 +136,12 @@ mod tests {
     #[test]
     fn relative_sources_resolve_against_the_project() {
         let (dir, spec) = parse_in(r#"mounts = [".:/workspace", "./out:/w/out", "data:/data:ro"]"#);
-        let [code, out, data] = &spec.mounts[..] else {
-            panic!("three mounts: {:?}", spec.mounts)
-        };
+        let [code, out, data] = &spec.mounts[..] else { panic!("three mounts: {:?}", spec.mounts) };
         assert_eq!(code.source, dir);
         assert_eq!(code.target, "/workspace");
         assert!(!code.read_only && !code.create);
         assert_eq!(out.source, dir.join("out"));
-        assert!(
-            !out.read_only && out.create,
-            "missing but inside: created later, rw"
-        );
+        assert!(!out.read_only && out.create, "missing but inside: created later, rw");
         assert_eq!(data.source, dir.join("data"));
         assert!(data.read_only && data.create);
         assert_eq!(data.raw, "data:/data:ro");
@@ -163,10 +155,7 @@ mod tests {
         assert!(!spec.mounts[1].read_only);
         assert_eq!(spec.mounts[1].target, "/rw");
         assert_eq!(spec.mounts[1].source, std::path::Path::new("/tmp"));
-        assert!(
-            spec.mounts[2].read_only,
-            "the parent of the project is outside it"
-        );
+        assert!(spec.mounts[2].read_only, "the parent of the project is outside it");
     }
 
     #[test]
@@ -189,20 +178,14 @@ mod tests {
             (r#"mounts = ["./x:"]"#, "target is empty"),
             (r#"mounts = ["./x:a"]"#, "must be an absolute path"),
             (r#"mounts = ["./x:/"]"#, "cannot mount over"),
-            (
-                r#"mounts = ["./x:/a", "./y:/a/"]"#,
-                "already used by `mounts[0]`",
-            ),
+            (r#"mounts = ["./x:/a", "./y:/a/"]"#, "already used by `mounts[0]`"),
             (r#"mounts = ["/no/such/berth/src:/a"]"#, "does not exist"),
         ];
         for (text, want) in cases {
             let e = err(text);
             assert!(e.message.contains(want), "{text}: {e}");
             assert_eq!(e.line, 1, "{text}");
-            assert!(
-                e.key.as_deref().is_some_and(|k| k.starts_with("mounts[")),
-                "{e:?}"
-            );
+            assert!(e.key.as_deref().is_some_and(|k| k.starts_with("mounts[")), "{e:?}");
         }
         assert_eq!(err(r#"mounts = ["./x:/a", "./y:/a"]"#).column, 21);
     }

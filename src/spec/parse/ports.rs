@@ -21,8 +21,8 @@ pub(super) fn ports(raw: &[Spanned<String>], cx: &Ctx) -> Result<Vec<PortSpec>, 
     let mut out: Vec<PortSpec> = Vec::with_capacity(raw.len());
     for (i, entry) in raw.iter().enumerate() {
         let key = format!("ports[{i}]");
-        let port = parse_port(entry.get_ref())
-            .map_err(|m| cx.err(entry.span(), key.clone(), m).with_hint(FORM))?;
+        let port =
+            parse_port(entry.get_ref()).map_err(|m| cx.err(entry.span(), key.clone(), m).with_hint(FORM))?;
         let same = |p: &PortSpec| {
             p.host_ip == port.host_ip
                 && p.protocol == port.protocol
@@ -49,9 +49,7 @@ fn parse_port(text: &str) -> Result<PortSpec, String> {
     };
     let (ip, host, container) = if let Some(rest) = body.strip_prefix('[') {
         // `[v6]:host:container`, the only way an IPv6 address can be told from the ports.
-        let (ip, rest) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("`{text}` has `[` without `]`"))?;
+        let (ip, rest) = rest.split_once(']').ok_or_else(|| format!("`{text}` has `[` without `]`"))?;
         let (host, container) = rest
             .strip_prefix(':')
             .and_then(|r| r.split_once(':'))
@@ -72,10 +70,7 @@ fn parse_port(text: &str) -> Result<PortSpec, String> {
     };
     let host_ip = match ip {
         None => DEFAULT_HOST_IP.to_string(),
-        Some(ip) => ip
-            .parse::<IpAddr>()
-            .map_err(|_| format!("`{ip}` is not an IP address"))?
-            .to_string(),
+        Some(ip) => ip.parse::<IpAddr>().map_err(|_| format!("`{ip}` is not an IP address"))?.to_string(),
     };
     let host_port = match host {
         // `ADDRESS::CONTAINER`: pinned address, host port picked by berth.
@@ -94,11 +89,7 @@ fn parse_port(text: &str) -> Result<PortSpec, String> {
 
 fn port_number(text: &str) -> Result<u16, String> {
     if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit()) {
-        let extra = if text.contains('-') {
-            " (port ranges are not supported; list each port)"
-        } else {
-            ""
-        };
+        let extra = if text.contains('-') { " (port ranges are not supported; list each port)" } else { "" };
         return Err(format!("`{text}` is not a port number{extra}"));
     }
     // All digits, so a failed parse means too large.
@@ -125,16 +116,10 @@ mod tests {
         let tcp = || "tcp".to_string();
         assert_eq!(port("8888"), (local(), None, 8888, tcp()));
         assert_eq!(port("9000:8888"), (local(), Some(9000), 8888, tcp()));
-        assert_eq!(
-            port("0.0.0.0:9000:8888"),
-            ("0.0.0.0".into(), Some(9000), 8888, tcp())
-        );
+        assert_eq!(port("0.0.0.0:9000:8888"), ("0.0.0.0".into(), Some(9000), 8888, tcp()));
         assert_eq!(port("127.0.0.1::8888"), (local(), None, 8888, tcp()));
         assert_eq!(port("53/udp"), (local(), None, 53, "udp".into()));
-        assert_eq!(
-            port("[::1]:9000:8888/tcp"),
-            ("::1".into(), Some(9000), 8888, tcp())
-        );
+        assert_eq!(port("[::1]:9000:8888/tcp"), ("::1".into(), Some(9000), 8888, tcp()));
         assert_eq!(port("[::]::8888"), ("::".into(), None, 8888, tcp()));
         assert_eq!(port("65535"), (local(), None, 65535, tcp()));
     }

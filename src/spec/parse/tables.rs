@@ -115,17 +115,11 @@ pub(super) fn env(
             Loose::Str(s) => EnvValue::Literal(s.clone()),
             Loose::Table(entries) => from_host(entries, value.span(), &key, cx)?,
             other => {
-                let msg = format!(
-                    "expected a string or `{{ from-host = true }}`, found {}",
-                    other.kind()
-                );
+                let msg = format!("expected a string or `{{ from-host = true }}`, found {}", other.kind());
                 return Err(cx.err(value.span(), key, msg).with_hint(ENV_HINT));
             }
         };
-        out.push(EnvVar {
-            key: name.get_ref().clone(),
-            value,
-        });
+        out.push(EnvVar { key: name.get_ref().clone(), value });
     }
     Ok(out)
 }
@@ -160,9 +154,7 @@ fn from_host(
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -175,10 +167,7 @@ pub(super) fn run(raw: &RawRun, cx: &Ctx) -> Result<RunOptions, SpecError> {
     };
     let network = match &raw.network {
         Some(v) if !is_network(v.get_ref()) => {
-            let msg = format!(
-                "`{}` is not \"host\", \"bridge\", \"none\" or a network name",
-                v.get_ref()
-            );
+            let msg = format!("`{}` is not \"host\", \"bridge\", \"none\" or a network name", v.get_ref());
             return Err(cx.err(v.span(), "run.network", msg).with_hint(
                 "network names are letters, digits, `_`, `.` and `-`; sharing another \
                  container's network is not supported",
@@ -202,16 +191,12 @@ pub(super) fn run(raw: &RawRun, cx: &Ctx) -> Result<RunOptions, SpecError> {
     for (i, dev) in raw.devices.iter().enumerate() {
         let key = format!("run.devices[{i}]");
         if let Err(m) = check_device(dev.get_ref()) {
-            return Err(cx.err(dev.span(), key, m).with_hint(
-                "write a device as \"/dev/x\", \"/dev/x:/dev/y\" or \"/dev/x:/dev/y:rw\"",
-            ));
+            return Err(cx
+                .err(dev.span(), key, m)
+                .with_hint("write a device as \"/dev/x\", \"/dev/x:/dev/y\" or \"/dev/x:/dev/y:rw\""));
         }
         if devices.contains(dev.get_ref()) {
-            return Err(cx.err(
-                dev.span(),
-                key,
-                format!("`{}` is listed twice", dev.get_ref()),
-            ));
+            return Err(cx.err(dev.span(), key, format!("`{}` is listed twice", dev.get_ref())));
         }
         devices.push(dev.get_ref().clone());
     }
@@ -227,21 +212,12 @@ pub(super) fn run(raw: &RawRun, cx: &Ctx) -> Result<RunOptions, SpecError> {
             return Err(cx.err(name.span(), key, msg).with_hint(hint));
         }
         if *value.get_ref() < -1 {
-            let msg = format!(
-                "{} is not a limit; use -1 (unlimited) or a number ≥ 0",
-                value.get_ref()
-            );
+            let msg = format!("{} is not a limit; use -1 (unlimited) or a number ≥ 0", value.get_ref());
             return Err(cx.err(value.span(), key, msg));
         }
         ulimits.insert(name.get_ref().clone(), *value.get_ref());
     }
-    Ok(RunOptions {
-        ipc,
-        network,
-        cap_add,
-        devices,
-        ulimits,
-    })
+    Ok(RunOptions { ipc, network, cap_add, devices, ulimits })
 }
 
 fn is_network(name: &str) -> bool {
@@ -255,10 +231,7 @@ fn capability(raw: &str) -> Result<String, (String, Option<String>)> {
     let name = raw.strip_prefix("CAP_").unwrap_or(raw);
     if name == "ALL" {
         let msg = "`ALL` would give the container every capability".to_string();
-        return Err((
-            msg,
-            Some("list only the capabilities you need, like \"SYS_PTRACE\"".into()),
-        ));
+        return Err((msg, Some("list only the capabilities you need, like \"SYS_PTRACE\"".into())));
     }
     if CAPABILITIES.contains(&name) {
         return Ok(name.to_string());
@@ -291,9 +264,7 @@ fn check_device(text: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{text}` is not a device path (`/dev/...`) with optional target and `rwm` permissions"
-        ))
+        Err(format!("`{text}` is not a device path (`/dev/...`) with optional target and `rwm` permissions"))
     }
 }
 
@@ -304,13 +275,8 @@ mod tests {
 
     #[test]
     fn env_takes_strings_and_from_host() {
-        let (_, spec) =
-            parse_in("[env]\nPYTHONUNBUFFERED = \"1\"\nHF_TOKEN = { from-host = true }\n_X = ''");
-        let vars: Vec<(&str, &EnvValue)> = spec
-            .env
-            .iter()
-            .map(|v| (v.key.as_str(), &v.value))
-            .collect();
+        let (_, spec) = parse_in("[env]\nPYTHONUNBUFFERED = \"1\"\nHF_TOKEN = { from-host = true }\n_X = ''");
+        let vars: Vec<(&str, &EnvValue)> = spec.env.iter().map(|v| (v.key.as_str(), &v.value)).collect();
         assert_eq!(
             vars,
             [
@@ -327,17 +293,9 @@ mod tests {
             ("[env]\n\"1X\" = 'a'", (2, 1), "not a valid variable name"),
             ("[env]\n\"A-B\" = 'a'", (2, 1), "not a valid variable name"),
             ("[env]\nA = \"x\\u0000y\"", (2, 5), "NUL"),
-            (
-                "[env]\nA = { from-host = false }",
-                (2, 19),
-                "from-host = false",
-            ),
+            ("[env]\nA = { from-host = false }", (2, 19), "from-host = false"),
             ("[env]\nA = { from-host = 1 }", (2, 19), "must be `true`"),
-            (
-                "[env]\nA = { from_host = true }",
-                (2, 19),
-                "not `from_host`",
-            ),
+            ("[env]\nA = { from_host = true }", (2, 19), "not `from_host`"),
             ("[env]\nA = { from-host = true, x = 1 }", (2, 29), "not `x`"),
             ("[env]\nA = {}", (2, 5), "empty"),
             ("[env]\nA = 1", (2, 5), "found an integer"),
@@ -346,10 +304,7 @@ mod tests {
             let e = err(text);
             assert_eq!((e.line, e.column), at, "{text}: {e}");
             assert!(e.message.contains(want), "{text}: {e}");
-            assert!(
-                e.key.as_deref().is_some_and(|k| k.starts_with("env.")),
-                "{e:?}"
-            );
+            assert!(e.key.as_deref().is_some_and(|k| k.starts_with("env.")), "{e:?}");
         }
     }
 
@@ -373,14 +328,8 @@ mod tests {
         let cases = [
             ("[run]\nipc = 'hots'", "did you mean \"host\"?"),
             ("[run]\nnetwork = 'container:x'", ""),
-            (
-                "[run]\ncap-add = ['sys_ptrace']",
-                "uppercase: \"SYS_PTRACE\"",
-            ),
-            (
-                "[run]\ncap-add = ['SYS_PTRAC']",
-                "did you mean \"SYS_PTRACE\"?",
-            ),
+            ("[run]\ncap-add = ['sys_ptrace']", "uppercase: \"SYS_PTRACE\""),
+            ("[run]\ncap-add = ['SYS_PTRAC']", "did you mean \"SYS_PTRACE\"?"),
             ("[run]\ncap-add = ['ALL']", "only the capabilities"),
             ("[run]\ncap-add = ['NET_RAW', 'CAP_NET_RAW']", ""),
             ("[run]\ndevices = ['/tmp/x']", ""),
@@ -392,15 +341,8 @@ mod tests {
         for (text, hint) in cases {
             let e = err(text);
             assert_eq!(e.line, 2, "{text}: {e}");
-            assert!(
-                e.key.as_deref().is_some_and(|k| k.starts_with("run.")),
-                "{e:?}"
-            );
-            assert!(
-                e.hint().unwrap_or_default().contains(hint),
-                "{text}: {:?}",
-                e.hint()
-            );
+            assert!(e.key.as_deref().is_some_and(|k| k.starts_with("run.")), "{e:?}");
+            assert!(e.hint().unwrap_or_default().contains(hint), "{text}: {:?}", e.hint());
         }
     }
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::{load, parse_str, parse_with_home};
 use crate::spec::{
-    CacheSpec, DeviceSelection, GpuRef, GpuSpec, ImageSpec, Resources, RunOptions, Spec, SpecError,
-    UserMode, VendorChoice,
+    CacheSpec, DeviceSelection, GpuRef, GpuSpec, ImageSpec, Resources, RunOptions, Spec, SpecError, UserMode,
+    VendorChoice,
 };
 
 /// Parses `text` as the `berth.toml` of a fresh, empty project folder whose HOME is the folder
@@ -39,19 +39,11 @@ fn an_empty_file_is_a_complete_default_project() {
         project_dir: dir,
         name: "my-project-".into(),
         workdir: "/workspace".into(),
-        image: ImageSpec {
-            base: "python:3.12-slim".into(),
-        },
-        gpu: GpuSpec {
-            vendor: VendorChoice::Auto,
-            devices: DeviceSelection::All,
-        },
+        image: ImageSpec { base: "python:3.12-slim".into() },
+        gpu: GpuSpec { vendor: VendorChoice::Auto, devices: DeviceSelection::All },
         resources: Resources::default(),
         mounts: vec![],
-        cache: CacheSpec {
-            pip: true,
-            huggingface: true,
-        },
+        cache: CacheSpec { pip: true, huggingface: true },
         env: vec![],
         user: UserMode::Host,
         ports: vec![],
@@ -62,7 +54,7 @@ fn an_empty_file_is_a_complete_default_project() {
 
 #[test]
 fn default_names_are_made_valid() {
-    use super::default_name;
+    use super::basics::default_name;
     assert_eq!(default_name(Path::new("/src/sdcnet")), "sdcnet");
     assert_eq!(default_name(Path::new("/src/.hidden dir")), "hidden-dir");
     assert_eq!(default_name(Path::new("/src/项目x")), "x");
@@ -75,35 +67,13 @@ fn scalar_keys_are_read() {
     let text = "name = 'sdc.net_2'\nworkdir = '/w'\n[image]\nbase = 'nvcr.io/nvidia/pytorch:24.08-py3'\n\
                 [user]\nas = 'root'\n[cache]\npip = false\n[resources]\nshm = '16g'\nmemory = 1073741824\ncpus = 1.5";
     let (_, spec) = parse_in(text);
-    assert_eq!(
-        (spec.name.as_str(), spec.workdir.as_str()),
-        ("sdc.net_2", "/w")
-    );
+    assert_eq!((spec.name.as_str(), spec.workdir.as_str()), ("sdc.net_2", "/w"));
     assert_eq!(spec.image.base, "nvcr.io/nvidia/pytorch:24.08-py3");
     assert_eq!(spec.user, UserMode::Root);
-    assert_eq!(
-        spec.cache,
-        CacheSpec {
-            pip: false,
-            huggingface: true
-        }
-    );
-    assert_eq!(
-        spec.resources,
-        Resources {
-            shm: Some(16 << 30),
-            memory: Some(1 << 30),
-            cpus: Some(1.5)
-        }
-    );
-    assert_eq!(
-        parse_in("[user]\nas = 'dev_1'").1.user,
-        UserMode::Named("dev_1".into())
-    );
-    assert_eq!(
-        parse_in("[resources]\ncpus = 8").1.resources.cpus,
-        Some(8.0)
-    );
+    assert_eq!(spec.cache, CacheSpec { pip: false, huggingface: true });
+    assert_eq!(spec.resources, Resources { shm: Some(16 << 30), memory: Some(1 << 30), cpus: Some(1.5) });
+    assert_eq!(parse_in("[user]\nas = 'dev_1'").1.user, UserMode::Named("dev_1".into()));
+    assert_eq!(parse_in("[resources]\ncpus = 8").1.resources.cpus, Some(8.0));
 }
 
 #[test]
@@ -115,19 +85,10 @@ fn image_references_are_checked_for_plausibility() {
         "Registry.Example.com/a/b",
         "ubuntu@sha256:abc123",
     ] {
-        assert_eq!(super::image_ref_problem(good), None, "{good}");
+        assert_eq!(super::basics::image_ref_problem(good), None, "{good}");
     }
-    for bad in [
-        "",
-        "py thon",
-        "PyTorch/pytorch",
-        "img:",
-        "img:-x",
-        "a//b",
-        "img@sha256",
-        "-x",
-    ] {
-        assert!(super::image_ref_problem(bad).is_some(), "{bad}");
+    for bad in ["", "py thon", "PyTorch/pytorch", "img:", "img:-x", "a//b", "img@sha256", "-x"] {
+        assert!(super::basics::image_ref_problem(bad).is_some(), "{bad}");
     }
 }
 
@@ -139,11 +100,7 @@ fn gpu_devices_take_all_a_count_or_a_list() {
     let uuid = "GPU-8b2c3d4e-0000-1111-2222-333344445555";
     assert_eq!(
         devices(&format!("[1, 0, '{uuid}']")),
-        DeviceSelection::List(vec![
-            GpuRef::Index(1),
-            GpuRef::Index(0),
-            GpuRef::Uuid(uuid.into())
-        ])
+        DeviceSelection::List(vec![GpuRef::Index(1), GpuRef::Index(0), GpuRef::Uuid(uuid.into())])
     );
     let cases = [
         ("0", (2, 11), "at least 1"),
@@ -171,73 +128,30 @@ fn vendor_sizes_and_cpus_mistakes() {
     assert_eq!(e.hint(), Some("did you mean \"nvidia\"?"));
     let e = err("[resources]\nshm = '512k'");
     assert_eq!((e.line, e.column), (2, 7));
-    assert!(
-        e.message
-            .contains("512 KiB is too small; the minimum is 1 MiB"),
-        "{e}"
-    );
-    assert!(
-        err("[resources]\nmemory = '4m'")
-            .message
-            .contains("minimum is 6 MiB")
-    );
+    assert!(e.message.contains("512 KiB is too small; the minimum is 1 MiB"), "{e}");
+    assert!(err("[resources]\nmemory = '4m'").message.contains("minimum is 6 MiB"));
     assert!(err("[resources]\nmemory = -5").message.contains("negative"));
-    assert!(
-        err("[resources]\nshm = '16 gigs'")
-            .message
-            .contains("not a size")
-    );
-    assert!(
-        err("[resources]\nshm = true")
-            .message
-            .contains("expected a size")
-    );
+    assert!(err("[resources]\nshm = '16 gigs'").message.contains("not a size"));
+    assert!(err("[resources]\nshm = true").message.contains("expected a size"));
     assert!(err("[resources]\ncpus = 0").message.contains("more than 0"));
-    assert!(
-        err("[resources]\ncpus = nan")
-            .message
-            .contains("more than 0")
-    );
-    assert!(
-        err("[resources]\ncpus = '8'")
-            .message
-            .contains("found a string")
-    );
+    assert!(err("[resources]\ncpus = nan").message.contains("more than 0"));
+    assert!(err("[resources]\ncpus = '8'").message.contains("found a string"));
     assert!(err("name = '-x'").message.contains("not a valid name"));
-    assert!(
-        err(&format!("name = '{}'", "a".repeat(64)))
-            .message
-            .contains("not a valid name")
-    );
-    assert!(
-        err("workdir = 'work'")
-            .message
-            .contains("not an absolute path")
-    );
+    assert!(err(&format!("name = '{}'", "a".repeat(64))).message.contains("not a valid name"));
+    assert!(err("workdir = 'work'").message.contains("not an absolute path"));
     assert!(err("[user]\nas = 'Bob'").message.contains("not \"host\""));
 }
 
 #[test]
 fn serde_errors_name_the_key_and_suggest() {
     let e = err("[gpu]\nvendr = 'amd'");
-    assert_eq!(
-        (e.line, e.column, e.key.as_deref()),
-        (2, 1, Some("gpu.vendr"))
-    );
+    assert_eq!((e.line, e.column, e.key.as_deref()), (2, 1, Some("gpu.vendr")));
     assert_eq!(e.message, "`gpu.vendr`: unknown key");
     assert_eq!(e.hint(), Some("did you mean `vendor`?"));
 
     let e = err("colour = 1");
-    assert!(
-        e.hint()
-            .unwrap_or_default()
-            .starts_with("valid keys here: `name`"),
-        "{e:?}"
-    );
-    assert!(
-        !e.hint().unwrap_or_default().contains("cluster"),
-        "later features stay hidden"
-    );
+    assert!(e.hint().unwrap_or_default().starts_with("valid keys here: `name`"), "{e:?}");
+    assert!(!e.hint().unwrap_or_default().contains("cluster"), "later features stay hidden");
 
     let e = err("[image]\nbsae = 'x'");
     assert_eq!(e.hint(), Some("did you mean `base`?"));
@@ -247,15 +161,8 @@ fn serde_errors_name_the_key_and_suggest() {
     assert_eq!(e.hint(), Some("did you mean `pip`?"));
 
     let e = err("[gpu]\nvendor = 3");
-    assert_eq!(
-        (e.line, e.column, e.key.as_deref()),
-        (2, 10, Some("gpu.vendor"))
-    );
-    assert!(
-        e.message
-            .starts_with("`gpu.vendor`: invalid type: integer `3`"),
-        "{e}"
-    );
+    assert_eq!((e.line, e.column, e.key.as_deref()), (2, 10, Some("gpu.vendor")));
+    assert!(e.message.starts_with("`gpu.vendor`: invalid type: integer `3`"), "{e}");
     let e = err("mounts = ['.:/w', 3]");
     assert_eq!(e.key.as_deref(), Some("mounts[1]"));
     let e = err("mounts = '.:/w'");
@@ -271,15 +178,9 @@ fn serde_errors_name_the_key_and_suggest() {
 fn later_features_are_refused_by_name() {
     let e = err("[image]\nbase = 'python'\napt = ['git']\npip = ['x']");
     assert_eq!((e.line, e.column), (3, 7));
-    assert_eq!(
-        e.message,
-        "`image.apt`: is not supported by this version of berth yet"
-    );
+    assert_eq!(e.message, "`image.apt` is not supported by this version of berth yet");
     let e = err("[cluster]\n\"/data\" = { pvc = 'd' }");
-    assert_eq!(
-        (e.line, e.column, e.key.as_deref()),
-        (1, 1, Some("cluster"))
-    );
+    assert_eq!((e.line, e.column, e.key.as_deref()), (1, 1, Some("cluster")));
 }
 
 #[test]
@@ -288,19 +189,13 @@ fn load_reads_the_file_and_names_it_when_it_cannot() {
     let file = tmp.path().join("berth.toml");
     let e = load(&file).expect_err("missing");
     assert_eq!((e.file.as_path(), e.line, e.column), (file.as_path(), 0, 0));
-    assert!(
-        e.to_string()
-            .starts_with(&format!("{}: cannot read", file.display())),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(&format!("{}: cannot read", file.display())), "{e}");
     std::fs::write(&file, "name = 'x'\n").expect("write");
     assert_eq!(load(&file).expect("loads").name, "x");
 }
 
 fn fixtures(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/specs")
-        .join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specs").join(kind);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("fixture folder")
         .map(|e| e.expect("entry").path())
@@ -321,19 +216,13 @@ fn every_bad_fixture_fails_where_its_expect_file_says() {
         let mut lines = expect.lines();
         let at = lines.next().expect("LINE:COLUMN line").trim();
         let want = lines.next().expect("message line").trim();
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         match parse_str(&text, file) {
             Ok(_) => failures.push(format!("{name}: parsed without error")),
             Err(e) => {
                 let got = format!("{}:{}", e.line, e.column);
                 if got != at || !e.message.contains(want) || e.file != *file {
-                    failures.push(format!(
-                        "{name}: want {at} `{want}`, got {got} `{}`",
-                        e.message
-                    ));
+                    failures.push(format!("{name}: want {at} `{want}`, got {got} `{}`", e.message));
                 }
             }
         }
@@ -350,4 +239,32 @@ fn every_good_fixture_parses() {
             panic!("{e} ({:?})", e.hint());
         }
     }
+}
+
+#[test]
+fn the_product_example_means_what_it_says() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specs/good");
+    let spec = load(&dir.join("01-product-example.toml")).expect("valid");
+    assert_eq!((spec.name.as_str(), spec.project_dir.as_path()), ("sdcnet", dir.as_path()));
+    let mounts: Vec<(&Path, &str, bool)> =
+        spec.mounts.iter().map(|m| (m.source.as_path(), m.target.as_str(), m.read_only)).collect();
+    let (data, work) = (dir.join("datasets/IDRID"), dir.join("work_dirs"));
+    let want = [
+        (dir.as_path(), "/workspace", false),
+        (data.as_path(), "/data/IDRID", true),
+        (work.as_path(), "/workspace/work_dirs", false),
+    ];
+    assert_eq!(mounts, want);
+    assert_eq!(spec.ports[0].host_port, None);
+    assert_eq!(spec.ports[1].host_port, Some(6006));
+    assert_eq!(spec.resources.shm, Some(16 << 30));
+    assert_eq!(spec.env.len(), 2);
+}
+#[test]
+fn the_error_reported_is_the_first_in_the_file() {
+    // `gpu` is validated before `mounts`, but the mount comes first in the file.
+    let e = err("mounts = ['./a:/a', './b:/a:ro']\n[gpu]\nvendor = 'x'");
+    assert_eq!((e.line, e.key.as_deref()), (1, Some("mounts[1]")));
+    let e = err("[gpu]\nvendor = 'x'\n[image]\napt = []");
+    assert_eq!((e.line, e.key.as_deref()), (2, Some("gpu.vendor")));
 }

@@ -1,0 +1,156 @@
+//! up / exec / stop / status / down on a real engine: the Must-show path of a new user.
+
+use crate::support::*;
+
+#[test]
+fn up_is_idempotent_work_survives_stop_and_down_guards_it() {
+    let env = TestEnv::new();
+    let dir = env.project("life", "");
+    let first = env.berth(&dir, &["up"]).ok();
+    assert!(first.stderr.contains("created"), "{}", first.stderr);
+    let ids = env.containers_of(&dir);
+    assert_eq!(ids.len(), 1);
+
+    let again = env.berth(&dir, &["up"]).ok();
+    assert!(again.stderr.contains("is running"), "{}", again.stderr);
+    assert_eq!(env.containers_of(&dir), ids, "a second up keeps the same container");
+
+    env.berth(&dir, &["exec", "--", "sh", "-c", "echo precious > /root/model.pt"]).ok();
+    env.berth(&dir, &["stop"]).ok();
+    assert_eq!(env.inspect(&dir)["State"]["Running"], false);
+    let started = env.berth(&dir, &["up"]).ok();
+    assert!(started.stderr.contains("started"), "{}", started.stderr);
+    let cat = env.berth(&dir, &["exec", "--", "cat", "/root/model.pt"]).ok();
+    assert_eq!(cat.stdout, "precious\n");
+    assert_eq!(env.containers_of(&dir), ids);
+
+    let refused = env.berth(&dir, &["down"]).code(4);
+    assert!(refused.stderr.contains("/root/model.pt (added)"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("hint:"), "{}", refused.stderr);
+    assert_eq!(env.containers_of(&dir), ids, "a refused down changes nothing");
+
+    env.berth(&dir, &["down", "--force"]).ok();
+    assert!(env.containers_of(&dir).is_empty());
+    // Nothing else went: the image, the project and berth's host folder are still there.
+    assert!(docker(&["image", "inspect", IMAGE]).status.success());
+    assert!(dir.join("berth.toml").exists() && dir.join(".berth").is_dir());
+}
+
+#[test]
+fn down_of_an_untouched_environment_needs_no_force() {
+    let env = TestEnv::new();
+    let dir = env.project("clean", "");
+    env.berth(&dir, &["up"]).ok();
+    // Noise only: caches, /tmp, shell history, work in the mounted project.
+    env.berth(
+        &dir,
+        &[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p ~/.cache/x && touch ~/.cache/x/y /tmp/t ~/.ash_history /workspace/out.txt",
+        ],
+    )
+    .ok();
+    env.berth(&dir, &["down"]).ok();
+    assert!(env.containers_of(&dir).is_empty());
+    assert!(dir.join("out.txt").exists(), "work in the mounted project stays on the host");
+}
+
+#[test]
+fn two_ups_at_the_same_moment_leave_one_container() {
+    let env = TestEnv::new();
+    let dir = env.project("race", "");
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            env.command(&dir, &["up"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(env.containers_of(&dir).len(), 1);
+}
+
+#[test]
+fn a_foreign_container_holding_the_name_is_left_alone() {
+    let env = TestEnv::new();
+    let dir = env.project("foreign", "");
+    // Learn the name berth wants, then take it with a container berth did not make.
+    let st = env.berth(&dir, &["status", "--json"]).ok();
+    let name = serde_json::from_str::<serde_json::Value>(&st.stdout).unwrap()["container_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = docker_ok(&["create", "--name", &name, IMAGE, "sleep", "1"]);
+    let refused = env.berth(&dir, &["up"]).code(4);
+    assert!(refused.stderr.contains("berth did not create it"), "{}", refused.stderr);
+    let down = env.berth(&dir, &["down", "--force"]).code(4);
+    assert!(down.stderr.contains("berth did not create it"), "{}", down.stderr);
+    let still = docker_ok(&["inspect", "-f", "{{.Id}} {{.State.Status}}", &name]);
+    assert_eq!(still, format!("{id} created"), "the foreign container is untouched");
+    docker_ok(&["rm", "-f", &id]);
+}
+
+#[test]
+fn a_changed_file_is_drift_and_recreate_applies_it() {
+    let env = TestEnv::new();
+    let dir = env.project("drift", "[resources]\nshm = \"256m\"\n");
+    env.berth(&dir, &["up"]).ok();
+    std::fs::write(
+        dir.join("berth.toml"),
+        format!("[resources]\nshm = \"512m\"\n[image]\nbase = \"{IMAGE}\"\n"),
+    )
+    .unwrap();
+    let status = env.berth(&dir, &["status"]).ok();
+    assert!(status.stdout.contains("shm: 256 MiB → 512 MiB"), "{}", status.stdout);
+    let refused = env.berth(&dir, &["up"]).code(4);
+    assert!(refused.stderr.contains("shm: 256 MiB → 512 MiB"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--recreate"), "{}", refused.stderr);
+    env.berth(&dir, &["exec", "--", "touch", "/root/work"]).ok();
+    let guarded = env.berth(&dir, &["up", "--recreate"]).code(4);
+    assert!(guarded.stderr.contains("/root/work"), "{}", guarded.stderr);
+    env.berth(&dir, &["up", "--recreate", "--force"]).ok();
+    assert_eq!(env.inspect(&dir)["HostConfig"]["ShmSize"], 512 << 20);
+}
+
+#[test]
+fn status_and_ls_speak_json() {
+    let env = TestEnv::new();
+    let a = env.project("one/same", "name = \"same\"");
+    let b = env.project("two/same", "name = \"same\"");
+    let absent = env.berth(&a, &["status", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&absent.stdout).unwrap();
+    assert_eq!(v["state"], "absent");
+    env.berth(&a, &["up"]).ok();
+    env.berth(&b, &["up"]).ok();
+    assert_eq!(env.containers_of(&a).len() + env.containers_of(&b).len(), 2, "same name, two environments");
+    let st = env.berth(&a, &["status", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    for key in ["name", "state", "container_id", "image", "project"] {
+        assert!(!v[key].is_null(), "status --json lacks {key}: {v}");
+    }
+    assert_eq!(v["state"], "running");
+    assert_eq!(v["image"], IMAGE);
+    let ls = env.berth(&a, &["ls", "--json"]).ok();
+    let list: Vec<serde_json::Value> = serde_json::from_str(&ls.stdout).unwrap();
+    let ours: Vec<&serde_json::Value> = list
+        .iter()
+        .filter(|e| e["project"] == a.to_str().unwrap() || e["project"] == b.to_str().unwrap())
+        .collect();
+    assert_eq!(ours.len(), 2);
+    for e in ours {
+        for key in ["name", "state", "container_id", "image", "project"] {
+            assert!(!e[key].is_null(), "ls --json entry lacks {key}: {e}");
+        }
+        assert_eq!(e["name"], "same");
+    }
+    let table = env.berth(&a, &["ls"]).ok();
+    assert!(table.stdout.starts_with("NAME"), "{}", table.stdout);
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real `berth` binary against the real container engine.
+//! One test binary (faster to link); each module is a command or a promise from PRODUCT.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod support;
+
+mod engine_accepts_plan;
+mod exec;
+mod lifecycle;
+mod malformed;
+mod ownership;

@@ -1,0 +1,185 @@
+//! The test harness: a temporary project and home per test, the real `berth` binary, the real
+//! engine, and cleanup of every container the test's projects own (by label), even on failure.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+
+pub const IMAGE: &str = "berth-test/busybox:1";
+
+static IMAGE_ONCE: Once = Once::new();
+
+/// Build the offline test image once per run (cached by tag across runs).
+pub fn ensure_image() {
+    IMAGE_ONCE.call_once(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/test-image.sh");
+        let status = Command::new("bash").arg(script).arg(IMAGE).status().expect("run test-image.sh");
+        assert!(status.success(), "could not build the test image {IMAGE}");
+    });
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().expect("run docker")
+}
+
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The result of one berth invocation.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "berth failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// One test's world: a temp root holding a home and any number of projects.
+pub struct TestEnv {
+    pub root: tempfile::TempDir,
+    pub home: PathBuf,
+    /// Extra environment for every berth run (e.g. BERTH_HOST_ROOT).
+    pub env: Vec<(String, String)>,
+    /// Run berth as this uid:gid (with the docker group) instead of the test's own user.
+    pub as_user: Option<(u32, u32, String)>,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        ensure_image();
+        let root = tempfile::Builder::new().prefix("berth-it-").tempdir().expect("tempdir");
+        let home = root.path().join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        TestEnv { root, home, env: Vec::new(), as_user: None }
+    }
+
+    /// A project folder with this berth.toml (the test image is the default base).
+    pub fn project(&self, name: &str, toml: &str) -> PathBuf {
+        let dir = self.root.path().join(name);
+        std::fs::create_dir_all(&dir).expect("project dir");
+        let toml = if toml.contains("[image]") {
+            toml.to_string()
+        } else {
+            format!("{toml}\n[image]\nbase = \"{IMAGE}\"\n")
+        };
+        std::fs::write(dir.join("berth.toml"), toml).expect("write berth.toml");
+        if let Some((uid, gid, _)) = &self.as_user {
+            chown_tree(self.root.path(), *uid, *gid);
+        }
+        dir
+    }
+
+    pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let bin = env!("CARGO_BIN_EXE_berth");
+        let mut cmd = match &self.as_user {
+            Some((uid, gid, _)) => {
+                let docker_gid = docker_socket_gid();
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={gid}"),
+                    &format!("--groups={docker_gid}"),
+                    bin,
+                ]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.args(args).current_dir(dir).env("HOME", &self.home).env("NO_COLOR", "1");
+        cmd.env_remove("BERTH_HOST_ROOT");
+        if let Some((_, _, name)) = &self.as_user {
+            cmd.env("USER", name);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn berth(&self, dir: &Path, args: &[&str]) -> Run {
+        let out = self.command(dir, args).stdin(Stdio::null()).output().expect("run berth");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Ids of the containers whose project label is `dir`.
+    pub fn containers_of(&self, dir: &Path) -> Vec<String> {
+        let dir = dir.canonicalize().unwrap_or(dir.to_path_buf());
+        let filter = format!("label=dev.berth.project={}", dir.display());
+        let out = docker_ok(&["ps", "-aq", "--no-trunc", "--filter", &filter]);
+        out.lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+    }
+
+    /// `docker inspect` of a project's only container, as JSON.
+    pub fn inspect(&self, dir: &Path) -> serde_json::Value {
+        let ids = self.containers_of(dir);
+        assert_eq!(ids.len(), 1, "expected one container for {}", dir.display());
+        let text = docker_ok(&["inspect", &ids[0]]);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("inspect json");
+        v[0].clone()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Everything berth made for projects under this root, whatever the test did.
+        let out = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=dev.berth.managed=true",
+            "--format",
+            "{{.ID}} {{.Label \"dev.berth.project\"}}",
+        ]);
+        let root = self.root.path().canonicalize().unwrap_or(self.root.path().to_path_buf());
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((id, project)) = line.split_once(' ')
+                && Path::new(project).starts_with(&root)
+            {
+                let _ = docker(&["rm", "-f", id]);
+            }
+        }
+        // Files made inside containers as other users must not block removing the temp root.
+        let _ = Command::new("chmod").args(["-R", "u+rwX"]).arg(self.root.path()).status();
+    }
+}
+
+pub fn docker_socket_gid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/var/run/docker.sock").map(|m| m.gid()).unwrap_or(0)
+}
+
+pub fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    let status =
+        Command::new("chown").arg("-R").arg(format!("{uid}:{gid}")).arg(path).status().expect("chown");
+    assert!(status.success());
+}
+
+pub fn is_root() -> bool {
+    std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::fs::read_to_string("/proc/self/status")
+            .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+            .unwrap_or(false)
+}
