@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use anyhow::Context;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 
 /// A running proxy; dropping it removes the socket folder.
@@ -73,7 +74,13 @@ async fn pipe(stream: UnixStream, args: &[String]) -> std::io::Result<()> {
         drop(to_ssh);
         r
     };
-    let down = tokio::io::copy(&mut from_ssh, &mut to_client);
+    // Each side's end must reach the other: the engine closing a hijacked exec stream is how
+    // the client learns the command ended.
+    let down = async {
+        let r = tokio::io::copy(&mut from_ssh, &mut to_client).await;
+        let _ = to_client.shutdown().await;
+        r
+    };
     let _ = tokio::join!(up, down);
     let _ = child.wait().await;
     Ok(())

@@ -260,7 +260,8 @@ fn select(
 }
 
 fn nvidia_request(chosen: &[SelectedGpu], all: bool, engine: &EngineFacts) -> DeviceRequestPlan {
-    if engine.has_cdi_vendor("nvidia.com") {
+    // Podman ignores `--gpus`-style requests and speaks CDI only (containers/podman#22645).
+    if engine.has_cdi_vendor("nvidia.com") || engine.is_podman() {
         let name = |id: &str| format!("nvidia.com/gpu={id}");
         let ids = if all {
             vec![name("all")]

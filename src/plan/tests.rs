@@ -86,6 +86,21 @@ fn nvidia_with_cdi_uses_cdi_names() {
 }
 
 #[test]
+fn podman_gets_cdi_names_even_without_discovered_devices() {
+    let (facts, mut engine) = host("nvidia-2");
+    engine.product = "Podman".into();
+    let spec = parse_str("[gpu]\ndevices = [0]\n", &Path::new(PROJECT).join("berth.toml")).unwrap();
+    let user = HostUser::fixed(1000, 1000, "alice");
+    let plan = plan(
+        &spec,
+        &Inputs { host: &facts, engine: &engine, user: &user, busy: &BusyGpus::new(), prefer: &[] },
+    )
+    .unwrap();
+    assert_eq!(plan.gpu.device_requests[0].driver, "cdi");
+    assert_eq!(plan.gpu.device_requests[0].device_ids, vec!["nvidia.com/gpu=0".to_string()]);
+}
+
+#[test]
 fn a_count_prefers_gpus_nobody_holds() {
     let (facts, _) = host("nvidia-8");
     let busy: Vec<String> = facts.gpus.iter().take(3).filter_map(|g| g.uuid.clone()).collect();

@@ -6,7 +6,9 @@
 mod support;
 
 mod engine_accepts_plan;
+mod engine_errors;
 mod exec;
 mod lifecycle;
 mod malformed;
 mod ownership;
+mod terminal;
