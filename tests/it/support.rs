@@ -147,7 +147,7 @@ impl Drop for TestEnv {
         // Everything berth made for projects under this root, whatever the test did.
         let out = docker(&[
             "ps",
-            "-aq",
+            "-a",
             "--filter",
             "label=dev.berth.managed=true",
             "--format",
