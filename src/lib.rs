@@ -8,6 +8,7 @@ pub mod commands;
 pub mod engine;
 pub mod error;
 pub mod host;
+pub mod jobs;
 pub mod output;
 pub mod plan;
 pub mod spec;

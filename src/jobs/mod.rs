@@ -1,0 +1,11 @@
+//! Jobs: detached runs inside an environment whose output and status live on the host.
+//!
+//! Each job has a folder `<project>/.berth/jobs/<name>/` (inside: `/berth/state/jobs/<name>/`):
+//! `meta.json` (written by berth: command, start time, GPUs), `log` (combined output), `pid`
+//! (the job's process group inside the container), `exit` (its status, written when it ends) and
+//! `oom-before` / `oom-after` (the memory cgroup's OOM-kill count around the run). A job without
+//! `exit` whose container stopped after it started is interrupted, never "running forever".
+
+pub mod store;
+
+pub use store::{JobMeta, JobRecord, JobState, jobs_dir, list, running};
