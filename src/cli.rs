@@ -44,6 +44,50 @@ pub enum Command {
     Ls(LsArgs),
     /// Remove the environment's container (refuses while it holds changes that matter).
     Down(DownArgs),
+    /// Start a job inside the environment that survives disconnects; its log stays on the host.
+    Run(RunArgs),
+    /// List this project's jobs with state, exit code and diagnosis.
+    Jobs,
+    /// Show a job's log (the latest job by default); -f follows it to the end.
+    Logs(LogsArgs),
+    /// Stop a job (SIGTERM, then SIGKILL after a grace period).
+    Kill(KillArgs),
+    /// Prove the GPU works inside the environment (driver, torch, a tiny computation, shm).
+    GpuCheck,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job's name (default: the command's name and a number).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// GPUs the job sees, among the environment's, as the container numbers them: `0,1` or `all`.
+    #[arg(long, value_name = "SEL")]
+    pub gpus: Option<String>,
+    /// Launch through `torchrun --standalone` with one process per visible GPU.
+    #[arg(long)]
+    pub torchrun: bool,
+    /// The command and its arguments (after `--`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The job (default: the latest).
+    pub name: Option<String>,
+    /// Follow the log until the job ends, then exit with its exit code.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// The job to stop.
+    pub name: String,
+    /// Seconds between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 10)]
+    pub grace: u64,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod error;
+pub mod gpu_probe;
 pub mod host;
 pub mod jobs;
 pub mod output;
@@ -56,6 +57,19 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
             C::Status => commands::status::run(ctx).await.map(|_| 0),
             C::Ls(a) => commands::ls::run(ctx, a.all_users).await.map(|_| 0),
             C::Down(a) => commands::down::run(ctx, a.force).await.map(|_| 0),
+            C::Run(a) => {
+                let opts = commands::run::RunOptions {
+                    name: a.name,
+                    gpus: a.gpus,
+                    torchrun: a.torchrun,
+                    cmd: a.cmd,
+                };
+                commands::run::run(ctx, opts).await.map(|_| 0)
+            }
+            C::Jobs => commands::jobs::run(ctx).await.map(|_| 0),
+            C::Logs(a) => commands::logs::run(ctx, a.name, a.follow).await,
+            C::Kill(a) => commands::kill::run(ctx, &a.name, a.grace).await.map(|_| 0),
+            C::GpuCheck => commands::gpu_check::run(ctx).await,
         }
     });
     // Stray tasks (a stdin reader, a resize watcher) must not keep the process alive.

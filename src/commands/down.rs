@@ -36,6 +36,15 @@ pub async fn guard(
     if force {
         return Ok(());
     }
+    let state = super::jobs::ContainerState::of(Some(c));
+    let running = crate::jobs::running(&project.spec.project_dir, state.running, state.started.as_deref());
+    if !running.is_empty() {
+        return Err(fail(
+            Code::Refused,
+            format!("{} has running jobs: {}", project.container, running.join(", ")),
+            "wait for them (`berth logs NAME -f`), stop them (`berth kill NAME`), or add --force",
+        ));
+    }
     let id = c.id.as_deref().unwrap_or(&project.container);
     let raw = engine.docker.container_changes(id).await.map_err(|e| explain(e, &engine.endpoint))?;
     let targets: Vec<String> = c.mounts.iter().flatten().filter_map(|m| m.destination.clone()).collect();

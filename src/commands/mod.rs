@@ -5,8 +5,13 @@
 
 pub mod down;
 pub mod exec;
+pub mod gpu_check;
 pub mod init;
+pub mod jobs;
+pub mod kill;
+pub mod logs;
 pub mod ls;
+pub mod run;
 pub mod shell;
 pub mod status;
 pub mod stop;

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{Context, Project, up};
 use crate::engine::{self, Engine};
+use crate::jobs::diagnose::{Ending, diagnose};
 use crate::plan::{ShmSource, drift};
 use crate::spec::size::format_size;
 
@@ -26,6 +27,8 @@ pub struct Status {
     pub mounts: Vec<String>,
     pub ports: Vec<String>,
     pub last_exit: Option<LastExit>,
+    /// Jobs still running in the environment.
+    pub running_jobs: Vec<String>,
     /// How the file differs from the container (empty: it matches).
     pub drift: Vec<String>,
 }
@@ -58,6 +61,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         mounts: Vec::new(),
         ports: Vec::new(),
         last_exit: None,
+        running_jobs: Vec::new(),
         drift: Vec::new(),
     };
     if let Some(c) = &c {
@@ -69,6 +73,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         if st.shm_bytes == Some(plan.shm.bytes) {
             st.shm = Some(shm_words(plan.shm.bytes, plan.shm.source));
         }
+        let state = super::jobs::ContainerState::of(Some(c));
+        st.running_jobs =
+            crate::jobs::running(&project.spec.project_dir, state.running, state.started.as_deref());
         st.gpus = plan
             .gpu
             .selected
@@ -142,21 +149,19 @@ fn fill(st: &mut Status, c: &ContainerInspectResponse) {
             code,
             oom_killed: oom,
             finished_at: s.finished_at.clone(),
-            explanation: explain_exit(code, oom),
+            explanation: explain_exit(code, oom, st.memory_bytes, st.shm_bytes),
         });
     }
 }
 
-/// A short cause for a container's exit code.
-pub fn explain_exit(code: i64, oom: bool) -> String {
-    match (code, oom) {
-        (_, true) => "killed for lack of memory (raise resources.memory)".into(),
-        (0, _) => "stopped normally".into(),
-        (137, _) => "killed (SIGKILL) from outside: `docker kill`, or a stop that timed out".into(),
-        (143, _) => "terminated (SIGTERM), e.g. by `berth stop`".into(),
-        (139, _) => "segmentation fault".into(),
-        (134, _) => "aborted (SIGABRT)".into(),
-        (c, _) => format!("exited with code {c}"),
+/// A short cause and fix for a container's exit (the same diagnosis jobs get).
+fn explain_exit(code: i64, oom: bool, memory: Option<u64>, shm: Option<u64>) -> String {
+    let ending =
+        Ending { exit_code: Some(code), oom, memory_limit: memory, shm_bytes: shm, ..Default::default() };
+    match diagnose(&ending) {
+        Some(d) => format!("{}; {}", d.cause, d.fix),
+        None if code == 0 => "stopped normally".into(),
+        None => format!("exited with code {code}"),
     }
 }
 
@@ -188,6 +193,9 @@ fn render(st: &Status) -> String {
     }
     for (i, p) in st.ports.iter().enumerate() {
         line(if i == 0 { "ports" } else { "" }, p);
+    }
+    if !st.running_jobs.is_empty() {
+        line("jobs", &format!("running: {}", st.running_jobs.join(", ")));
     }
     if let Some(e) = &st.last_exit {
         line("last exit", &format!("{}: {}", e.code, e.explanation));

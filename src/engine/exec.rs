@@ -118,6 +118,16 @@ impl Engine {
         self.exit_code(&id).await
     }
 
+    /// Start a command that runs on by itself (like `docker exec -d`); returns the exec id.
+    pub async fn exec_detached(&self, req: &ExecRequest) -> anyhow::Result<String> {
+        let id = self.create_exec(req, false).await?;
+        self.docker
+            .start_exec(&id, Some(StartExecOptions { detach: true, tty: false, output_capacity: None }))
+            .await
+            .map_err(|e| explain(e, &self.endpoint))?;
+        Ok(id)
+    }
+
     /// Run a command without a terminal and collect what it prints.
     pub async fn exec_capture(&self, req: &ExecRequest) -> anyhow::Result<Captured> {
         let id = self.create_exec(req, true).await?;

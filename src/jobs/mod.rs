@@ -9,3 +9,6 @@
 pub mod store;
 
 pub use store::{JobMeta, JobRecord, JobState, jobs_dir, list, running};
+
+pub mod diagnose;
+pub mod wrapper;

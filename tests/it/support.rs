@@ -9,7 +9,20 @@ use std::sync::Once;
 
 pub const IMAGE: &str = "berth-test/busybox:1";
 
+/// Debian 12 with python3 and pip (debootstrap; about a minute the first time, then cached).
+pub const PYTHON_IMAGE: &str = "berth-test/python:1";
+
 static IMAGE_ONCE: Once = Once::new();
+static PYTHON_ONCE: Once = Once::new();
+
+pub fn ensure_python_image() {
+    PYTHON_ONCE.call_once(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/python-image.sh");
+        let status =
+            Command::new("bash").arg(script).arg(PYTHON_IMAGE).status().expect("run python-image.sh");
+        assert!(status.success(), "could not build the test image {PYTHON_IMAGE}");
+    });
+}
 
 /// Build the offline test image once per run (cached by tag across runs).
 pub fn ensure_image() {

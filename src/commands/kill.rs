@@ -1,0 +1,66 @@
+//! `berth kill N`: stop a job: SIGTERM to its process group, SIGKILL after a grace period.
+
+use std::time::{Duration, Instant};
+
+use super::jobs::{ContainerState, view};
+use super::{Context, Project, logs::find};
+use crate::engine::{Engine, exec::ExecRequest};
+use crate::error::{Code, fail};
+use crate::jobs::{self, JobState, wrapper};
+
+pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
+    let project = Project::load(ctx)?;
+    let engine = Engine::connect().await?;
+    let job = find(&project, Some(name))?;
+    let c = project.container(&engine).await?;
+    let state = ContainerState::of(c.as_ref());
+    let v = view(&job, &state);
+    if v.state != JobState::Running {
+        return Err(fail(
+            Code::BadInput,
+            format!(
+                "job {name} is not running (it is {})",
+                serde_json::to_value(v.state)?.as_str().unwrap_or("")
+            ),
+            "`berth jobs` shows each job's state",
+        ));
+    }
+    let container = c.and_then(|c| c.id).unwrap_or_else(|| project.container.clone());
+    let send = |signal: &'static str| {
+        let req = ExecRequest {
+            container: container.clone(),
+            cmd: wrapper::signal_argv(name, signal),
+            ..Default::default()
+        };
+        let engine = &engine;
+        async move { engine.exec_capture(&req).await }
+    };
+    send("TERM").await?;
+    if let Some(code) = ended(&project, name, Duration::from_secs(grace)).await {
+        ctx.out.status(format!("job {name} stopped (exit {code})"));
+        return Ok(());
+    }
+    ctx.out.status(format!("job {name} ignored SIGTERM for {grace}s; sending SIGKILL"));
+    send("KILL").await?;
+    match ended(&project, name, Duration::from_secs(5)).await {
+        Some(code) => ctx.out.status(format!("job {name} killed (exit {code})")),
+        None => ctx.out.warn(format!("job {name} did not report an exit after SIGKILL")),
+    }
+    Ok(())
+}
+
+/// Wait up to `deadline` for the job's exit status.
+async fn ended(project: &Project, name: &str, deadline: Duration) -> Option<i64> {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        let done = jobs::list(&project.spec.project_dir)
+            .into_iter()
+            .find(|j| j.meta.name == name)
+            .and_then(|j| j.exit_code);
+        if done.is_some() {
+            return done;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}

@@ -1,0 +1,80 @@
+//! `berth logs [N] [-f]`: show a job's log (the latest job by default), read from the host.
+//!
+//! With `-f` it follows the log until the job ends and then exits with the job's exit code
+//! (or 1 when the job was interrupted), printing the diagnosis when there is one.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::time::{Duration, Instant};
+
+use super::jobs::{ContainerState, JobView, view};
+use super::{Context, Project};
+use crate::engine::Engine;
+use crate::error::{Code, fail};
+use crate::jobs::{self, JobRecord, JobState};
+
+/// Returns the exit code berth should end with.
+pub async fn run(ctx: &Context, name: Option<String>, follow: bool) -> anyhow::Result<i32> {
+    let project = Project::load(ctx)?;
+    let engine = Engine::connect().await?;
+    let job = find(&project, name.as_deref())?;
+    let path = job.log_path();
+    let mut offset = 0u64;
+    let mut state = ContainerState::of(project.container(&engine).await?.as_ref());
+    let mut last_check = Instant::now();
+    loop {
+        offset = copy_new(&path, offset, ctx)?;
+        let record = jobs::list(&project.spec.project_dir).into_iter().find(|j| j.meta.name == job.meta.name);
+        let Some(record) = record else { return Ok(0) };
+        let v = view(&record, &state);
+        if !follow || v.state != JobState::Running {
+            // The last bytes may have landed between the copy and the state check.
+            copy_new(&path, offset, ctx)?;
+            return Ok(finish(ctx, &v, follow));
+        }
+        if last_check.elapsed() > Duration::from_secs(1) {
+            state = ContainerState::of(project.container(&engine).await?.as_ref());
+            last_check = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn finish(ctx: &Context, v: &JobView, follow: bool) -> i32 {
+    if let Some(d) = &v.diagnosis {
+        ctx.out.warn(format!("job {}: {} — {}", v.name, d.cause, d.fix));
+    }
+    if !follow {
+        return 0;
+    }
+    match (v.state, v.exit_code) {
+        (JobState::Exited, Some(code)) => code.clamp(0, 255) as i32,
+        _ => 1,
+    }
+}
+
+/// Print what was appended to the log since `offset`; returns the new offset.
+fn copy_new(path: &std::path::Path, offset: u64, ctx: &Context) -> anyhow::Result<u64> {
+    let Ok(mut f) = std::fs::File::open(path) else { return Ok(offset) };
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    if !buf.is_empty() {
+        ctx.out.data(String::from_utf8_lossy(&buf));
+    }
+    Ok(offset + buf.len() as u64)
+}
+
+/// A job by name, or the latest one.
+pub fn find(project: &Project, name: Option<&str>) -> anyhow::Result<JobRecord> {
+    let list = jobs::list(&project.spec.project_dir);
+    let found = match name {
+        Some(n) => list.into_iter().find(|j| j.meta.name == n),
+        None => list.into_iter().last(),
+    };
+    found.ok_or_else(|| match name {
+        Some(n) => {
+            fail(Code::BadInput, format!("no job named {n}"), "`berth jobs` lists this project's jobs")
+        }
+        None => fail(Code::BadInput, "this project has no jobs yet", "`berth run -- CMD` starts one"),
+    })
+}

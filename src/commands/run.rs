@@ -1,0 +1,216 @@
+//! `berth run [--name N] [--gpus SEL] [--torchrun] -- CMD`: start a job that outlives berth.
+//!
+//! The job runs in a detached exec, so it survives the berth process ending, SSH dropping and
+//! the terminal closing; its output and exit status go to `<project>/.berth/jobs/<name>/` on
+//! the host (see `jobs::wrapper`). `--gpus` narrows the GPUs the job sees among the
+//! environment's, numbered as the container numbers them (0..n-1).
+
+use std::os::unix::fs::PermissionsExt;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::{Context, Project, exec::workdir_for, host_env, up};
+use crate::engine::{self, Engine, exec::ExecRequest};
+use crate::error::{Code, fail};
+use crate::jobs::{self, JobMeta, store::rfc3339, wrapper};
+use crate::plan::GpuMode;
+use crate::spec::UserMode;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub name: Option<String>,
+    pub gpus: Option<String>,
+    pub torchrun: bool,
+    pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Started {
+    name: String,
+    container_id: String,
+    log: String,
+}
+
+pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
+    if opts.cmd.is_empty() {
+        return Err(fail(
+            Code::BadInput,
+            "no command given",
+            "put the command after `--`: berth run -- python train.py",
+        ));
+    }
+    let project = Project::load(ctx)?;
+    let engine = Engine::connect().await?;
+    let running = matches!(project.container(&engine).await?, Some(c) if engine::is_running(&c));
+    if !running {
+        up::apply(ctx, &project, &engine, up::UpOptions::default()).await?;
+    }
+    let c = project.container(&engine).await?.context("the environment vanished after `up`")?;
+    let (plan, _) = up::plan_for(&project, &engine, Some(&c)).await?;
+    let (gpu_env, visible) = gpu_env(plan.gpu.mode, plan.gpu.selected.len(), opts.gpus.as_deref())?;
+    let mut cmd = opts.cmd.clone();
+    if opts.torchrun {
+        let nproc = visible.max(1);
+        let mut t =
+            vec!["torchrun".to_string(), "--standalone".to_string(), format!("--nproc_per_node={nproc}")];
+        t.append(&mut cmd);
+        cmd = t;
+    }
+
+    let name = match &opts.name {
+        Some(n) => check_name(n)?,
+        None => next_name(&project, &cmd),
+    };
+    let dir = jobs::jobs_dir(&project.spec.project_dir).join(&name);
+    if dir.exists() {
+        return Err(fail(
+            Code::BadInput,
+            format!("a job named {name} already exists ({})", dir.display()),
+            "pick another --name, or delete that folder if its log is no longer needed",
+        ));
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if matches!(project.spec.user, UserMode::Named(_)) {
+        // An image user may have another uid than the host user who owns the project.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+    }
+    let container_id = c.id.clone().unwrap_or_default();
+    let meta = JobMeta {
+        name: name.clone(),
+        cmd: cmd.clone(),
+        started: rfc3339(std::time::SystemTime::now()),
+        gpus: opts.gpus.iter().flat_map(|g| g.split(',').map(|s| s.trim().to_string())).collect(),
+        container_id: container_id.clone(),
+    };
+    std::fs::write(dir.join("meta.json"), serde_json::to_string_pretty(&meta)?)
+        .with_context(|| format!("writing {}", dir.display()))?;
+
+    let mut env = host_env(&project.spec, &ctx.out);
+    env.extend(gpu_env);
+    let req = ExecRequest {
+        container: container_id.clone(),
+        cmd: wrapper::argv(&name, workdir_for(&project.spec, &ctx.dir).as_deref(), &cmd),
+        env,
+        ..Default::default()
+    };
+    if let Err(e) = engine.exec_detached(&req).await {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e.context(format!("starting job {name}")));
+    }
+    let log = dir.join("log").display().to_string();
+    if ctx.out.json {
+        return ctx.out.json(&Started { name, container_id, log });
+    }
+    ctx.out.status(format!("started job {name} in {}", project.container));
+    ctx.out.status(format!("  follow it: berth logs {name} -f     stop it: berth kill {name}"));
+    ctx.out.status(format!("  log on the host: {log}"));
+    Ok(())
+}
+
+/// The variables that narrow a job's GPUs, and how many it sees.
+fn gpu_env(mode: GpuMode, count: usize, sel: Option<&str>) -> anyhow::Result<(Vec<String>, usize)> {
+    let Some(sel) = sel.map(str::trim).filter(|s| !s.is_empty() && *s != "all") else {
+        return Ok((Vec::new(), count));
+    };
+    if mode == GpuMode::None {
+        return Err(fail(
+            Code::BadInput,
+            format!("--gpus {sel}: this environment has no GPU"),
+            "set `[gpu]` in berth.toml (`berth status` shows what the environment has)",
+        ));
+    }
+    let mut ids = Vec::new();
+    for part in sel.split(',').map(str::trim) {
+        let i: usize = part.parse().map_err(|_| {
+            fail(
+                Code::BadInput,
+                format!("--gpus {sel}: `{part}` is not a GPU number"),
+                "use numbers like `0,1`",
+            )
+        })?;
+        // WSL2 does not say how many GPUs it shares; trust the user there.
+        if mode != GpuMode::Wsl && i >= count {
+            return Err(fail(
+                Code::BadInput,
+                format!(
+                    "--gpus {sel}: the environment has {count} GPU(s), numbered 0 to {}",
+                    count.saturating_sub(1)
+                ),
+                "GPUs are numbered as the container sees them; `berth status` lists them",
+            ));
+        }
+        if !ids.contains(&i) {
+            ids.push(i);
+        }
+    }
+    let list = ids.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let vars = match mode {
+        GpuMode::Amd => vec![format!("ROCR_VISIBLE_DEVICES={list}")],
+        _ => vec![format!("CUDA_VISIBLE_DEVICES={list}")],
+    };
+    Ok((vars, ids.len()))
+}
+
+fn check_name(name: &str) -> anyhow::Result<String> {
+    let ok = name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(fail(
+            Code::BadInput,
+            format!("`{name}` cannot be a job name"),
+            "use letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+        ))
+    }
+}
+
+/// `<command word>-<n>`: `python-3` for the third job.
+fn next_name(project: &Project, cmd: &[String]) -> String {
+    let word = cmd
+        .iter()
+        .find(|w| !w.starts_with('-') && !w.contains('='))
+        .map(|w| w.rsplit('/').next().unwrap_or(w).to_string())
+        .unwrap_or_else(|| "job".into());
+    let word: String =
+        word.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).take(24).collect();
+    let word = if word.is_empty() { "job".to_string() } else { word };
+    let n = jobs::list(&project.spec.project_dir).len() + 1;
+    let mut candidate = format!("{word}-{n}");
+    let mut k = n;
+    while jobs::jobs_dir(&project.spec.project_dir).join(&candidate).exists() {
+        k += 1;
+        candidate = format!("{word}-{k}");
+    }
+    candidate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpus_narrow_with_the_vendors_variable() {
+        assert_eq!(
+            gpu_env(GpuMode::Nvidia, 4, Some("1,3")).ok(),
+            Some((vec!["CUDA_VISIBLE_DEVICES=1,3".into()], 2))
+        );
+        assert_eq!(
+            gpu_env(GpuMode::Amd, 2, Some("0")).ok(),
+            Some((vec!["ROCR_VISIBLE_DEVICES=0".into()], 1))
+        );
+        assert_eq!(gpu_env(GpuMode::Nvidia, 2, None).ok(), Some((vec![], 2)));
+        assert!(gpu_env(GpuMode::Nvidia, 2, Some("2")).is_err());
+        assert!(gpu_env(GpuMode::None, 0, Some("0")).is_err());
+        assert!(gpu_env(GpuMode::Nvidia, 2, Some("x")).is_err());
+    }
+
+    #[test]
+    fn job_names_are_checked() {
+        assert!(check_name("train-1").is_ok());
+        assert!(check_name("../x").is_err());
+        assert!(check_name("-x").is_err());
+    }
+}

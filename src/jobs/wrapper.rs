@@ -1,0 +1,71 @@
+//! The POSIX shell wrapper every job runs in (inside the container, started detached).
+//!
+//! It needs nothing beyond `sh` (busybox is enough): records its command's process group,
+//! sends all output to the host-side log, records the memory cgroup's OOM-kill count before and
+//! after (cgroup v2 `memory.events`, v1 `memory.oom_control`), and writes the exit status
+//! atomically (`exit.tmp` renamed to `exit`) so a reader never sees half a number.
+
+use crate::plan::sh_quote;
+
+/// The job folder inside the container.
+pub fn inside_dir(name: &str) -> String {
+    format!("{}/jobs/{name}", crate::plan::STATE_DIR)
+}
+
+/// `sh -c SCRIPT sh CMD...`: argv for the detached exec.
+pub fn argv(name: &str, workdir: Option<&str>, cmd: &[String]) -> Vec<String> {
+    let dir = sh_quote(&inside_dir(name));
+    let cd = workdir.map(|w| format!("cd {} || exit 126\n", sh_quote(w))).unwrap_or_default();
+    let script = format!(
+        r#"d={dir}
+oom() {{
+  f=/sys/fs/cgroup/memory.events
+  [ -r "$f" ] || f=/sys/fs/cgroup/memory/memory.oom_control
+  if [ -r "$f" ]; then
+    while read -r k v; do [ "$k" = oom_kill ] && {{ echo "$v"; return; }}; done < "$f"
+  fi
+  echo 0
+}}
+oom > "$d/oom-before"
+{cd}if command -v setsid >/dev/null 2>&1; then
+  setsid "$@" > "$d/log" 2>&1 < /dev/null &
+else
+  "$@" > "$d/log" 2>&1 < /dev/null &
+fi
+pid=$!
+echo "$pid" > "$d/pid"
+wait "$pid"
+code=$?
+oom > "$d/oom-after"
+echo "$code" > "$d/exit.tmp" && mv "$d/exit.tmp" "$d/exit"
+"#
+    );
+    let mut argv = vec!["/bin/sh".to_string(), "-c".to_string(), script, "sh".to_string()];
+    argv.extend(cmd.iter().cloned());
+    argv
+}
+
+/// `sh -c` that signals a job's process group (or the process, without setsid).
+pub fn signal_argv(name: &str, signal: &str) -> Vec<String> {
+    let dir = sh_quote(&inside_dir(name));
+    let script = format!(
+        r#"pid=$(cat {dir}/pid 2>/dev/null) || exit 3
+[ -n "$pid" ] || exit 3
+kill -{signal} -- "-$pid" 2>/dev/null || kill -{signal} "$pid" 2>/dev/null || exit 1"#
+    );
+    vec!["/bin/sh".into(), "-c".into(), script]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_follows_the_script_as_positional_arguments() {
+        let a = argv("train", Some("/workspace"), &["python".into(), "train.py".into(), "--lr=1e-3".into()]);
+        assert_eq!(&a[..2], ["/bin/sh", "-c"]);
+        assert!(a[2].contains("d=/berth/state/jobs/train"));
+        assert!(a[2].contains("cd /workspace || exit 126"));
+        assert_eq!(&a[3..], ["sh", "python", "train.py", "--lr=1e-3"]);
+    }
+}

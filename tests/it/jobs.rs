@@ -1,0 +1,152 @@
+//! Jobs that survive: run, jobs, logs -f, kill, exit diagnosis, and gpu-check on a GPU-less host.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::*;
+
+fn jobs_json(env: &TestEnv, dir: &std::path::Path) -> Vec<serde_json::Value> {
+    serde_json::from_str(&env.berth(dir, &["jobs", "--json"]).ok().stdout).unwrap()
+}
+
+fn job<'a>(list: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    list.iter().find(|j| j["name"] == name).unwrap_or_else(|| panic!("no job {name} in {list:?}"))
+}
+
+#[test]
+fn a_job_outlives_a_killed_berth_and_logs_f_returns_its_code() {
+    let env = TestEnv::new();
+    let dir = env.project("survive", "");
+    let started = env
+        .berth(&dir, &["run", "--name", "train", "--", "sh", "-c", "echo begin; sleep 3; echo done; exit 4"])
+        .ok();
+    assert!(started.stderr.contains("berth logs train -f"), "{}", started.stderr);
+    // A follower killed with SIGKILL (a dropped SSH session, a closed laptop) changes nothing.
+    let mut follower = env.command(&dir, &["logs", "train", "-f"]).stdout(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = follower.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    let _ = follower.wait();
+    assert_eq!(job(&jobs_json(&env, &dir), "train")["state"], "running");
+    let followed = env.berth(&dir, &["logs", "train", "-f"]).code(4);
+    assert_eq!(followed.stdout, "begin\ndone\n");
+    let log = std::fs::read_to_string(dir.join(".berth/jobs/train/log")).unwrap();
+    assert_eq!(log, "begin\ndone\n", "the log is on the host");
+    let list = jobs_json(&env, &dir);
+    let j = job(&list, "train");
+    assert_eq!((j["state"].as_str(), j["exit_code"].as_i64()), (Some("exited"), Some(4)));
+    for key in ["name", "state", "exit_code", "started", "finished", "diagnosis"] {
+        assert!(j.get(key).is_some(), "jobs --json lacks {key}");
+    }
+}
+
+#[test]
+fn a_job_over_its_memory_limit_is_reported_as_out_of_memory() {
+    let env = TestEnv::new();
+    let dir = env.project("oom", "[resources]\nmemory = \"64m\"\n");
+    env.berth(
+        &dir,
+        &[
+            "run",
+            "--name",
+            "hog",
+            "--",
+            "sh",
+            "-c",
+            "x=$(head -c 268435456 /dev/zero | tr '\\000' a); echo ${#x}",
+        ],
+    )
+    .ok();
+    let r = env.berth(&dir, &["logs", "hog", "-f"]).code(137);
+    assert!(r.stderr.contains("out of memory") && r.stderr.contains("the limit was 64 MiB"), "{}", r.stderr);
+    let list = jobs_json(&env, &dir);
+    assert_eq!(job(&list, "hog")["diagnosis"]["kind"], "oom");
+    assert!(job(&list, "hog")["diagnosis"]["fix"].as_str().unwrap().contains("resources.memory"));
+}
+
+#[test]
+fn segfaults_and_shm_bus_errors_are_named() {
+    let env = TestEnv::new();
+    let dir = env.project("crash", "[resources]\nshm = \"96m\"\n");
+    env.berth(&dir, &["run", "--name", "seg", "--", "sh", "-c", "kill -SEGV $$"]).ok();
+    let bus = "echo 'RuntimeError: DataLoader worker (pid 7579) is killed by signal: Bus error. It is possible that \
+               dataloader workers are out of shared memory. Please try to raise your shared memory limit.'; exit 1";
+    env.berth(&dir, &["run", "--name", "loader", "--", "sh", "-c", bus]).ok();
+    env.berth(&dir, &["logs", "seg", "-f"]).code(139);
+    let r = env.berth(&dir, &["logs", "loader", "-f"]).code(1);
+    assert!(r.stderr.contains("shared memory (/dev/shm) is too small"), "{}", r.stderr);
+    assert!(r.stderr.contains("it is 96 MiB") && r.stderr.contains("resources.shm"), "{}", r.stderr);
+    let list = jobs_json(&env, &dir);
+    assert_eq!(job(&list, "seg")["diagnosis"]["kind"], "segfault");
+    assert_eq!(job(&list, "loader")["diagnosis"]["kind"], "shm");
+}
+
+#[test]
+fn stopping_the_environment_interrupts_running_jobs_and_down_refuses_while_they_run() {
+    let env = TestEnv::new();
+    let dir = env.project("interrupt", "");
+    env.berth(&dir, &["run", "--name", "long", "--", "sleep", "300"]).ok();
+    let status = env.berth(&dir, &["status", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(v["running_jobs"], serde_json::json!(["long"]));
+    let refused = env.berth(&dir, &["down"]).code(4);
+    assert!(refused.stderr.contains("running jobs: long"), "{}", refused.stderr);
+    env.berth(&dir, &["stop"]).ok();
+    let list = jobs_json(&env, &dir);
+    assert_eq!(job(&list, "long")["state"], "interrupted");
+    // Still interrupted (not running again) once the environment is back.
+    env.berth(&dir, &["up"]).ok();
+    assert_eq!(job(&jobs_json(&env, &dir), "long")["state"], "interrupted");
+}
+
+#[test]
+fn kill_sends_term_then_reports_the_end() {
+    let env = TestEnv::new();
+    let dir = env.project("kill", "");
+    env.berth(&dir, &["run", "--name", "stubborn", "--", "sh", "-c", "trap '' TERM; sleep 300"]).ok();
+    env.berth(&dir, &["run", "--name", "polite", "--", "sleep", "300"]).ok();
+    let r = env.berth(&dir, &["kill", "polite"]).ok();
+    assert!(r.stderr.contains("exit 143"), "{}", r.stderr);
+    let r = env.berth(&dir, &["kill", "stubborn", "--grace", "1"]).ok();
+    assert!(r.stderr.contains("SIGKILL") && r.stderr.contains("exit 137"), "{}", r.stderr);
+    let again = env.berth(&dir, &["kill", "polite"]).code(2);
+    assert!(again.stderr.contains("not running"), "{}", again.stderr);
+}
+
+#[test]
+fn run_narrows_gpus_only_where_there_are_gpus() {
+    let env = TestEnv::new();
+    let dir = env.project("nogpu", "");
+    let r = env.berth(&dir, &["run", "--gpus", "0", "--", "true"]).code(2);
+    assert!(r.stderr.contains("this environment has no GPU"), "{}", r.stderr);
+}
+
+#[test]
+fn gpu_check_without_a_gpu_says_so_and_why() {
+    let env = TestEnv::new();
+    let dir = env.project("gpucheck", "");
+    let r = env.berth(&dir, &["gpu-check"]).code(1);
+    assert!(r.stdout.contains("no GPU is visible"), "{}", r.stdout);
+    assert!(r.stdout.contains("no NVIDIA or AMD GPU"), "{}", r.stdout);
+    assert!(!r.stdout.contains("Traceback") && !r.stderr.contains("Traceback"));
+    let json = env.berth(&dir, &["gpu-check", "--json"]).code(1);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["checks"][0]["name"], "gpu");
+    assert_eq!(v["checks"][0]["status"], "fail");
+}
+
+#[test]
+fn gpu_check_with_python_but_no_torch_names_what_is_missing() {
+    ensure_python_image();
+    let env = TestEnv::new();
+    let dir = env.project("gpucheck-py", &format!("[image]\nbase = \"{PYTHON_IMAGE}\"\n"));
+    let r = env.berth(&dir, &["gpu-check", "--json"]).code(1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let check = |name: &str| v["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned();
+    assert_eq!(check("python").unwrap()["status"], "pass");
+    let torch = check("torch").unwrap();
+    assert_eq!(torch["status"], "fail");
+    assert!(torch["detail"].as_str().unwrap().contains("torch does not import"), "{torch}");
+    assert!(!r.stdout.contains("Traceback") && !r.stderr.contains("Traceback"));
+}
