@@ -38,10 +38,69 @@ pub struct Spec {
     pub run: RunOptions,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[image]`: what the environment's image is made from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ImageSpec {
-    /// `[image] base`, as the user wrote it (default `python:3.12-slim`).
+    /// `base`, as the user wrote it (default `python:3.12-slim`); unused with `preset` or
+    /// `dockerfile`.
     pub base: String,
+    /// `preset`, resolved to a real tag against the host's GPU stack when planning.
+    pub preset: Option<Preset>,
+    pub pins: Pins,
+    /// Debian/Ubuntu packages (`name` or `name=version`).
+    pub apt: Vec<String>,
+    /// pip requirement strings.
+    pub pip: Vec<String>,
+    /// A requirements file (absolute; inside or outside the project).
+    pub requirements: Option<PathBuf>,
+    pub pip_index_url: Option<String>,
+    pub pip_extra_index_urls: Vec<String>,
+    pub apt_mirror: Option<String>,
+    /// A conda `environment.yml` (absolute), applied when the base has conda or mamba.
+    pub conda_environment: Option<PathBuf>,
+    /// The user's own Dockerfile (absolute); its folder is the build context.
+    pub dockerfile: Option<PathBuf>,
+}
+
+impl ImageSpec {
+    /// Whether the image must be built (anything beyond a plain `base`).
+    pub fn needs_build(&self) -> bool {
+        self.dockerfile.is_some()
+            || !self.apt.is_empty()
+            || !self.pip.is_empty()
+            || self.requirements.is_some()
+            || self.conda_environment.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Pytorch,
+    Ngc,
+    Rocm,
+    Cuda,
+    Python,
+}
+
+impl Preset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Pytorch => "pytorch",
+            Preset::Ngc => "ngc",
+            Preset::Rocm => "rocm",
+            Preset::Cuda => "cuda",
+            Preset::Python => "python",
+        }
+    }
+}
+
+/// Version pins for a preset (`torch = "2.5.1"`, `cuda = "12.4"`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pins {
+    pub torch: Option<String>,
+    pub cuda: Option<String>,
+    pub rocm: Option<String>,
+    pub python: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

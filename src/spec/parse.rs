@@ -17,11 +17,12 @@
 //! (code, outputs, checkpoints). A missing source is an error unless it lies inside the project
 //! folder: then it is marked `create` and made when the plan is applied, never here.
 //!
-//! Keys of features this version does not implement yet (`image.apt`, `[cluster]`, ...) are
-//! recognised and refused by name instead of being silently ignored.
+//! Keys of features this version does not implement yet (`[cluster]`) are recognised and
+//! refused by name instead of being silently ignored.
 
 mod basics;
 mod hardware;
+mod image;
 mod loose;
 mod mounts;
 mod ports;
@@ -40,24 +41,7 @@ use toml::Spanned;
 
 use self::loose::Loose;
 use super::error::{quote_list, suggest};
-use super::{CacheSpec, ImageSpec, Spec, SpecError};
-
-/// `[image]` keys of later features, refused by name until they are implemented.
-const LATER_IMAGE_KEYS: [&str; 13] = [
-    "preset",
-    "torch",
-    "cuda",
-    "rocm",
-    "python",
-    "apt",
-    "pip",
-    "requirements",
-    "pip-index-url",
-    "pip-extra-index-urls",
-    "apt-mirror",
-    "conda-environment",
-    "dockerfile",
-];
+use super::{CacheSpec, Spec, SpecError};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
@@ -69,7 +53,7 @@ struct RawSpec {
     #[serde(default)]
     ports: Vec<Spanned<String>>,
     #[serde(default)]
-    image: RawImage,
+    image: image::RawImage,
     #[serde(default)]
     gpu: hardware::RawGpu,
     #[serde(default)]
@@ -83,48 +67,6 @@ struct RawSpec {
     #[serde(default)]
     run: tables::RawRun,
     cluster: Option<Spanned<IgnoredAny>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
-struct RawImage {
-    base: Option<Spanned<String>>,
-    // Later features, in LATER_IMAGE_KEYS order.
-    preset: Option<Spanned<IgnoredAny>>,
-    torch: Option<Spanned<IgnoredAny>>,
-    cuda: Option<Spanned<IgnoredAny>>,
-    rocm: Option<Spanned<IgnoredAny>>,
-    python: Option<Spanned<IgnoredAny>>,
-    apt: Option<Spanned<IgnoredAny>>,
-    pip: Option<Spanned<IgnoredAny>>,
-    requirements: Option<Spanned<IgnoredAny>>,
-    pip_index_url: Option<Spanned<IgnoredAny>>,
-    pip_extra_index_urls: Option<Spanned<IgnoredAny>>,
-    apt_mirror: Option<Spanned<IgnoredAny>>,
-    conda_environment: Option<Spanned<IgnoredAny>>,
-    dockerfile: Option<Spanned<IgnoredAny>>,
-}
-
-impl RawImage {
-    /// Spans of the later-feature keys, in LATER_IMAGE_KEYS order.
-    fn later(&self) -> [Option<Range<usize>>; 13] {
-        [
-            &self.preset,
-            &self.torch,
-            &self.cuda,
-            &self.rocm,
-            &self.python,
-            &self.apt,
-            &self.pip,
-            &self.requirements,
-            &self.pip_index_url,
-            &self.pip_extra_index_urls,
-            &self.apt_mirror,
-            &self.conda_environment,
-            &self.dockerfile,
-        ]
-        .map(|v| v.as_ref().map(Spanned::span))
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -182,7 +124,7 @@ fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spe
     let later = refuse_later_features(&raw, &cx);
     let name = basics::name(raw.name.as_ref(), &cx);
     let workdir = basics::workdir(raw.workdir.as_ref(), &cx);
-    let base = basics::image_base(raw.image.base.as_ref(), &cx);
+    let image = image::image(&raw.image, &cx);
     let gpu = hardware::gpu(&raw.gpu, &cx);
     let resources = hardware::resources(&raw.resources, &cx);
     let mounts = mounts::mounts(&raw.mounts, &cx);
@@ -194,7 +136,7 @@ fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spe
         later.err(),
         name.as_ref().err().cloned(),
         workdir.as_ref().err().cloned(),
-        base.as_ref().err().cloned(),
+        image.as_ref().err().cloned(),
         gpu.as_ref().err().cloned(),
         resources.as_ref().err().cloned(),
         mounts.as_ref().err().cloned(),
@@ -209,7 +151,7 @@ fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spe
     Ok(Spec {
         name: name?,
         workdir: workdir?,
-        image: ImageSpec { base: base? },
+        image: image?,
         gpu: gpu?,
         resources: resources?,
         mounts: mounts?,
@@ -229,21 +171,12 @@ fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spe
 /// Whether `candidate`, offered as a valid key beside the unknown `key`, is a later feature
 /// (accepted by serde only to be refused, so never advertised).
 fn is_later_feature(key: &str, candidate: &str) -> bool {
-    match key.split_once('.') {
-        Some(("image", _)) => LATER_IMAGE_KEYS.contains(&candidate),
-        Some(_) => false,
-        None => candidate == "cluster",
-    }
+    !key.contains('.') && candidate == "cluster"
 }
 
 fn refuse_later_features(raw: &RawSpec, cx: &Ctx) -> Result<(), SpecError> {
-    let image = LATER_IMAGE_KEYS
-        .iter()
-        .zip(raw.image.later())
-        .filter_map(|(k, span)| Some((format!("image.{k}"), span?)));
     let cluster = raw.cluster.as_ref().map(|c| ("cluster".to_string(), c.span()));
-    // Report the one that comes first in the file, as a reader would meet it.
-    match image.chain(cluster).min_by_key(|(_, span)| span.start) {
+    match cluster {
         Some((key, span)) => {
             // A sentence about the key rather than "`key`: problem", so no `cx.err` here.
             let message = format!("`{key}` is not supported by this version of berth yet");

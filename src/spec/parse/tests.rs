@@ -39,7 +39,7 @@ fn an_empty_file_is_a_complete_default_project() {
         project_dir: dir,
         name: "my-project-".into(),
         workdir: "/workspace".into(),
-        image: ImageSpec { base: "python:3.12-slim".into() },
+        image: ImageSpec { base: "python:3.12-slim".into(), ..Default::default() },
         gpu: GpuSpec { vendor: VendorChoice::Auto, devices: DeviceSelection::All },
         resources: Resources::default(),
         mounts: vec![],
@@ -156,7 +156,7 @@ fn serde_errors_name_the_key_and_suggest() {
     let e = err("[image]\nbsae = 'x'");
     assert_eq!(e.hint(), Some("did you mean `base`?"));
     let e = err("[image]\nnope = 'x'");
-    assert_eq!(e.hint(), Some("valid keys here: `base`"));
+    assert!(e.hint().unwrap_or_default().starts_with("valid keys here: `base`, `preset`"), "{e:?}");
     let e = err("[cache]\npipp = true");
     assert_eq!(e.hint(), Some("did you mean `pip`?"));
 
@@ -176,9 +176,6 @@ fn serde_errors_name_the_key_and_suggest() {
 
 #[test]
 fn later_features_are_refused_by_name() {
-    let e = err("[image]\nbase = 'python'\napt = ['git']\npip = ['x']");
-    assert_eq!((e.line, e.column), (3, 7));
-    assert_eq!(e.message, "`image.apt` is not supported by this version of berth yet");
     let e = err("[cluster]\n\"/data\" = { pvc = 'd' }");
     assert_eq!((e.line, e.column, e.key.as_deref()), (1, 1, Some("cluster")));
 }
@@ -267,4 +264,23 @@ fn the_error_reported_is_the_first_in_the_file() {
     assert_eq!((e.line, e.key.as_deref()), (1, Some("mounts[1]")));
     let e = err("[gpu]\nvendor = 'x'\n[image]\napt = []");
     assert_eq!((e.line, e.key.as_deref()), (2, Some("gpu.vendor")));
+}
+
+#[test]
+fn the_image_table_is_read_and_checked() {
+    let (dir, spec) = parse_in("[image]\npreset = 'pytorch'\ntorch = '2.5.1'\napt = ['git', 'libgl1']\npip = ['transformers', 'numpy>=1.26']\npip-index-url = 'https://mirror.example/simple'");
+    assert_eq!(spec.image.preset, Some(crate::spec::Preset::Pytorch));
+    assert_eq!(spec.image.pins.torch.as_deref(), Some("2.5.1"));
+    assert_eq!(spec.image.apt, vec!["git", "libgl1"]);
+    assert_eq!(spec.image.pip.len(), 2);
+    assert!(spec.image.needs_build());
+    let _ = dir;
+    let e = err("[image]\nbase = 'x:1'\npreset = 'pytorch'");
+    assert_eq!(e.key.as_deref(), Some("image.preset"));
+    let e = err("[image]\ntorch = '2.5.1'");
+    assert!(e.message.contains("only applies to a `preset`"), "{e}");
+    let e = err("[image]\npreset = 'pytroch'");
+    assert_eq!(e.hint(), Some("did you mean \"pytorch\"?"));
+    let e = err("[image]\nrequirements = 'nope.txt'");
+    assert!(e.message.contains("does not exist"), "{e}");
 }
