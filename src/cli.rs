@@ -54,6 +54,26 @@ pub enum Command {
     Kill(KillArgs),
     /// Prove the GPU works inside the environment (driver, torch, a tiny computation, shm).
     GpuCheck,
+    /// Build the environment's image from berth.toml (or your Dockerfile).
+    Build(BuildArgs),
+    /// Python packages in the container that differ from the requirements.
+    Freeze(FreezeArgs),
+    /// Snapshot the container into an image the environment then starts from.
+    Commit,
+}
+
+#[derive(Debug, Args)]
+pub struct FreezeArgs {
+    /// Write what is installed as a pinned requirements file.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Print the Dockerfile instead of building.
+    #[arg(long)]
+    pub print: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod gpu_probe;
 pub mod host;
+pub mod image;
 pub mod jobs;
 pub mod output;
 pub mod plan;
@@ -70,6 +71,11 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
             C::Logs(a) => commands::logs::run(ctx, a.name, a.follow).await,
             C::Kill(a) => commands::kill::run(ctx, &a.name, a.grace).await.map(|_| 0),
             C::GpuCheck => commands::gpu_check::run(ctx).await,
+            C::Freeze(a) => commands::freeze::run(ctx, a.write).await.map(|_| 0),
+            C::Commit => commands::commit::run(ctx).await.map(|_| 0),
+            C::Build(a) => {
+                commands::build::run(ctx, commands::build::BuildOptions { print: a.print }).await.map(|_| 0)
+            }
         }
     });
     // Stray tasks (a stdin reader, a resize watcher) must not keep the process alive.

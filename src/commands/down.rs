@@ -68,7 +68,7 @@ pub async fn guard(
     Err(fail(
         Code::Refused,
         message,
-        "copy what you need into a mounted folder (the project is mounted), put installs into \
-         the image, or add --force to discard them",
+        "keep them in an image with `berth commit`, copy what you need into a mounted folder \
+         (the project is mounted), or add --force to discard them",
     ))
 }

@@ -26,7 +26,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<i32> {
         up::apply(ctx, &project, &engine, up::UpOptions::default()).await?;
     }
     let c = project.container(&engine).await?;
-    let (plan, host) = up::plan_for(&project, &engine, c.as_ref()).await?;
+    let up::Planned { plan, host, .. } = up::plan_for(&project, &engine, c.as_ref()).await?;
     let mut checks = vec![access(&project, &plan.gpu.mode, &host)];
     let req = ExecRequest {
         container: project.container.clone(),

@@ -3,8 +3,11 @@
 //! Commands receive a [`Context`] (resolved global options), never clap types. Shared steps
 //! (finding the project, reading facts, checking a container is berth's) live here.
 
+pub mod build;
+pub mod commit;
 pub mod down;
 pub mod exec;
+pub mod freeze;
 pub mod gpu_check;
 pub mod init;
 pub mod jobs;

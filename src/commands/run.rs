@@ -47,7 +47,7 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
         up::apply(ctx, &project, &engine, up::UpOptions::default()).await?;
     }
     let c = project.container(&engine).await?.context("the environment vanished after `up`")?;
-    let (plan, _) = up::plan_for(&project, &engine, Some(&c)).await?;
+    let plan = up::plan_for(&project, &engine, Some(&c)).await?.plan;
     let (gpu_env, visible) = gpu_env(plan.gpu.mode, plan.gpu.selected.len(), opts.gpus.as_deref())?;
     let mut cmd = opts.cmd.clone();
     if opts.torchrun {

@@ -27,6 +27,8 @@ pub struct Status {
     pub mounts: Vec<String>,
     pub ports: Vec<String>,
     pub last_exit: Option<LastExit>,
+    /// Python packages installed or removed by hand inside the container.
+    pub python_packages_changed: usize,
     /// Jobs still running in the environment.
     pub running_jobs: Vec<String>,
     /// How the file differs from the container (empty: it matches).
@@ -45,7 +47,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
     let c = project.container(&engine).await?;
-    let (plan, _) = up::plan_for(&project, &engine, c.as_ref()).await?;
+    let plan = up::plan_for(&project, &engine, c.as_ref()).await?.plan;
     let mut st = Status {
         name: project.spec.name.clone(),
         project: project.spec.project_dir.display().to_string(),
@@ -62,6 +64,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         ports: Vec::new(),
         last_exit: None,
         running_jobs: Vec::new(),
+        python_packages_changed: 0,
         drift: Vec::new(),
     };
     if let Some(c) = &c {
@@ -72,6 +75,10 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         st.drift = drift::differences(&old, &drift::Summary::of(&plan));
         if st.shm_bytes == Some(plan.shm.bytes) {
             st.shm = Some(shm_words(plan.shm.bytes, plan.shm.source));
+        }
+        if let Ok(Some(raw)) = engine.docker.container_changes(&project.container).await {
+            st.python_packages_changed =
+                crate::image::freeze::hand_changed(&crate::engine::changes::all(&raw));
         }
         let state = super::jobs::ContainerState::of(Some(c));
         st.running_jobs =
@@ -193,6 +200,15 @@ fn render(st: &Status) -> String {
     }
     for (i, p) in st.ports.iter().enumerate() {
         line(if i == 0 { "ports" } else { "" }, p);
+    }
+    if st.python_packages_changed > 0 {
+        line(
+            "python",
+            &format!(
+                "{} package(s) installed or removed by hand: `berth freeze` lists them",
+                st.python_packages_changed
+            ),
+        );
     }
     if !st.running_jobs.is_empty() {
         line("jobs", &format!("running: {}", st.running_jobs.join(", ")));

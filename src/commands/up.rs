@@ -20,6 +20,7 @@ use crate::engine::facts::EngineFacts;
 use crate::engine::{self, Endpoint, Engine, create, exec::ExecRequest};
 use crate::error::{Code, Hint, fail};
 use crate::host::{HostFacts, Vendor};
+use crate::image;
 use crate::plan::{self, BusyGpus, ContainerPlan, GpuMode, LABEL_HASH, LABEL_PLAN, drift};
 use crate::spec::{DeviceSelection, VendorChoice, size::format_size};
 
@@ -57,14 +58,23 @@ pub async fn run(ctx: &Context, opts: UpOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A plan with what it was computed from.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: ContainerPlan,
+    pub host: HostFacts,
+    pub image: image::Resolved,
+}
+
 /// Compute this project's plan against the engine as it is now.
 pub async fn plan_for(
     project: &Project,
     engine: &Engine,
     existing: Option<&ContainerInspectResponse>,
-) -> anyhow::Result<(ContainerPlan, HostFacts)> {
+) -> anyhow::Result<Planned> {
     let spec = &project.spec;
     let host = project.host_facts();
+    let resolved = image::resolve(spec, &host)?;
     // Engine facts only change NVIDIA plans (CDI); skipping /info keeps a no-op `up` fast.
     let wants_nvidia = spec.gpu.vendor == VendorChoice::Nvidia
         || (spec.gpu.vendor == VendorChoice::Auto && host.gpus_of(Vendor::Nvidia).next().is_some());
@@ -76,14 +86,20 @@ pub async fn plan_for(
             BusyGpus::new()
         };
     let prefer = existing.map(held_gpus).unwrap_or_default();
-    let inputs =
-        plan::Inputs { host: &host, engine: &facts, user: &project.user, busy: &busy, prefer: &prefer };
+    let inputs = plan::Inputs {
+        host: &host,
+        engine: &facts,
+        user: &project.user,
+        busy: &busy,
+        prefer: &prefer,
+        image: &resolved.image,
+    };
     let plan = plan::plan(spec, &inputs).map_err(|e| {
         anyhow::Error::new(
             Hint::new(Code::BadInput, format!("{}: {e}", spec.file.display())).with_hint(e.hint()),
         )
     })?;
-    Ok((plan, host))
+    Ok(Planned { plan, host, image: resolved })
 }
 
 /// GPU ids the container holds (from its device requests and devices).
@@ -108,13 +124,14 @@ pub async fn apply(
     opts: UpOptions,
 ) -> anyhow::Result<UpResult> {
     let existing = project.container(engine).await?;
-    let (plan, _host) = plan_for(project, engine, existing.as_ref()).await?;
+    let planned = plan_for(project, engine, existing.as_ref()).await?;
+    let plan = &planned.plan;
     for note in &plan.gpu.notes {
         ctx.out.warn(note);
     }
     if let Some(c) = &existing
         && engine::is_running(c)
-        && engine::label(c, LABEL_HASH) == Some(plan.config_hash.as_str())
+        && matches(c, &planned, &project.spec.project_dir)
     {
         ctx.out.status(format!("{} is running ({})", project.container, Project::short_id(c)));
         return Ok(result(project, c, Action::Running));
@@ -124,7 +141,7 @@ pub async fn apply(
     let _lock = lock(project)?;
     let existing = project.container(engine).await?;
     match existing {
-        Some(c) if engine::label(&c, LABEL_HASH) == Some(plan.config_hash.as_str()) => {
+        Some(c) if matches(&c, &planned, &project.spec.project_dir) => {
             if engine::is_running(&c) {
                 ctx.out.status(format!("{} is running ({})", project.container, Project::short_id(&c)));
                 return Ok(result(project, &c, Action::Running));
@@ -134,14 +151,14 @@ pub async fn apply(
                 return Ok(result(project, &c, Action::Running));
             }
             let id = c.id.clone().unwrap_or_default();
-            start(ctx, engine, &plan, &id).await?;
+            start(ctx, engine, plan, &id).await?;
             ctx.out.status(format!("started {} ({})", project.container, Project::short_id(&c)));
             let c = engine.inspect(&id).await?.unwrap_or(c);
             Ok(result(project, &c, Action::Started))
         }
         Some(c) => {
             let old = engine::label(&c, LABEL_PLAN).and_then(drift::Summary::from_label).unwrap_or_default();
-            let differences = drift::differences(&old, &drift::Summary::of(&plan));
+            let differences = drift::differences(&old, &drift::Summary::of(plan));
             if !opts.recreate {
                 let mut message =
                     format!("{} no longer matches {}:", project.container, project.spec.file.display());
@@ -158,16 +175,35 @@ pub async fn apply(
             super::down::guard(project, engine, &c, opts.force).await?;
             let id = c.id.clone().unwrap_or_default();
             engine.remove(&id).await?;
-            let c = create_and_start(ctx, project, engine, &plan, opts).await?;
+            let c = create_and_start(ctx, project, engine, &planned, opts).await?;
             ctx.out.status(format!("recreated {} ({})", project.container, Project::short_id(&c)));
             Ok(result(project, &c, Action::Recreated))
         }
         None => {
-            let c = create_and_start(ctx, project, engine, &plan, opts).await?;
+            let c = create_and_start(ctx, project, engine, &planned, opts).await?;
             ctx.out.status(format!("created {} ({})", project.container, Project::short_id(&c)));
             Ok(result(project, &c, Action::Created))
         }
     }
+}
+
+/// Whether the container is what the plan asks for: the same config hash, or the container a
+/// `berth commit` was made from (it already holds what the committed image does).
+fn matches(c: &ContainerInspectResponse, planned: &Planned, project_dir: &std::path::Path) -> bool {
+    if engine::label(c, LABEL_HASH) == Some(planned.plan.config_hash.as_str()) {
+        return true;
+    }
+    if !planned.image.committed {
+        return false;
+    }
+    let Some(rec) = image::read_commit(project_dir) else { return false };
+    if rec.container.is_none() || rec.container != c.id {
+        return false;
+    }
+    let Some(old) = engine::label(c, LABEL_PLAN).and_then(drift::Summary::from_label) else { return false };
+    let mut now = drift::Summary::of(&planned.plan);
+    now.image = old.image.clone();
+    now == old
 }
 
 fn result(project: &Project, c: &ContainerInspectResponse, action: Action) -> UpResult {
@@ -198,14 +234,22 @@ async fn create_and_start(
     ctx: &Context,
     project: &Project,
     engine: &Engine,
-    plan: &ContainerPlan,
+    planned: &Planned,
     opts: UpOptions,
 ) -> anyhow::Result<ContainerInspectResponse> {
+    let plan = &planned.plan;
+    super::build::ensure(ctx, project, engine, &planned.image).await?;
+    // Before anything is created: does the image fit this host's GPU stack?
+    let env = engine.image_env(&plan.image).await?;
+    image::compat::check_driver(&plan.image, &env, &plan.gpu, &planned.host)?;
+    let user_env: Vec<String> = project.spec.env.iter().map(|v| v.key.clone()).collect();
+    for w in image::compat::amd_warnings(&plan.image, &env, &plan.gpu, &planned.host, &user_env) {
+        ctx.out.warn(w);
+    }
     for m in plan.mounts.iter().filter(|m| m.create) {
         std::fs::create_dir_all(&m.source)
             .with_context(|| format!("creating the mount source {}", m.source.display()))?;
     }
-    engine.ensure_image(&plan.image, &ctx.out).await?;
     let ports = pick_ports(plan, &engine.endpoint)?;
     let body = create::create_body(plan, &ports);
     let opts_create = CreateContainerOptionsBuilder::default().name(&plan.name).build();

@@ -30,6 +30,7 @@ const NOISE_FILES: &[&str] = &[
     "/etc/mtab",
     // The init binary the engine bind-mounts as PID 1.
     "/sbin/docker-init",
+    "/usr/sbin/docker-init",
     "/dev/init",
     // The account berth adds for `as = "host"`.
     "/etc/passwd",
@@ -53,10 +54,9 @@ const NOISE_NAMES: &[&str] = &[
     ".cache",
 ];
 
-/// The changes that matter, given the container's mount targets.
-pub fn significant(raw: &[FilesystemChange], mount_targets: &[String]) -> Vec<Change> {
-    let all: Vec<Change> = raw
-        .iter()
+/// Every change the engine reports, typed.
+pub fn all(raw: &[FilesystemChange]) -> Vec<Change> {
+    raw.iter()
         .map(|c| Change {
             path: c.path.clone(),
             kind: match c.kind {
@@ -65,7 +65,12 @@ pub fn significant(raw: &[FilesystemChange], mount_targets: &[String]) -> Vec<Ch
                 ChangeType::_0 => Kind::Changed,
             },
         })
-        .collect();
+        .collect()
+}
+
+/// The changes that matter, given the container's mount targets.
+pub fn significant(raw: &[FilesystemChange], mount_targets: &[String]) -> Vec<Change> {
+    let all = all(raw);
     // A folder is reported as changed whenever something inside it is: keep only leaves, and
     // judge those (a /root whose only news is /root/.cache is no news).
     let mut paths: Vec<&str> = all.iter().map(|c| c.path.as_str()).collect();

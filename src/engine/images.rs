@@ -21,6 +21,12 @@ impl Engine {
         }
     }
 
+    /// The image's configured environment (`Config.Env`), empty when it has none.
+    pub async fn image_env(&self, image: &str) -> anyhow::Result<Vec<String>> {
+        let inspect = self.docker.inspect_image(image).await.map_err(|e| explain(e, &self.endpoint))?;
+        Ok(inspect.config.and_then(|c| c.env).unwrap_or_default())
+    }
+
     /// Pull `image` unless present, showing progress on a terminal.
     pub async fn ensure_image(&self, image: &str, out: &Printer) -> anyhow::Result<()> {
         if self.has_image(image).await? {

@@ -3,6 +3,7 @@
 //! Invariants: berth only ever changes containers carrying its `dev.berth.managed` label, and
 //! every engine error reaches the user as a cause plus a fix (see [`explain`]).
 
+pub mod build;
 pub mod changes;
 mod connect;
 pub mod create;

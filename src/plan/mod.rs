@@ -54,6 +54,8 @@ pub struct Inputs<'a> {
     pub busy: &'a BusyGpus,
     /// GPUs the existing container of this environment holds (kept on re-plan).
     pub prefer: &'a [String],
+    /// The image the container runs (`image::resolve`: built tag, committed image or base).
+    pub image: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -175,6 +177,9 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
         env.push(("LD_LIBRARY_PATH".into(), "/usr/lib/wsl/lib".into()));
     }
     env.push(("BERTH_STATE".into(), STATE_DIR.into()));
+    // `pip install` inside a dev container is the point; an "externally managed" system
+    // Python (Debian 12, Ubuntu 24.04) would refuse it.
+    env.push(("PIP_BREAK_SYSTEM_PACKAGES".into(), "1".into()));
     env.push(("BERTH_ENV".into(), spec.name.clone()));
     env.sort();
     env.dedup_by(|a, b| a.0 == b.0);
@@ -192,7 +197,7 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
     let mut plan = ContainerPlan {
         name: container_name(&inputs.user.name, &spec.name, &spec.project_dir),
         hostname: identity::hostname(&spec.name),
-        image: spec.image.base.clone(),
+        image: inputs.image.to_string(),
         labels: BTreeMap::new(),
         env,
         host_env,

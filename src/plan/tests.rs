@@ -25,7 +25,17 @@ fn plan_on(name: &str, toml: &str, busy: &[&str], prefer: &[&str]) -> Result<Con
     let user = HostUser::fixed(1000, 1000, "alice");
     let busy: BusyGpus = busy.iter().map(|s| s.to_string()).collect();
     let prefer: Vec<String> = prefer.iter().map(|s| s.to_string()).collect();
-    plan(&spec, &Inputs { host: &facts, engine: &engine, user: &user, busy: &busy, prefer: &prefer })
+    plan(
+        &spec,
+        &Inputs {
+            host: &facts,
+            engine: &engine,
+            user: &user,
+            busy: &busy,
+            prefer: &prefer,
+            image: &spec.image.base,
+        },
+    )
 }
 
 const FULL: &str = r#"
@@ -93,7 +103,14 @@ fn podman_gets_cdi_names_even_without_discovered_devices() {
     let user = HostUser::fixed(1000, 1000, "alice");
     let plan = plan(
         &spec,
-        &Inputs { host: &facts, engine: &engine, user: &user, busy: &BusyGpus::new(), prefer: &[] },
+        &Inputs {
+            host: &facts,
+            engine: &engine,
+            user: &user,
+            busy: &BusyGpus::new(),
+            prefer: &[],
+            image: &spec.image.base,
+        },
     )
     .unwrap();
     assert_eq!(plan.gpu.device_requests[0].driver, "cdi");

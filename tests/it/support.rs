@@ -174,6 +174,16 @@ impl Drop for TestEnv {
                 let _ = docker(&["rm", "-f", id]);
             }
         }
+        // Images berth built or committed for these projects.
+        let ids = docker(&["image", "ls", "-q", "--no-trunc", "--filter", "label=dev.berth.managed=true"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let project =
+                docker(&["image", "inspect", "-f", "{{index .Config.Labels \"dev.berth.project\"}}", id]);
+            let project = String::from_utf8_lossy(&project.stdout).trim().to_string();
+            if !project.is_empty() && Path::new(&project).starts_with(&root) {
+                let _ = docker(&["rmi", "-f", id]);
+            }
+        }
         // Files made inside containers as other users must not block removing the temp root.
         let _ = Command::new("chmod").args(["-R", "u+rwX"]).arg(self.root.path()).status();
     }

@@ -65,15 +65,20 @@ pub(super) fn image(raw: &RawImage, cx: &Ctx) -> Result<ImageSpec, SpecError> {
         python: version(raw.python.as_ref(), "image.python", cx)?,
     };
     if preset.is_none() {
-        let pinned = [(&raw.torch, "torch"), (&raw.cuda, "cuda"), (&raw.rocm, "rocm"), (&raw.python, "python")];
+        let pinned =
+            [(&raw.torch, "torch"), (&raw.cuda, "cuda"), (&raw.rocm, "rocm"), (&raw.python, "python")];
         if let Some((Some(v), key)) = pinned.into_iter().find(|(v, _)| v.is_some()) {
             return Err(cx
                 .err(v.span(), format!("image.{key}"), "a version pin only applies to a `preset`")
-                .with_hint("add `preset = \"pytorch\"` (or ngc, rocm, cuda, python), or put the version in `base`"));
+                .with_hint(
+                    "add `preset = \"pytorch\"` (or ngc, rocm, cuda, python), or put the version in `base`",
+                ));
         }
     }
-    let apt = raw.apt.iter().enumerate().map(|(i, a)| apt_package(a, i, cx)).collect::<Result<Vec<_>, _>>()?;
-    let pip = raw.pip.iter().enumerate().map(|(i, p)| pip_requirement(p, i, cx)).collect::<Result<Vec<_>, _>>()?;
+    let apt =
+        raw.apt.iter().enumerate().map(|(i, a)| apt_package(a, i, cx)).collect::<Result<Vec<_>, _>>()?;
+    let pip =
+        raw.pip.iter().enumerate().map(|(i, p)| pip_requirement(p, i, cx)).collect::<Result<Vec<_>, _>>()?;
     let requirements = file(raw.requirements.as_ref(), "image.requirements", cx)?;
     let conda_environment = file(raw.conda_environment.as_ref(), "image.conda-environment", cx)?;
     let dockerfile = file(raw.dockerfile.as_ref(), "image.dockerfile", cx)?;
@@ -90,8 +95,14 @@ pub(super) fn image(raw: &RawImage, cx: &Ctx) -> Result<ImageSpec, SpecError> {
         ];
         if let Some((key, _)) = generated.iter().find(|(_, set)| *set) {
             return Err(cx
-                .err(d.span(), "image.dockerfile", format!("`dockerfile` replaces the generated Dockerfile, so `{key}` would be ignored"))
-                .with_hint(format!("put that step in your Dockerfile and remove `{key}`, or drop `dockerfile`")));
+                .err(
+                    d.span(),
+                    "image.dockerfile",
+                    format!("`dockerfile` replaces the generated Dockerfile, so `{key}` would be ignored"),
+                )
+                .with_hint(format!(
+                    "put that step in your Dockerfile and remove `{key}`, or drop `dockerfile`"
+                )));
         }
     }
     Ok(ImageSpec {
@@ -106,7 +117,9 @@ pub(super) fn image(raw: &RawImage, cx: &Ctx) -> Result<ImageSpec, SpecError> {
             .pip_extra_index_urls
             .iter()
             .enumerate()
-            .map(|(i, u)| url(Some(u), &format!("image.pip-extra-index-urls[{i}]"), cx).map(Option::unwrap_or_default))
+            .map(|(i, u)| {
+                url(Some(u), &format!("image.pip-extra-index-urls[{i}]"), cx).map(Option::unwrap_or_default)
+            })
             .collect::<Result<Vec<_>, _>>()?,
         apt_mirror: url(raw.apt_mirror.as_ref(), "image.apt-mirror", cx)?,
         conda_environment,
@@ -161,7 +174,9 @@ fn url(raw: Option<&Spanned<String>>, key: &str, cx: &Ctx) -> Result<Option<Stri
     if ok {
         return Ok(Some(u.clone()));
     }
-    Err(cx.err(raw.span(), key, format!("`{u}` is not a URL")).with_hint("write it like \"https://mirror.example/simple\""))
+    Err(cx
+        .err(raw.span(), key, format!("`{u}` is not a URL"))
+        .with_hint("write it like \"https://mirror.example/simple\""))
 }
 
 fn file(raw: Option<&Spanned<String>>, key: &str, cx: &Ctx) -> Result<Option<PathBuf>, SpecError> {

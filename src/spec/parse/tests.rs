@@ -268,7 +268,9 @@ fn the_error_reported_is_the_first_in_the_file() {
 
 #[test]
 fn the_image_table_is_read_and_checked() {
-    let (dir, spec) = parse_in("[image]\npreset = 'pytorch'\ntorch = '2.5.1'\napt = ['git', 'libgl1']\npip = ['transformers', 'numpy>=1.26']\npip-index-url = 'https://mirror.example/simple'");
+    let (dir, spec) = parse_in(
+        "[image]\npreset = 'pytorch'\ntorch = '2.5.1'\napt = ['git', 'libgl1']\npip = ['transformers', 'numpy>=1.26']\npip-index-url = 'https://mirror.example/simple'",
+    );
     assert_eq!(spec.image.preset, Some(crate::spec::Preset::Pytorch));
     assert_eq!(spec.image.pins.torch.as_deref(), Some("2.5.1"));
     assert_eq!(spec.image.apt, vec!["git", "libgl1"]);

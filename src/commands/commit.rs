@@ -1,0 +1,61 @@
+//! `berth commit`: snapshot the container's writable layer into an image the environment then
+//! starts from (recorded in `.berth/commit.json` with the inputs it was made from), and say how
+//! to make the change permanent in the project file.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use bollard::query_parameters::CommitContainerOptionsBuilder;
+
+use super::{Context, Project};
+use crate::engine::{Engine, explain};
+use crate::error::{Code, fail};
+use crate::image::{self, CommitRecord};
+use crate::jobs::store::rfc3339;
+
+pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+    let project = Project::load(ctx)?;
+    let engine = Engine::connect().await?;
+    let Some(c) = project.container(&engine).await? else {
+        return Err(fail(
+            Code::BadInput,
+            format!("{} does not exist; nothing to commit", project.container),
+            "`berth up` creates it",
+        ));
+    };
+    let resolved = image::resolve(&project.spec, &project.host_facts())?;
+    let stamp = rfc3339(std::time::SystemTime::now());
+    let tag = format!("commit-{}", stamp.replace(['-', ':'], "").trim_end_matches('Z').replace('T', "-"));
+    let repo = format!("berth/{}", image::repo_name(&project.spec.name));
+    let labels: HashMap<String, String> =
+        image::labels(&project.spec, &project.user, &resolved.inputs).into_iter().collect();
+    let opts = CommitContainerOptionsBuilder::default()
+        .container(c.id.as_deref().unwrap_or(&project.container))
+        .repo(&repo)
+        .tag(&tag)
+        .comment("berth commit")
+        .pause(true)
+        .build();
+    let config = bollard::models::ContainerConfig { labels: Some(labels), ..Default::default() };
+    engine.docker.commit_container(opts, config).await.map_err(|e| explain(e, &engine.endpoint))?;
+    let image = format!("{repo}:{tag}");
+    let record = CommitRecord {
+        image: image.clone(),
+        inputs: resolved.inputs.clone(),
+        created: stamp,
+        container: c.id.clone(),
+    };
+    let path = image::commit_record_path(&project.spec.project_dir);
+    std::fs::write(&path, serde_json::to_string_pretty(&record)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    ctx.out.status(format!("committed {} as {image}", project.container));
+    ctx.out.status(
+        "  a recreated environment (`berth up --recreate`, or `berth down` then `berth up`) starts from it",
+    );
+    ctx.out.status(format!(
+        "  to make it permanent, put the change in berth.toml: `berth freeze --write requirements.txt` for pip \
+         packages, `[image] apt = [...]` for system ones, or `[image] base = \"{image}\"`"
+    ));
+    ctx.out.status(format!("  to go back to the image berth.toml describes, delete {}", path.display()));
+    Ok(())
+}
