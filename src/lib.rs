@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
 pub mod gpu_probe;
 pub mod host;
 pub mod image;

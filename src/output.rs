@@ -37,6 +37,21 @@ impl Printer {
         let _ = out.flush();
     }
 
+    /// Raw bytes for stdout (a command's or a log's output, not necessarily UTF-8 or whole
+    /// characters: a chunk may end inside one).
+    pub fn data_bytes(&self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+
+    /// Raw bytes for stderr.
+    pub fn err_bytes(&self, bytes: &[u8]) {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(bytes);
+        let _ = err.flush();
+    }
+
     /// One JSON document on stdout.
     pub fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(value)?;

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use anyhow::Context as _;
 use bollard::query_parameters::CommitContainerOptionsBuilder;
 
 use super::{Context, Project};
@@ -27,8 +26,13 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     let stamp = rfc3339(std::time::SystemTime::now());
     let tag = format!("commit-{}", stamp.replace(['-', ':'], "").trim_end_matches('Z').replace('T', "-"));
     let repo = format!("berth/{}", image::repo_name(&project.spec.name));
-    let labels: HashMap<String, String> =
+    let mut labels: HashMap<String, String> =
         image::labels(&project.spec, &project.user, &resolved.inputs).into_iter().collect();
+    // The engine copies the container's labels into the image; the container-only ones must
+    // not make a plain `docker run` of the image look like a berth environment.
+    for key in crate::plan::CONTAINER_ONLY_LABELS {
+        labels.insert(key.to_string(), String::new());
+    }
     let opts = CommitContainerOptionsBuilder::default()
         .container(c.id.as_deref().unwrap_or(&project.container))
         .repo(&repo)
@@ -46,8 +50,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         container: c.id.clone(),
     };
     let path = image::commit_record_path(&project.spec.project_dir);
-    std::fs::write(&path, serde_json::to_string_pretty(&record)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::fsutil::write_atomic(&path, serde_json::to_string_pretty(&record)?.as_bytes(), 0o644)?;
     ctx.out.status(format!("committed {} as {image}", project.container));
     ctx.out.status(
         "  a recreated environment (`berth up --recreate`, or `berth down` then `berth up`) starts from it",

@@ -3,7 +3,6 @@
 //! installed as a pinned requirements file.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use anyhow::Context as _;
 
@@ -57,7 +56,8 @@ pub async fn inspect(
 /// `[image] pip` (pinned as a build pins it) followed by the requirements file's lines.
 fn requirement_lines(project: &Project) -> anyhow::Result<Vec<String>> {
     let img = &project.spec.image;
-    let torch = presets::torch_of_tag(&img.base);
+    // The torch of the base the build really uses (a preset resolves to a tag).
+    let torch = crate::image::resolve(&project.spec, &project.host_facts())?.torch;
     let mut lines = presets::pin_companions(&img.pip, torch.as_deref());
     if let Some(r) = &img.requirements {
         let text = std::fs::read_to_string(r).with_context(|| format!("reading {}", r.display()))?;
@@ -82,13 +82,7 @@ pub async fn run(ctx: &Context, write: Option<std::path::PathBuf>) -> anyhow::Re
             wanted.len() + drift.added.len(),
             freeze::pinned(&installed, &drift, &wanted)
         );
-        let dir = path.parent().unwrap_or(std::path::Path::new("."));
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
-        tmp.write_all(text.as_bytes())?;
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        tmp.persist(&path).with_context(|| format!("writing {}", path.display()))?;
+        crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
         ctx.out.status(format!("wrote {}", path.display()));
     }
     if ctx.out.json {

@@ -4,12 +4,6 @@
 //! driver can run (driver floors from NVIDIA's compatibility table), a ROCm PyTorch image on
 //! AMD, a slim Python image without a GPU. It never overwrites a file without `--force`.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-
-use anyhow::Context as _;
-
 use super::Context;
 use crate::error::{Code, fail};
 use crate::host::{HostFacts, HostRoot, Vendor};
@@ -46,7 +40,7 @@ pub fn run(ctx: &Context, opts: InitOptions) -> anyhow::Result<()> {
     let folder = ctx.dir.canonicalize().unwrap_or(ctx.dir.clone());
     let default_name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let text = render(opts.name.as_deref().filter(|n| *n != default_name), &base, &what);
-    write_atomic(&path, &text)?;
+    crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
     ctx.out.status(format!("wrote {} ({what}; base {base})", path.display()));
     ctx.out.status("next: `berth up` creates the environment, `berth shell` opens a shell in it");
     Ok(())
@@ -121,16 +115,6 @@ as = "host"                           # host | root | a user of the image
 # cap-add = ["SYS_PTRACE"]
 "#
     )
-}
-
-fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

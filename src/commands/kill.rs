@@ -35,7 +35,14 @@ pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
         let engine = &engine;
         async move { engine.exec_capture(&req).await }
     };
-    send("TERM").await?;
+    let sent = send("TERM").await?;
+    if sent.code == 3 {
+        return Err(fail(
+            Code::Failure,
+            format!("job {name} has no pid file yet (it may be starting, or its wrapper could not write it)"),
+            "try again in a moment; `berth logs` shows what it printed",
+        ));
+    }
     if let Some(code) = ended(&project, name, Duration::from_secs(grace)).await {
         ctx.out.status(format!("job {name} stopped (exit {code})"));
         return Ok(());

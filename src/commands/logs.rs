@@ -56,12 +56,18 @@ fn finish(ctx: &Context, v: &JobView, follow: bool) -> i32 {
 fn copy_new(path: &std::path::Path, offset: u64, ctx: &Context) -> anyhow::Result<u64> {
     let Ok(mut f) = std::fs::File::open(path) else { return Ok(offset) };
     f.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)?;
-    if !buf.is_empty() {
-        ctx.out.data(String::from_utf8_lossy(&buf));
+    // Bounded chunks, passed on as bytes: logs can be large, and a chunk may end inside a
+    // multi-byte character that the next one completes.
+    let mut buf = vec![0u8; 1 << 16];
+    let mut offset = offset;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(offset);
+        }
+        ctx.out.data_bytes(&buf[..n]);
+        offset += n as u64;
     }
-    Ok(offset + buf.len() as u64)
 }
 
 /// A job by name, or the latest one.

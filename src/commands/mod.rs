@@ -51,6 +51,8 @@ pub struct Project {
 impl Project {
     pub fn load(ctx: &Context) -> anyhow::Result<Project> {
         let file = spec::find(&ctx.dir)?;
+        // One project, one identity: reached through a symlink or not, the path is the same.
+        let file = file.canonicalize().unwrap_or(file);
         let spec = spec::load(&file)?;
         let user = HostUser::current();
         let container = plan::container_name(&user.name, &spec.name, &spec.project_dir);
@@ -71,7 +73,10 @@ impl Project {
     }
 
     fn check_ours(&self, c: &ContainerInspectResponse) -> anyhow::Result<()> {
-        let managed = engine::label(c, LABEL_MANAGED) == Some("true");
+        // A plan hash, not just `managed`: images berth built carry `managed`, and the engine
+        // copies image labels onto any container made from them.
+        let managed = engine::label(c, LABEL_MANAGED) == Some("true")
+            && engine::label(c, crate::plan::LABEL_HASH).is_some_and(|h| !h.is_empty());
         let project = engine::label(c, LABEL_PROJECT);
         let here = self.spec.project_dir.display().to_string();
         if !managed {

@@ -42,6 +42,8 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
     }
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
+    // A job's log and status live in this machine's .berth folder.
+    engine.endpoint.require_local("running a job")?;
     let running = matches!(project.container(&engine).await?, Some(c) if engine::is_running(&c));
     if !running {
         up::apply(ctx, &project, &engine, up::UpOptions::default()).await?;
@@ -63,14 +65,19 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
         None => next_name(&project, &cmd),
     };
     let dir = jobs::jobs_dir(&project.spec.project_dir).join(&name);
-    if dir.exists() {
-        return Err(fail(
-            Code::BadInput,
-            format!("a job named {name} already exists ({})", dir.display()),
-            "pick another --name, or delete that folder if its log is no longer needed",
-        ));
+    std::fs::create_dir_all(jobs::jobs_dir(&project.spec.project_dir))?;
+    // create_dir, not create_dir_all: of two `run --name x` at once, exactly one gets the folder.
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(fail(
+                Code::BadInput,
+                format!("a job named {name} already exists ({})", dir.display()),
+                "pick another --name, or delete that folder if its log is no longer needed",
+            ));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("creating {}", dir.display()))),
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     if matches!(project.spec.user, UserMode::Named(_)) {
         // An image user may have another uid than the host user who owns the project.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
@@ -82,9 +89,13 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
         started: rfc3339(std::time::SystemTime::now()),
         gpus: opts.gpus.iter().flat_map(|g| g.split(',').map(|s| s.trim().to_string())).collect(),
         container_id: container_id.clone(),
+        container_started: super::jobs::ContainerState::of(Some(&c)).started,
     };
-    std::fs::write(dir.join("meta.json"), serde_json::to_string_pretty(&meta)?)
-        .with_context(|| format!("writing {}", dir.display()))?;
+    crate::fsutil::write_atomic(
+        &dir.join("meta.json"),
+        serde_json::to_string_pretty(&meta)?.as_bytes(),
+        0o644,
+    )?;
 
     let mut env = host_env(&project.spec, &ctx.out);
     env.extend(gpu_env);

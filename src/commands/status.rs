@@ -33,6 +33,8 @@ pub struct Status {
     pub running_jobs: Vec<String>,
     /// How the file differs from the container (empty: it matches).
     pub drift: Vec<String>,
+    /// Why the file could not be planned (then drift is unknown).
+    pub plan_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,7 +49,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
     let c = project.container(&engine).await?;
-    let plan = up::plan_for(&project, &engine, c.as_ref()).await?.plan;
+    // A plan that cannot be made (a driver gone, a requirements file deleted) must not hide
+    // the container: status shows it, and why drift could not be judged.
+    let planned = up::plan_for(&project, &engine, c.as_ref()).await;
     let mut st = Status {
         name: project.spec.name.clone(),
         project: project.spec.project_dir.display().to_string(),
@@ -66,15 +70,24 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         running_jobs: Vec::new(),
         python_packages_changed: 0,
         drift: Vec::new(),
+        plan_error: None,
     };
     if let Some(c) = &c {
         fill(&mut st, c);
-        let old = engine::label(c, crate::plan::LABEL_PLAN)
-            .and_then(drift::Summary::from_label)
-            .unwrap_or_default();
-        st.drift = drift::differences(&old, &drift::Summary::of(&plan));
-        if st.shm_bytes == Some(plan.shm.bytes) {
-            st.shm = Some(shm_words(plan.shm.bytes, plan.shm.source));
+        match &planned {
+            Ok(planned) if up::matches(c, planned, &project.spec.project_dir) => {}
+            Ok(planned) => {
+                let old = engine::label(c, crate::plan::LABEL_PLAN)
+                    .and_then(drift::Summary::from_label)
+                    .unwrap_or_default();
+                st.drift = drift::differences(&old, &drift::Summary::of(&planned.plan));
+            }
+            Err(e) => st.plan_error = Some(format!("{e:#}")),
+        }
+        if let Ok(p) = &planned
+            && st.shm_bytes == Some(p.plan.shm.bytes)
+        {
+            st.shm = Some(shm_words(p.plan.shm.bytes, p.plan.shm.source));
         }
         if let Ok(Some(raw)) = engine.docker.container_changes(&project.container).await {
             st.python_packages_changed =
@@ -83,12 +96,15 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         let state = super::jobs::ContainerState::of(Some(c));
         st.running_jobs =
             crate::jobs::running(&project.spec.project_dir, state.running, state.started.as_deref());
-        st.gpus = plan
-            .gpu
-            .selected
-            .iter()
-            .map(|g| format!("{} {}", g.index, g.model.clone().unwrap_or_default()).trim().to_string())
-            .collect();
+        if let Ok(p) = &planned {
+            st.gpus = p
+                .plan
+                .gpu
+                .selected
+                .iter()
+                .map(|g| format!("{} {}", g.index, g.model.clone().unwrap_or_default()).trim().to_string())
+                .collect();
+        }
     }
     if ctx.out.json {
         return ctx.out.json(&st);
@@ -216,7 +232,9 @@ fn render(st: &Status) -> String {
     if let Some(e) = &st.last_exit {
         line("last exit", &format!("{}: {}", e.code, e.explanation));
     }
-    if st.state == "absent" {
+    if let Some(e) = &st.plan_error {
+        line("drift", &format!("unknown: berth.toml cannot be planned here ({e})"));
+    } else if st.state == "absent" {
         line("", "no container yet: `berth up` creates it");
     } else if st.drift.is_empty() {
         line("drift", "none: the container matches berth.toml");

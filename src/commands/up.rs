@@ -140,6 +140,10 @@ pub async fn apply(
     // From here on berth changes things: one `up` per project at a time.
     let _lock = lock(project)?;
     let existing = project.container(engine).await?;
+    if let Some(c) = &existing {
+        settle(ctx, project, engine, c).await?;
+    }
+    let existing = project.container(engine).await?;
     match existing {
         Some(c) if matches(&c, &planned, &project.spec.project_dir) => {
             if engine::is_running(&c) {
@@ -172,6 +176,7 @@ pub async fn apply(
                      block that unless --force is given; mounted folders are kept)",
                 ));
             }
+            engine.endpoint.require_local("recreating an environment")?;
             super::down::guard(project, engine, &c, opts.force).await?;
             let id = c.id.clone().unwrap_or_default();
             engine.remove(&id).await?;
@@ -187,9 +192,46 @@ pub async fn apply(
     }
 }
 
+/// A paused container is resumed; one the engine keeps restarting is explained, not reused.
+async fn settle(
+    ctx: &Context,
+    project: &Project,
+    engine: &Engine,
+    c: &ContainerInspectResponse,
+) -> anyhow::Result<()> {
+    let id = c.id.as_deref().unwrap_or(&project.container);
+    match engine::status(c).as_str() {
+        "paused" => {
+            engine.docker.unpause_container(id).await.map_err(|e| engine::explain(e, &engine.endpoint))?;
+            ctx.out.status(format!("resumed the paused {}", project.container));
+            Ok(())
+        }
+        "restarting" => {
+            let st = c.state.as_ref();
+            let code = st.and_then(|s| s.exit_code).unwrap_or(0);
+            let oom = st.and_then(|s| s.oom_killed).unwrap_or(false);
+            Err(fail(
+                Code::Failure,
+                format!(
+                    "{} keeps restarting (its main process last exited with {code}{})",
+                    project.container,
+                    if oom { ", killed for lack of memory" } else { "" }
+                ),
+                "see `docker logs` for it, then `berth down` (its changes are listed first) and `berth up`",
+            ))
+        }
+        "dead" | "removing" => Err(fail(
+            Code::Failure,
+            format!("{} is being removed or is dead", project.container),
+            "wait a moment, or remove it with `berth down --force`, then `berth up`",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Whether the container is what the plan asks for: the same config hash, or the container a
 /// `berth commit` was made from (it already holds what the committed image does).
-fn matches(c: &ContainerInspectResponse, planned: &Planned, project_dir: &std::path::Path) -> bool {
+pub fn matches(c: &ContainerInspectResponse, planned: &Planned, project_dir: &std::path::Path) -> bool {
     if engine::label(c, LABEL_HASH) == Some(planned.plan.config_hash.as_str()) {
         return true;
     }
@@ -237,6 +279,7 @@ async fn create_and_start(
     planned: &Planned,
     opts: UpOptions,
 ) -> anyhow::Result<ContainerInspectResponse> {
+    engine.endpoint.require_local("creating an environment")?;
     let plan = &planned.plan;
     super::build::ensure(ctx, project, engine, &planned.image).await?;
     // Before anything is created: does the image fit this host's GPU stack?

@@ -32,6 +32,34 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+impl Endpoint {
+    /// Whether the engine runs on this machine, so the paths, GPUs and `.berth` folder berth
+    /// sees here are the ones its containers get.
+    pub fn is_local(&self) -> bool {
+        match self {
+            Endpoint::Unix(_) => true,
+            Endpoint::Tcp(addr) => ["://127.", "://localhost", "://[::1]"].iter().any(|l| addr.contains(l)),
+            Endpoint::Ssh { .. } => false,
+        }
+    }
+
+    /// Refuse work that reads this machine's folders or GPUs on behalf of a remote engine.
+    pub fn require_local(&self, what: &str) -> anyhow::Result<()> {
+        if self.is_local() {
+            return Ok(());
+        }
+        Err(fail(
+            Code::BadInput,
+            format!(
+                "{what} needs the engine on this machine, but it is at {self}: mounts, GPUs and the \
+                 project's .berth folder are read here, and the server would not see them"
+            ),
+            "run berth on the server itself (`ssh` there, then `berth up` in the project's folder); \
+             exec, shell, status, stop, down and ls work through a remote engine",
+        ))
+    }
+}
+
 /// The endpoint and where it came from (`DOCKER_HOST`, `context "x"`, `default`).
 pub fn resolve() -> anyhow::Result<(Endpoint, String)> {
     if let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, DeviceRequest, HostConfig, PortBinding, ResourcesUlimits,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, HostConfig, Mount, MountType, PortBinding,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 
 use crate::plan::ContainerPlan;
@@ -16,10 +16,17 @@ use crate::plan::ContainerPlan;
 /// The create request for `plan`; `host_ports` holds the host port chosen for each entry of
 /// `plan.ports` whose port was left to berth (same order; `None` lets the engine pick).
 pub fn create_body(plan: &ContainerPlan, host_ports: &[Option<u16>]) -> ContainerCreateBody {
-    let binds = plan
+    // Typed mounts, not `src:dst` strings: a path holding `:` stays one path.
+    let mounts = plan
         .mounts
         .iter()
-        .map(|m| format!("{}:{}{}", m.source.display(), m.target, if m.read_only { ":ro" } else { "" }))
+        .map(|m| Mount {
+            typ: Some(MountType::BIND),
+            source: Some(m.source.to_string_lossy().into_owned()),
+            target: Some(m.target.clone()),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        })
         .collect();
     let devices = plan
         .devices
@@ -69,7 +76,7 @@ pub fn create_body(plan: &ContainerPlan, host_ports: &[Option<u16>]) -> Containe
     let labels: HashMap<String, String> = plan.labels.clone().into_iter().collect();
     let env: Vec<String> = plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let host_config = HostConfig {
-        binds: Some(binds),
+        mounts: Some(mounts),
         devices: Some(devices),
         device_requests: Some(device_requests),
         group_add: (!plan.user.group_add.is_empty())

@@ -112,7 +112,15 @@ impl Engine {
                     let _ = stderr.flush();
                 }
                 Ok(LogOutput::StdIn { .. }) => {}
-                Err(_) => break,
+                Err(e) => {
+                    // The command may well still run inside: say so rather than invent a code.
+                    return Err(crate::error::fail(
+                        crate::error::Code::Failure,
+                        format!("lost the connection to the engine while the command ran ({e})"),
+                        "it may still be running inside the environment; for long work use `berth run`, \
+                         whose jobs outlive the connection",
+                    ));
+                }
             }
         }
         self.exit_code(&id).await

@@ -111,12 +111,17 @@ impl Engine {
         let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
         let mut list =
             self.docker.list_containers(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))?;
+        // Images berth built carry `managed` too, and the engine copies image labels onto any
+        // container made from them; only containers berth created carry a plan hash.
+        list.retain(|c| {
+            c.labels.as_ref().and_then(|l| l.get(crate::plan::LABEL_HASH)).is_some_and(|h| !h.is_empty())
+        });
         list.sort_by(|a, b| a.names.cmp(&b.names));
         Ok(list)
     }
 
-    /// GPU ids (indices, UUIDs, CDI names' ids) held by running or stopped containers other
-    /// than `except`, so that `devices = N` can prefer free GPUs.
+    /// GPU ids (indices, UUIDs, CDI names' ids, device paths) held by running containers other
+    /// than `except`, so that `devices = N` can prefer free GPUs (a stopped one uses none).
     pub async fn busy_gpus(&self, except: Option<&str>) -> anyhow::Result<BusyGpus> {
         let opts = ListContainersOptionsBuilder::default().all(true).build();
         let list = self.docker.list_containers(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))?;
@@ -156,8 +161,12 @@ pub fn explain(err: BollardError, endpoint: &Endpoint) -> anyhow::Error {
              DOCKER_HOST or `docker context use NAME`",
         );
     }
-    if let BollardError::DockerResponseServerError { message, .. } = &err {
-        return anyhow::anyhow!("the engine refused: {message}");
+    if let BollardError::DockerResponseServerError { status_code, message } = &err {
+        return fail(
+            Code::Failure,
+            format!("the engine refused (HTTP {status_code}): {message}"),
+            "`berth status` shows the environment; `berth doctor` checks the engine and the host",
+        );
     }
     if let Some(io) = io_error(&err) {
         match io.kind() {
@@ -174,9 +183,9 @@ pub fn explain(err: BollardError, endpoint: &Endpoint) -> anyhow::Error {
     }
     if matches!(err, BollardError::RequestTimeoutError) {
         return fail(
-            Code::NoEngine,
+            Code::Failure,
             format!("the engine at {endpoint} did not answer in time"),
-            "check that the engine is healthy: `docker info`",
+            "it may be busy with a large image or container; check that it is healthy (`docker info`) and try again",
         );
     }
     anyhow::Error::new(err).context(format!("talking to the container engine at {endpoint}"))
@@ -234,7 +243,13 @@ pub fn label<'a>(c: &'a ContainerInspectResponse, key: &str) -> Option<&'a str> 
     c.config.as_ref()?.labels.as_ref()?.get(key).map(String::as_str)
 }
 
-/// Whether a container is running.
+/// Whether a container is running (not paused, not restarting: the engine calls those
+/// "running" too, but nothing can be exec'd in them).
 pub fn is_running(c: &ContainerInspectResponse) -> bool {
-    c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
+    status(c) == "running"
+}
+
+/// The container's status word (`created`, `running`, `paused`, `restarting`, `exited`, ...).
+pub fn status(c: &ContainerInspectResponse) -> String {
+    c.state.as_ref().and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_default()
 }

@@ -1,6 +1,6 @@
 //! The host user berth acts for: uid, gid, name, home and supplementary groups.
 //!
-//! The name comes from the passwd database first (what `id -un` says), then `$USER`, then
+//! The name comes from the user database first (what `id -un` says, through NSS), then `$USER`, then
 //! `u<uid>`, so a uid without a passwd entry still gets a stable, readable owner name.
 
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ impl HostUser {
     pub fn current() -> HostUser {
         let uid = ids::uid();
         let gid = ids::gid();
-        let entry = passwd_entry(uid);
+        let entry = ids::passwd(uid);
         let name = entry
             .as_ref()
             .map(|e| e.0.clone())
@@ -56,17 +56,7 @@ pub fn valid_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-/// `(name, home)` of `uid` from /etc/passwd.
-fn passwd_entry(uid: u32) -> Option<(String, String)> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid) && valid_name(f[0]))
-            .then(|| (f[0].to_string(), f[5].to_string()))
-    })
-}
-
-/// The only unsafe code in berth: three libc calls that cannot fail.
+/// The only unsafe code in berth: the libc calls that say who the user is.
 #[allow(unsafe_code)]
 mod ids {
     pub fn uid() -> u32 {
@@ -77,6 +67,25 @@ mod ids {
     pub fn gid() -> u32 {
         // SAFETY: getgid has no preconditions and cannot fail.
         unsafe { libc::getgid() }
+    }
+
+    /// `(name, home)` from the system's user database (files, LDAP, SSSD: whatever NSS says).
+    pub fn passwd(uid: u32) -> Option<(String, String)> {
+        // SAFETY: libc::passwd is plain data (integers and pointers); all-zero is a valid value.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; getpwuid_r writes strings into `buf`,
+        // which outlives the reads below, and sets `result` to `&mut pwd` or null.
+        let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() || pwd.pw_dir.is_null() {
+            return None;
+        }
+        // SAFETY: non-null, NUL-terminated strings inside `buf`.
+        let (name, dir) =
+            unsafe { (std::ffi::CStr::from_ptr(pwd.pw_name), std::ffi::CStr::from_ptr(pwd.pw_dir)) };
+        let name = name.to_str().ok()?.to_string();
+        super::valid_name(&name).then(|| (name, dir.to_string_lossy().into_owned()))
     }
 
     pub fn groups() -> Vec<u32> {

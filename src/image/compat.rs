@@ -61,7 +61,7 @@ pub fn check_driver(image: &str, env: &[String], gpu: &GpuPlan, host: &HostFacts
         None => String::new(),
     };
     Err(fail(
-        Code::Refused,
+        Code::Failure,
         format!(
             "the image {image} is built for CUDA {cuda}, which needs NVIDIA driver {need} or newer{full}; \
              this host has driver {}",

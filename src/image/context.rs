@@ -39,6 +39,11 @@ fn walk(root: &Path, dir: &Path, patterns: &[(bool, String)], out: &mut Vec<Entr
         let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
         let md = std::fs::symlink_metadata(&path)?;
         let always = rel == "Dockerfile" || rel == ".dockerignore";
+        // berth's own folder (logs, job output, build logs) changes all the time and is never
+        // an input: including it would change the tag after every build and job.
+        if rel == ".berth" {
+            continue;
+        }
         if md.is_dir() {
             // A folder may be excluded while an exception re-includes something inside it.
             let has_exception = patterns.iter().any(|(neg, _)| *neg);
@@ -139,9 +144,28 @@ pub fn hash(entries: &[Entry]) -> anyhow::Result<String> {
         h.update(e.name.as_bytes());
         h.update([0]);
         h.update(e.mode.to_le_bytes());
-        let bytes = contents(e)?;
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(&bytes);
+        match (&e.bytes, &e.source) {
+            (Some(b), _) => {
+                h.update((b.len() as u64).to_le_bytes());
+                h.update(b);
+            }
+            (None, Some(p)) => {
+                // Streamed: a context may hold large files that must not sit in memory.
+                let mut f = std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
+                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                h.update(len.to_le_bytes());
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n = std::io::Read::read(&mut f, &mut buf)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                }
+            }
+            (None, None) => h.update(0u64.to_le_bytes()),
+        }
     }
     Ok(hex::encode(h.finalize()))
 }

@@ -16,6 +16,11 @@ pub struct JobMeta {
     pub gpus: Vec<String>,
     /// The container the job runs in.
     pub container_id: String,
+    /// That container's start time (engine clock) when the job began: a different one later
+    /// means the container restarted under the job. Comparing the engine's clock with the
+    /// host's would misjudge a VM whose clock drifts.
+    #[serde(default)]
+    pub container_started: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,8 +50,15 @@ impl JobRecord {
         if self.exit_code.is_some() {
             return JobState::Exited;
         }
-        let restarted_since = container_started.is_some_and(|s| s > self.meta.started.as_str());
-        if !container_running || restarted_since { JobState::Interrupted } else { JobState::Running }
+        if !container_running {
+            return JobState::Interrupted;
+        }
+        let restarted = match (&self.meta.container_started, container_started) {
+            (Some(then), Some(now)) => then != now,
+            // Jobs recorded without it: fall back to comparing times.
+            _ => container_started.is_some_and(|s| s > self.meta.started.as_str()),
+        };
+        if restarted { JobState::Interrupted } else { JobState::Running }
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -132,6 +144,7 @@ mod tests {
             started: "2026-11-23T10:00:00Z".into(),
             gpus: vec![],
             container_id: "abc".into(),
+            container_started: None,
         };
         std::fs::write(job.join("meta.json"), serde_json::to_string(&meta).expect("json")).expect("write");
         let rec = &list(dir.path())[0];
@@ -139,6 +152,11 @@ mod tests {
         assert_eq!(rec.state(false, Some("2026-11-23T09:00:00Z")), JobState::Interrupted);
         assert_eq!(rec.state(true, Some("2026-11-23T11:00:00Z")), JobState::Interrupted);
         assert_eq!(running(dir.path(), true, None), vec!["train".to_string()]);
+        let mut pinned = rec.clone();
+        pinned.meta.container_started = Some("2026-11-23T09:59:00Z".into());
+        // The engine's own start time decides, whatever the host clock says.
+        assert_eq!(pinned.state(true, Some("2026-11-23T09:59:00Z")), JobState::Running);
+        assert_eq!(pinned.state(true, Some("2026-11-23T10:30:00Z")), JobState::Interrupted);
         std::fs::write(job.join("exit"), "137\n").expect("write");
         std::fs::write(job.join("oom-before"), "0\n").expect("write");
         std::fs::write(job.join("oom-after"), "1\n").expect("write");

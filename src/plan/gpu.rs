@@ -163,9 +163,11 @@ fn add_group(groups: &mut Vec<u32>, node: &DeviceNode) {
     }
 }
 
+/// Every name another container may hold this GPU by: index, PCI address, UUID, render node.
 fn ids_of(gpu: &Gpu) -> Vec<String> {
     let mut ids = vec![gpu.index.to_string(), gpu.pci.clone()];
     ids.extend(gpu.uuid.clone());
+    ids.extend(gpu.render_node.as_ref().map(|n| n.path.clone()));
     ids
 }
 
@@ -193,7 +195,8 @@ fn select(
     prefer: &[String],
     notes: &mut Vec<String>,
 ) -> Result<Vec<SelectedGpu>, PlanError> {
-    let is_busy = |g: &Gpu| ids_of(g).iter().any(|id| busy.contains(id));
+    // A container holding "all" holds every GPU.
+    let is_busy = |g: &Gpu| busy.contains("all") || ids_of(g).iter().any(|id| busy.contains(id));
     let discrete: Vec<&Gpu> = gpus.iter().copied().filter(|g| !g.integrated).collect();
     let mut out = match selection {
         DeviceSelection::All => discrete.iter().map(|g| selected(g, is_busy(g))).collect(),

@@ -25,6 +25,10 @@ pub const LABEL_HASH: &str = "dev.berth.config-hash";
 pub const LABEL_PLAN: &str = "dev.berth.plan";
 pub const LABEL_VERSION: &str = "dev.berth.version";
 
+/// Labels only containers carry (an image made from a container must not inherit them).
+pub const CONTAINER_ONLY_LABELS: [&str; 6] =
+    [LABEL_HASH, LABEL_PLAN, LABEL_FILE, LABEL_NAME, LABEL_OWNER, LABEL_VERSION];
+
 /// `berth-<owner>-<name>-<8 hex of sha256(path)>`.
 pub fn container_name(owner: &str, name: &str, project_dir: &Path) -> String {
     let digest = hex::encode(Sha256::digest(project_dir.as_os_str().as_encoded_bytes()));

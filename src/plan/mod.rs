@@ -11,7 +11,10 @@ mod identity;
 
 pub use account::{setup_script, sh_quote};
 pub use gpu::{BusyGpus, DeviceRequestPlan, GpuMode, GpuPlan, SelectedGpu};
-pub use identity::{LABEL_HASH, LABEL_MANAGED, LABEL_OWNER_UID, LABEL_PLAN, LABEL_PROJECT, container_name};
+pub use identity::{
+    CONTAINER_ONLY_LABELS, LABEL_HASH, LABEL_MANAGED, LABEL_OWNER_UID, LABEL_PLAN, LABEL_PROJECT,
+    container_name,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -168,6 +171,7 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
             EnvValue::FromHost => host_env.push(var.key.clone()),
         }
     }
+    let user_literals = env.len();
     if let Some(acct) = &user.account {
         env.push(("HOME".into(), acct.home.clone()));
         env.push(("USER".into(), acct.name.clone()));
@@ -181,8 +185,18 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
     // Python (Debian 12, Ubuntu 24.04) would refuse it.
     env.push(("PIP_BREAK_SYSTEM_PACKAGES".into(), "1".into()));
     env.push(("BERTH_ENV".into(), spec.name.clone()));
-    env.sort();
-    env.dedup_by(|a, b| a.0 == b.0);
+    // berth's entries are defaults: a key the user set in [env] keeps the user's value.
+    let user_keys: Vec<&str> = spec.env.iter().map(|v| v.key.as_str()).collect();
+    let mut merged: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in env.iter().skip(user_literals) {
+        if !user_keys.contains(&k.as_str()) {
+            merged.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    for (k, v) in env.iter().take(user_literals) {
+        merged.insert(k.clone(), v.clone());
+    }
+    let env: Vec<(String, String)> = merged.into_iter().collect();
 
     let mut devices = gpu.devices.clone();
     devices.extend(spec.run.devices.iter().cloned());

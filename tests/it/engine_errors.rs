@@ -140,14 +140,23 @@ fn ssh_docker_host_goes_through_ssh_and_dial_stdio() {
     std::fs::write(&fake, script).unwrap();
     std::process::Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let dir = env.project("overssh", "");
+    // Created where the engine runs; then used through ssh.
+    env.berth(&dir, &["up"]).ok();
     env.env.push(("PATH".into(), path));
     env.env.push(("DOCKER_HOST".into(), "ssh://me@gpu-box:2222".into()));
-    let dir = env.project("overssh", "");
-    env.berth(&dir, &["up"]).ok();
     let r = env.berth(&dir, &["exec", "--", "echo", "hello over ssh"]).ok();
     assert_eq!(r.stdout, "hello over ssh\n");
     let calls = std::fs::read_to_string(&log).unwrap();
     let first = calls.lines().next().unwrap();
     assert!(first.contains("-p 2222 -- me@gpu-box docker system dial-stdio"), "{first}");
+    let st: serde_json::Value =
+        serde_json::from_str(&env.berth(&dir, &["status", "--json"]).ok().stdout).unwrap();
+    assert_eq!(st["state"], "running");
+    // Creating needs this machine's folders and GPUs, which a remote engine would not see.
+    let other = env.project("overssh-new", "");
+    let r = env.berth(&other, &["up"]).code(2);
+    assert!(r.stderr.contains("run berth on the server itself"), "{}", r.stderr);
+    assert!(env.containers_of(&other).is_empty());
     assert_eq!(env.containers_of(&dir).len(), 1);
 }

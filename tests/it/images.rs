@@ -87,7 +87,7 @@ fn an_old_nvidia_driver_is_refused_before_anything_is_created() {
     let dir = env.project("olddriver", &format!("[image]\nbase = \"{tag}\"\n"));
     let r = env.berth(&dir, &["up", "--no-start"]);
     let _ = docker(&["rmi", "-f", &tag]);
-    let r = r.code(4);
+    let r = r.code(1);
     assert!(r.stderr.contains("CUDA 12.4.1") && r.stderr.contains("525.60.13"), "{}", r.stderr);
     assert!(r.stderr.contains("470.256.02"), "{}", r.stderr);
     assert!(r.stderr.contains("hint: upgrade the host's NVIDIA driver"), "{}", r.stderr);
