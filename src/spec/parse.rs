@@ -17,10 +17,14 @@
 //! (code, outputs, checkpoints). A missing source is an error unless it lies inside the project
 //! folder: then it is marked `create` and made when the plan is applied, never here.
 //!
-//! Keys of features this version does not implement yet (`image.apt`, `[cluster]`, ...) are
-//! recognised and refused by name instead of being silently ignored.
+//! `[cluster]` maps host paths (keys resolved like mount sources) to a PVC or a path on the
+//! cluster's nodes, for the exports; see `cluster.rs`.
+//!
+//! Keys of features this version does not implement yet (`image.apt`, ...) are recognised and
+//! refused by name instead of being silently ignored.
 
 mod basics;
+mod cluster;
 mod hardware;
 mod loose;
 mod mounts;
@@ -82,7 +86,8 @@ struct RawSpec {
     user: RawUser,
     #[serde(default)]
     run: tables::RawRun,
-    cluster: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    cluster: BTreeMap<Spanned<String>, Spanned<Loose>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -190,6 +195,7 @@ fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spe
     let user = basics::user(raw.user.as_.as_ref(), &cx);
     let ports = ports::ports(&raw.ports, &cx);
     let run = tables::run(&raw.run, &cx);
+    let cluster = cluster::cluster(&raw.cluster, &cx);
     let errors = [
         later.err(),
         name.as_ref().err().cloned(),
@@ -202,6 +208,7 @@ fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spe
         user.as_ref().err().cloned(),
         ports.as_ref().err().cloned(),
         run.as_ref().err().cloned(),
+        cluster.as_ref().err().cloned(),
     ];
     if let Some(first) = errors.into_iter().flatten().min_by_key(|e| (e.line, e.column)) {
         return Err(first);
@@ -221,6 +228,7 @@ fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spe
         user: user?,
         ports: ports?,
         run: run?,
+        cluster: cluster?,
         project_dir: cx.project_dir.clone(),
         file: file.clone(),
     })
@@ -231,8 +239,7 @@ fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spe
 fn is_later_feature(key: &str, candidate: &str) -> bool {
     match key.split_once('.') {
         Some(("image", _)) => LATER_IMAGE_KEYS.contains(&candidate),
-        Some(_) => false,
-        None => candidate == "cluster",
+        _ => false,
     }
 }
 
@@ -241,9 +248,8 @@ fn refuse_later_features(raw: &RawSpec, cx: &Ctx) -> Result<(), SpecError> {
         .iter()
         .zip(raw.image.later())
         .filter_map(|(k, span)| Some((format!("image.{k}"), span?)));
-    let cluster = raw.cluster.as_ref().map(|c| ("cluster".to_string(), c.span()));
     // Report the one that comes first in the file, as a reader would meet it.
-    match image.chain(cluster).min_by_key(|(_, span)| span.start) {
+    match image.min_by_key(|(_, span)| span.start) {
         Some((key, span)) => {
             // A sentence about the key rather than "`key`: problem", so no `cx.err` here.
             let message = format!("`{key}` is not supported by this version of berth yet");
