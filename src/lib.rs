@@ -11,6 +11,7 @@ pub mod host;
 pub mod jobs;
 pub mod output;
 pub mod plan;
+pub mod render;
 pub mod spec;
 
 use clap::Parser;

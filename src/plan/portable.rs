@@ -50,6 +50,17 @@ pub struct PortableMount {
 }
 
 impl PortableMount {
+    /// The source as berth.toml would write it: `.`, `./x`, `~/x` or `/x`.
+    pub fn path_or_dot(&self) -> String {
+        match (self.root, self.path.is_empty()) {
+            (MountRoot::Project, true) => ".".into(),
+            (MountRoot::Project, false) => format!("./{}", self.path),
+            (MountRoot::Home, true) => "~".into(),
+            (MountRoot::Home, false) => format!("~/{}", self.path),
+            (MountRoot::Absolute, _) => self.path.clone(),
+        }
+    }
+
     /// The host path on this machine.
     pub fn resolve(&self, project_dir: &Path, home: &Path) -> PathBuf {
         let join =
