@@ -56,7 +56,7 @@ pub async fn run_in(ctx: &Context, cmd: Vec<String>, stdin: bool, tty: bool) -> 
 }
 
 /// The folder inside that matches where the user stands, when it lies in a mounted folder.
-fn workdir_for(spec: &Spec, here: &Path) -> Option<String> {
+pub(super) fn workdir_for(spec: &Spec, here: &Path) -> Option<String> {
     let here = here.canonicalize().ok()?;
     let mut mounts: Vec<(&Path, String)> =
         spec.mounts.iter().map(|m| (m.source.as_path(), m.target.clone())).collect();

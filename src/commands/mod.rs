@@ -3,8 +3,10 @@
 //! Commands receive a [`Context`] (resolved global options), never clap types. Shared steps
 //! (finding the project, reading facts, checking a container is berth's) live here.
 
+pub mod code;
 pub mod down;
 pub mod exec;
+pub mod export;
 pub mod init;
 pub mod ls;
 pub mod shell;

@@ -46,6 +46,7 @@ struct DevContainer {
     container_user: String,
     remote_user: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "updateRemoteUserUID")]
     update_remote_user_uid: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     forward_ports: Vec<u16>,

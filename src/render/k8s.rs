@@ -49,8 +49,9 @@ pub fn render(p: &ExportPlan, flavor: Flavor) -> Rendered {
         }
     };
     if !p.host_env.is_empty() {
+        let verb = if p.host_env.len() == 1 { "comes" } else { "come" };
         extra.push(format!(
-            "{} come(s) from the Secret \"{}\": kubectl create secret generic {} --from-literal={}=...",
+            "{} {verb} from the Secret \"{}\": kubectl create secret generic {} --from-literal={}=...",
             p.host_env.join(", "),
             k8s_pod::secret_name(p),
             k8s_pod::secret_name(p),
@@ -63,6 +64,7 @@ pub fn render(p: &ExportPlan, flavor: Flavor) -> Rendered {
                 .into(),
         );
     }
+    extra.extend(warnings.iter().map(|w| format!("warning: {w}")));
     let mut text = p.header("#", &extra);
     for (i, doc) in docs.iter().enumerate() {
         if i > 0 {

@@ -73,8 +73,9 @@ pub fn render(p: &ExportPlan, runtime: Runtime) -> Result<Rendered, RenderError>
     if p.host_env.is_empty() {
         s.push_str(".\n");
     } else {
+        let verb = if p.host_env.len() == 1 { "comes" } else { "come" };
         s.push_str(&format!(
-            "; {} come(s) from the submitting shell (sbatch passes it on), never from this file.\n",
+            "; {} {verb} from the submitting shell (sbatch passes it on), never from this file.\n",
             p.host_env.join(", ")
         ));
     }
@@ -174,7 +175,7 @@ fn pyxis(p: &ExportPlan, s: &mut String, binds: &[String], command: &[String], w
     }
     ignored_run_options(p, "pyxis", warnings);
     s.push_str("# One task per node; each sets its node rank, then runs the command in the container.\n");
-    step(s, "srun", &args, &["sh".into(), "-c".into(), sh_quote(RANK_STEP), "berth-node".into()], command);
+    step(s, &args, &["sh".into(), "-c".into(), sh_quote(RANK_STEP), "berth-node".into()], &[], command);
 }
 
 fn apptainer(
@@ -184,7 +185,7 @@ fn apptainer(
     command: &[String],
     warnings: &mut Vec<String>,
 ) {
-    let mut inner = vec!["apptainer".to_string(), "exec".into()];
+    let mut inner = Vec::new();
     match p.vendor {
         GpuVendor::Nvidia => inner.push("--nv".into()),
         GpuVendor::Amd => inner.push("--rocm".into()),
@@ -202,9 +203,9 @@ fn apptainer(
     inner.push("\"$image\"".into());
     ignored_run_options(p, "Apptainer", warnings);
     s.push_str("# One task per node; each sets its node rank, then runs the command in the container.\n");
-    let mut wrapper = vec!["bash".to_string(), "-c".into(), sh_quote(RANK_STEP), "berth-node".into()];
-    wrapper.extend(inner);
-    step(s, "srun", &["--kill-on-bad-exit=1".into()], &wrapper, command);
+    let wrapper =
+        ["bash", "-c", &sh_quote(RANK_STEP), "berth-node", "apptainer", "exec"].map(String::from).to_vec();
+    step(s, &["--kill-on-bad-exit=1".into()], &wrapper, &inner, command);
 }
 
 fn docker(p: &ExportPlan, s: &mut String, binds: &[String], command: &[String], warnings: &mut Vec<String>) {
@@ -260,10 +261,8 @@ fn docker(p: &ExportPlan, s: &mut String, binds: &[String], command: &[String], 
     names.sort();
     args.extend(names.iter().map(|n| format!("-e {n}")));
     args.push("\"$image\"".into());
-    let wrapper = vec!["bash".to_string(), "-c".into(), "\"$node_step\"".into(), "berth-node".into()];
-    let mut all = wrapper;
-    all.extend(args);
-    step(s, "srun", &["--kill-on-bad-exit=1".into()], &all, command);
+    let wrapper = ["bash", "-c", "\"$node_step\"", "berth-node"].map(String::from).to_vec();
+    step(s, &["--kill-on-bad-exit=1".into()], &wrapper, &args, command);
 }
 
 fn ignored_run_options(p: &ExportPlan, runtime: &str, warnings: &mut Vec<String>) {
@@ -285,13 +284,16 @@ fn ignored_run_options(p: &ExportPlan, runtime: &str, warnings: &mut Vec<String>
     }
 }
 
-/// `srun ARGS... WRAPPER... COMMAND...`, one argument group per line.
-fn step(s: &mut String, program: &str, args: &[String], wrapper: &[String], command: &[String]) {
-    s.push_str(program);
+/// `srun ARGS... WRAPPER RUNTIME-ARGS... COMMAND...`, one argument per line.
+fn step(s: &mut String, args: &[String], wrapper: &[String], runtime_args: &[String], command: &[String]) {
+    s.push_str("srun");
     for a in args {
         s.push_str(&format!(" \\\n  {a}"));
     }
     s.push_str(&format!(" \\\n  {}", wrapper.join(" ")));
+    for a in runtime_args {
+        s.push_str(&format!(" \\\n    {a}"));
+    }
     s.push_str(&format!(" \\\n  {}\n", command.join(" ")));
 }
 
