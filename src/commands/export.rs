@@ -200,9 +200,30 @@ fn regenerate(req: &ExportRequest) -> String {
     }
     if !req.command.is_empty() {
         words.push("--".into());
-        words.extend(req.command.iter().map(|c| sh_quote(c)));
+        words.extend(req.command.iter().map(|c| one_line_quote(c)));
     }
     words.join(" ")
+}
+
+/// Shell quoting that stays on one line (it goes into a comment): `$'...'` for control
+/// characters, as bash and zsh read it.
+fn one_line_quote(arg: &str) -> String {
+    if !arg.chars().any(char::is_control) {
+        return sh_quote(arg);
+    }
+    let mut out = String::from("$'");
+    for c in arg.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// `target` as seen from `dir`: relative when both lie in the project, else absolute.
@@ -215,7 +236,9 @@ fn relative_to(dir: &Path, target: &Path, project: &Path) -> String {
     for _ in 0..ups {
         rel.push("..");
     }
-    rel.push(to);
+    if !to.as_os_str().is_empty() {
+        rel.push(to);
+    }
     let text = rel.display().to_string();
     if text.is_empty() { ".".into() } else { text }
 }
@@ -253,5 +276,11 @@ mod tests {
         assert_eq!(relative_to(Path::new("/p"), Path::new("/p"), p), ".");
         assert_eq!(relative_to(Path::new("/p/a/b"), Path::new("/p"), p), "../..");
         assert_eq!(relative_to(Path::new("/tmp"), Path::new("/p/berth.toml"), p), "/p/berth.toml");
+    }
+
+    #[test]
+    fn commands_quote_onto_one_line() {
+        assert_eq!(one_line_quote("a b"), "'a b'");
+        assert_eq!(one_line_quote("x\n'y'\\"), r"$'x\n\'y\'\\'");
     }
 }

@@ -318,7 +318,8 @@ impl ExportPlan {
         ];
         lines.extend(self.assumptions.iter().cloned());
         lines.extend(extra.iter().cloned());
-        lines.iter().map(|l| format!("{prefix} {l}\n")).collect()
+        // A comment ends at a newline: every line of every entry gets the prefix.
+        lines.iter().flat_map(|l| l.split('\n')).map(|l| format!("{prefix} {l}\n")).collect()
     }
 }
 

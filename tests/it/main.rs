@@ -8,6 +8,7 @@ mod support;
 mod engine_accepts_plan;
 mod engine_errors;
 mod exec;
+mod export;
 mod lifecycle;
 mod malformed;
 mod ownership;
