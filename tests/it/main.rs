@@ -12,4 +12,5 @@ mod export;
 mod lifecycle;
 mod malformed;
 mod ownership;
+mod slurm;
 mod terminal;
