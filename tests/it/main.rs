@@ -5,6 +5,7 @@
 
 mod support;
 
+mod code;
 mod engine_accepts_plan;
 mod engine_errors;
 mod exec;
