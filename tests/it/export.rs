@@ -130,36 +130,27 @@ fi"#;
 #[test]
 fn a_two_node_compose_rehearsal_runs_and_the_nodes_reach_each_other() {
     let env = TestEnv::new();
-    let dir =
-        env.project("rehearsal", "[gpu]\nvendor = \"none\"\n[cache]\npip = false\nhuggingface = false\n");
+    let dir = env.project("rehearsal", "[gpu]\nvendor = \"none\"\n[cache]\npip = false\nhuggingface = false\n");
     env.berth(&dir, &["export", "compose", "--nodes", "2", "--", "sh", "-c", NODE_SCRIPT]).ok();
-    let project = format!("berthit{}", std::process::id());
-    let compose = |args: &[&str]| {
-        Command::new("docker-compose")
-            .arg("-p")
-            .arg(&project)
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .expect("compose")
-    };
-    let up = compose(&["up", "--no-color"]);
-    let logs = String::from_utf8_lossy(&compose(&["logs", "--no-color"]).stdout).into_owned();
-    let states = docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=com.docker.compose.project={project}"),
-        "--format",
-        "{{.Names}} {{.Status}}",
-    ]);
-    let _ = compose(&["down", "--volumes", "--remove-orphans"]);
-    assert!(up.status.success(), "up failed: {}", String::from_utf8_lossy(&up.stderr));
-    assert!(logs.contains("rank=0 of 2 master=node0:29500"), "{logs}");
-    assert!(logs.contains("rank=1 of 2 master=node0:29500"), "{logs}");
-    assert!(logs.contains("node0 got: hello from rank 1"), "{logs}");
-    let states = String::from_utf8_lossy(&states.stdout).into_owned();
-    assert_eq!(states.matches("Exited (0)").count(), 2, "{states}");
+    // The same file, brought up by Debian's docker-compose 1.29 and by Compose v2.
+    for (i, tool) in [PathBuf::from("docker-compose"), compose_v2()].iter().enumerate() {
+        let project = format!("berthit{}x{i}", std::process::id());
+        let compose = |args: &[&str]| {
+            Command::new(tool).arg("-p").arg(&project).args(args).current_dir(&dir).output().expect("compose")
+        };
+        let up = compose(&["up", "--no-color"]);
+        let logs = String::from_utf8_lossy(&compose(&["logs", "--no-color"]).stdout).into_owned();
+        let filter = format!("label=com.docker.compose.project={project}");
+        let states = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}} {{.Status}}"]);
+        let _ = compose(&["down", "--volumes", "--remove-orphans"]);
+        let tool = tool.display();
+        assert!(up.status.success(), "{tool} up failed: {}", String::from_utf8_lossy(&up.stderr));
+        assert!(logs.contains("rank=0 of 2 master=node0:29500"), "{tool}: {logs}");
+        assert!(logs.contains("rank=1 of 2 master=node0:29500"), "{tool}: {logs}");
+        assert!(logs.contains("node0 got: hello from rank 1"), "{tool}: {logs}");
+        let states = String::from_utf8_lossy(&states.stdout).into_owned();
+        assert_eq!(states.matches("Exited (0)").count(), 2, "{tool}: {states}");
+    }
 }
 
 #[test]
