@@ -130,7 +130,8 @@ fi"#;
 #[test]
 fn a_two_node_compose_rehearsal_runs_and_the_nodes_reach_each_other() {
     let env = TestEnv::new();
-    let dir = env.project("rehearsal", "[gpu]\nvendor = \"none\"\n[cache]\npip = false\nhuggingface = false\n");
+    let dir =
+        env.project("rehearsal", "[gpu]\nvendor = \"none\"\n[cache]\npip = false\nhuggingface = false\n");
     env.berth(&dir, &["export", "compose", "--nodes", "2", "--", "sh", "-c", NODE_SCRIPT]).ok();
     // The same file, brought up by Debian's docker-compose 1.29 and by Compose v2.
     for (i, tool) in [PathBuf::from("docker-compose"), compose_v2()].iter().enumerate() {

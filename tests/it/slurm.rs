@@ -157,7 +157,9 @@ const COMMAND: &str = r#"echo "nnodes=$PET_NNODES rank=$PET_NODE_RANK master=$PE
 #[test]
 fn the_slurm_export_runs_on_a_real_cluster_with_the_docker_runtime() {
     if !is_root() {
-        eprintln!("SKIPPED: slurmd must run as root to start jobs as their users; run the tests as root (CI does)");
+        eprintln!(
+            "SKIPPED: slurmd must run as root to start jobs as their users; run the tests as root (CI does)"
+        );
         return;
     }
     if !ensure_packages() {
