@@ -16,7 +16,7 @@ pub struct Cli {
     /// Run as if berth was started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Print one JSON document on stdout (status, ls, up).
+    /// Print one JSON document on stdout (status, ls, up, export, code).
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only warnings and errors.

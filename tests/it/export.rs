@@ -209,3 +209,43 @@ fn export_mistakes_are_refused_with_a_hint() {
     assert!(r.stderr.contains("--vendor cannot change it"), "{}", r.stderr);
     assert!(!dir.join("k8s").exists() && !dir.join("slurm").exists(), "nothing written");
 }
+
+#[test]
+fn values_yaml_1_1_readers_would_misread_stay_strings() {
+    let env = TestEnv::new();
+    let tricky = [
+        ("A_YES", "yes"),
+        ("B_ON", "on"),
+        ("C_OCTAL", "0755"),
+        ("D_SEXAGESIMAL", "22:22"),
+        ("E_NULL", "null"),
+        ("F_TILDE", "~"),
+        ("G_FLOAT", "1e3"),
+        ("H_COLON", "a: b"),
+        ("I_HASH", "#x"),
+        ("J_QUOTES", "it's \"q\""),
+        ("K_NEWLINE", "two\nlines"),
+        ("L_DOLLAR", "$HOME"),
+        ("M_UNICODE", "données"),
+    ];
+    let table: String =
+        tricky.iter().map(|(k, v)| format!("{k} = {}\n", serde_json::to_string(v).unwrap())).collect();
+    let dir = env.project("tricky", &format!("[gpu]\nvendor = \"none\"\n[env]\n{table}"));
+    let run = env.berth(&dir, &["export", "k8s", "-o", "-"]).ok();
+    let read = "import json,sys,yaml\nfor d in yaml.safe_load_all(sys.stdin):\n  if d['kind']=='Job':\n    \
+                c=d['spec']['template']['spec']['containers'][0]\n    \
+                print(json.dumps({e['name']:e.get('value') for e in c['env']}))";
+    let mut child = Command::new(venv().join("bin/python"))
+        .args(["-c", read])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), run.stdout.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("python");
+    assert!(out.status.success(), "PyYAML could not read:\n{}", run.stdout);
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    for (k, v) in tricky {
+        assert_eq!(got[k], serde_json::Value::String(v.to_string()), "{k}:\n{}", run.stdout);
+    }
+}
