@@ -41,7 +41,9 @@ pub async fn run(ctx: &Context, print: bool, ssh: Option<String>) -> anyhow::Res
     let in_ssh_session = std::env::var_os("SSH_CONNECTION").is_some();
     let docker_host = match (&ssh, &engine.endpoint) {
         (Some(dest), _) => Some(ssh_address(dest)),
-        (None, Endpoint::Ssh { .. } | Endpoint::Tcp(_)) => Some(engine.endpoint.to_string()),
+        (None, Endpoint::Ssh { .. }) => Some(engine.endpoint.to_string()),
+        // berth keeps TCP endpoints as http://; Docker clients (and VS Code) write tcp://.
+        (None, Endpoint::Tcp(addr)) => Some(addr.replacen("http://", "tcp://", 1)),
         (None, Endpoint::Unix(_)) if in_ssh_session => session_address(),
         (None, Endpoint::Unix(_)) => None,
     };

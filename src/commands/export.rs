@@ -110,7 +110,7 @@ pub fn run(ctx: &Context, req: ExportRequest) -> anyhow::Result<()> {
             render::compose::render(&plan, &relative_to(&out_dir, &spec.project_dir, &spec.project_dir))
                 .map_err(bad)?
         }
-        Format::Slurm => render::slurm::render(&plan, req.runtime.unwrap_or(Runtime::Pyxis)).map_err(bad)?,
+        Format::Slurm => render::slurm::render(&plan, req.runtime.unwrap_or(Runtime::Pyxis)),
         Format::K8s(flavor) => render::k8s::render(&plan, flavor),
     };
     for w in &rendered.warnings {

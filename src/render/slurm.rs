@@ -10,7 +10,7 @@
 //! and Docker (the node's daemon, for labs whose nodes run Docker: its containers live outside
 //! Slurm's cgroups, so Slurm cannot account or confine them).
 
-use super::{ExportMount, ExportPlan, GpuVendor, RenderError, Rendered, docker_size, refuse};
+use super::{ExportMount, ExportPlan, GpuVendor, Rendered, docker_size};
 use crate::plan::portable::MountRoot;
 use crate::plan::sh_quote;
 use crate::spec::{ClusterVolume, UserMode};
@@ -35,10 +35,7 @@ impl Runtime {
 /// Runs in each task: the node rank from Slurm's node id, then the command (`"$@"`).
 const RANK_STEP: &str = r#"export PET_NODE_RANK="$SLURM_NODEID"; exec "$@""#;
 
-pub fn render(p: &ExportPlan, runtime: Runtime) -> Result<Rendered, RenderError> {
-    if p.cpus.is_some_and(|c| c <= 0.0) {
-        return Err(refuse("resources.cpus must be above 0", "fix it in berth.toml"));
-    }
+pub fn render(p: &ExportPlan, runtime: Runtime) -> Rendered {
     let mut warnings = Vec::new();
     let mut s = String::from("#!/bin/bash\n");
     s.push_str(&p.header("#", &header_lines(p, runtime)));
@@ -107,7 +104,7 @@ pub fn render(p: &ExportPlan, runtime: Runtime) -> Result<Rendered, RenderError>
         Runtime::Apptainer => apptainer(p, &mut s, &binds, &command, &mut warnings),
         Runtime::Docker => docker(p, &mut s, &binds, &command, &mut warnings),
     }
-    Ok(Rendered { text: s, warnings })
+    Rendered { text: s, warnings }
 }
 
 fn header_lines(p: &ExportPlan, runtime: Runtime) -> Vec<String> {
