@@ -165,3 +165,16 @@ fn several_nodes_need_a_command() {
     let e = ExportPlan::new(&spec, &opts).expect_err("no command");
     assert!(e.message.contains("2-node export needs the command"), "{e}");
 }
+
+#[test]
+fn a_compose_rehearsal_gives_each_node_its_own_gpus() {
+    let all = spec("auto");
+    let e =
+        compose::render(&ExportPlan::new(&all, &options("compose", 2)).expect("plan"), ".").expect_err("all");
+    assert!(e.hint.contains("--gpus-per-node N"), "{e:?}");
+    let opts = ExportOptions { gpus_per_node: Some(1), ..options("compose", 2) };
+    let text = compose::render(&ExportPlan::new(&all, &opts).expect("plan"), ".").expect("compose").text;
+    let ids: Vec<&str> = text.lines().map(str::trim).filter(|l| *l == "- \"0\"" || *l == "- \"1\"").collect();
+    assert_eq!(ids, ["- \"0\"", "- \"1\""], "node0 gets GPU 0, node1 GPU 1:\n{text}");
+    assert!(text.contains("PET_NPROC_PER_NODE=1"), "{text}");
+}
