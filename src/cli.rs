@@ -16,7 +16,7 @@ pub struct Cli {
     /// Run as if berth was started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Print one JSON document on stdout (status, ls, up).
+    /// Print one JSON document on stdout (status, ls, up, export, code).
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only warnings and errors.
@@ -44,6 +44,10 @@ pub enum Command {
     Ls(LsArgs),
     /// Remove the environment's container (refuses while it holds changes that matter).
     Down(DownArgs),
+    /// Open VS Code attached to the running environment (or print the command that does).
+    Code(CodeArgs),
+    /// Write the environment for VS Code, Compose, Slurm or Kubernetes.
+    Export(ExportArgs),
     /// Start a job inside the environment that survives disconnects; its log stays on the host.
     Run(RunArgs),
     /// List this project's jobs with state, exit code and diagnosis.
@@ -108,6 +112,76 @@ pub struct KillArgs {
     /// Seconds between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 10)]
     pub grace: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CodeArgs {
+    /// Print the command instead of starting VS Code.
+    #[arg(long)]
+    pub print: bool,
+    /// Reach the engine's machine over SSH as DEST (`user@host`), from where VS Code runs.
+    #[arg(long, value_name = "DEST")]
+    pub ssh: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Devcontainer,
+    Compose,
+    Slurm,
+    K8s,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VendorArg {
+    Nvidia,
+    Amd,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeArg {
+    Pyxis,
+    Apptainer,
+    Docker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlavorArg {
+    Job,
+    Jobset,
+    Trainjob,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to write.
+    #[arg(value_enum)]
+    pub format: ExportFormat,
+    /// Nodes (compose: services rehearsing them on this server; slurm, k8s: cluster nodes).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
+    /// Slurm: how each node runs the image.
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeArg>,
+    /// Kubernetes: plain Indexed Job (default), JobSet, or Kubeflow Trainer v2.3 TrainJob.
+    #[arg(long, value_enum)]
+    pub flavor: Option<FlavorArg>,
+    /// The GPU vendor, when berth.toml says `auto` (default: nvidia).
+    #[arg(long, value_enum)]
+    pub vendor: Option<VendorArg>,
+    /// GPUs each node gets (default: `gpu.devices`, or 8 for "all").
+    #[arg(long, value_name = "N")]
+    pub gpus_per_node: Option<u32>,
+    /// torchrun's rendezvous port.
+    #[arg(long, default_value_t = 29500)]
+    pub master_port: u16,
+    /// Where to write (default: under the project folder); `-` for standard output.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<std::path::PathBuf>,
+    /// The command each node runs (after `--`); default: the keep-alive.
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
 }
 
 #[derive(Debug, Args)]

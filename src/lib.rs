@@ -14,6 +14,7 @@ pub mod image;
 pub mod jobs;
 pub mod output;
 pub mod plan;
+pub mod render;
 pub mod spec;
 
 use clap::Parser;
@@ -43,6 +44,11 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
         init::run(ctx, init::InitOptions { force: a.force, name: a.name, base: a.base })?;
         return Ok(0);
     }
+    // Exports read only the project file: no engine, no runtime.
+    let command = match command {
+        C::Export(a) => return commands::export::run(ctx, export_request(a)).map(|_| 0),
+        other => other,
+    };
     let rt = commands::runtime()?;
     let code = rt.block_on(async {
         match command {
@@ -77,9 +83,45 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
             C::Build(a) => {
                 commands::build::run(ctx, commands::build::BuildOptions { print: a.print }).await.map(|_| 0)
             }
+            C::Code(a) => commands::code::run(ctx, a.print, a.ssh).await.map(|_| 0),
+            C::Export(_) => Ok(0),
         }
     });
     // Stray tasks (a stdin reader, a resize watcher) must not keep the process alive.
     rt.shutdown_background();
     code
+}
+
+fn export_request(a: cli::ExportArgs) -> commands::export::ExportRequest {
+    use commands::export::{ExportRequest, Format};
+    use render::{GpuVendor, k8s::Flavor, slurm::Runtime};
+    let flavor = match a.flavor {
+        None | Some(cli::FlavorArg::Job) => Flavor::Job,
+        Some(cli::FlavorArg::Jobset) => Flavor::JobSet,
+        Some(cli::FlavorArg::Trainjob) => Flavor::TrainJob,
+    };
+    ExportRequest {
+        format: match a.format {
+            cli::ExportFormat::Devcontainer => Format::Devcontainer,
+            cli::ExportFormat::Compose => Format::Compose,
+            cli::ExportFormat::Slurm => Format::Slurm,
+            cli::ExportFormat::K8s => Format::K8s(flavor),
+        },
+        runtime: a.runtime.map(|r| match r {
+            cli::RuntimeArg::Pyxis => Runtime::Pyxis,
+            cli::RuntimeArg::Apptainer => Runtime::Apptainer,
+            cli::RuntimeArg::Docker => Runtime::Docker,
+        }),
+        flavor_given: a.flavor.is_some(),
+        nodes: a.nodes,
+        vendor: a.vendor.map(|v| match v {
+            cli::VendorArg::Nvidia => GpuVendor::Nvidia,
+            cli::VendorArg::Amd => GpuVendor::Amd,
+            cli::VendorArg::None => GpuVendor::None,
+        }),
+        gpus_per_node: a.gpus_per_node,
+        master_port: a.master_port,
+        output: a.output,
+        command: a.cmd,
+    }
 }

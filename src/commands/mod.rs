@@ -4,9 +4,11 @@
 //! (finding the project, reading facts, checking a container is berth's) live here.
 
 pub mod build;
+pub mod code;
 pub mod commit;
 pub mod down;
 pub mod exec;
+pub mod export;
 pub mod freeze;
 pub mod gpu_check;
 pub mod init;

@@ -8,6 +8,7 @@ mod account;
 pub mod drift;
 mod gpu;
 mod identity;
+pub mod portable;
 
 pub use account::{setup_script, sh_quote};
 pub use gpu::{BusyGpus, DeviceRequestPlan, GpuMode, GpuPlan, SelectedGpu};
@@ -23,7 +24,7 @@ use serde::Serialize;
 
 use crate::engine::facts::EngineFacts;
 use crate::host::{HostFacts, HostUser};
-use crate::spec::{EnvValue, Spec, UserMode};
+use crate::spec::{Spec, UserMode};
 
 /// Where berth's own host folder (`<project>/.berth/`) appears inside every environment.
 pub const STATE_DIR: &str = "/berth/state";
@@ -163,40 +164,17 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
         inputs.prefer,
     )?;
     let user = plan_user(&spec.user, inputs.user, &gpu);
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut host_env = Vec::new();
-    for var in &spec.env {
-        match &var.value {
-            EnvValue::Literal(v) => env.push((var.key.clone(), v.clone())),
-            EnvValue::FromHost => host_env.push(var.key.clone()),
-        }
-    }
-    let user_literals = env.len();
+    let mut env = portable::env(spec);
+    let host_env = portable::host_env(spec);
     if let Some(acct) = &user.account {
         env.push(("HOME".into(), acct.home.clone()));
         env.push(("USER".into(), acct.name.clone()));
     }
-    let mounts = plan_mounts(spec, inputs.user, &gpu, &mut env);
+    let mounts = plan_mounts(spec, inputs.user, &gpu);
     if gpu.wsl_lib.is_some() {
         env.push(("LD_LIBRARY_PATH".into(), "/usr/lib/wsl/lib".into()));
     }
-    env.push(("BERTH_STATE".into(), STATE_DIR.into()));
-    // `pip install` inside a dev container is the point; an "externally managed" system
-    // Python (Debian 12, Ubuntu 24.04) would refuse it.
-    env.push(("PIP_BREAK_SYSTEM_PACKAGES".into(), "1".into()));
-    env.push(("BERTH_ENV".into(), spec.name.clone()));
-    // berth's entries are defaults: a key the user set in [env] keeps the user's value.
-    let user_keys: Vec<&str> = spec.env.iter().map(|v| v.key.as_str()).collect();
-    let mut merged: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in env.iter().skip(user_literals) {
-        if !user_keys.contains(&k.as_str()) {
-            merged.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    for (k, v) in env.iter().take(user_literals) {
-        merged.insert(k.clone(), v.clone());
-    }
-    let env: Vec<(String, String)> = merged.into_iter().collect();
+    portable::normalise_env(&mut env);
 
     let mut devices = gpu.devices.clone();
     devices.extend(spec.run.devices.iter().cloned());
@@ -264,57 +242,22 @@ fn plan_user(mode: &UserMode, user: &HostUser, gpu: &GpuPlan) -> UserPlan {
     }
 }
 
-fn plan_mounts(
-    spec: &Spec,
-    user: &HostUser,
-    gpu: &GpuPlan,
-    env: &mut Vec<(String, String)>,
-) -> Vec<MountPlan> {
-    let mut mounts: Vec<MountPlan> = spec
-        .mounts
+/// The portable mounts resolved on this host, plus WSL2's driver folder.
+fn plan_mounts(spec: &Spec, user: &HostUser, gpu: &GpuPlan) -> Vec<MountPlan> {
+    let mut mounts: Vec<MountPlan> = portable::mounts(spec)
         .iter()
-        .map(|m| MountPlan {
-            source: m.source.clone(),
+        .enumerate()
+        .map(|(i, m)| MountPlan {
+            // The file's own mounts were resolved when it was read (`~` from its HOME).
+            source: match (m.kind, spec.mounts.get(i)) {
+                (portable::MountKind::User, Some(written)) => written.source.clone(),
+                _ => m.resolve(&spec.project_dir, &user.home),
+            },
             target: m.target.clone(),
             read_only: m.read_only,
             create: m.create,
         })
         .collect();
-    if mounts.is_empty() {
-        // An environment without its code is no use: by default the project is the work folder.
-        mounts.push(MountPlan {
-            source: spec.project_dir.clone(),
-            target: spec.workdir.clone(),
-            read_only: false,
-            create: false,
-        });
-    }
-    mounts.push(MountPlan {
-        source: spec.project_dir.join(".berth"),
-        target: STATE_DIR.into(),
-        read_only: false,
-        create: true,
-    });
-    if spec.cache.pip {
-        let target = format!("{CACHE_DIR}/pip");
-        env.push(("PIP_CACHE_DIR".into(), target.clone()));
-        mounts.push(MountPlan {
-            source: user.home.join(".cache/pip"),
-            target,
-            read_only: false,
-            create: true,
-        });
-    }
-    if spec.cache.huggingface {
-        let target = format!("{CACHE_DIR}/huggingface");
-        env.push(("HF_HOME".into(), target.clone()));
-        mounts.push(MountPlan {
-            source: user.home.join(".cache/huggingface"),
-            target,
-            read_only: false,
-            create: true,
-        });
-    }
     if let Some(lib) = &gpu.wsl_lib {
         mounts.push(MountPlan {
             source: PathBuf::from(lib),

@@ -78,20 +78,16 @@ impl SpecError {
     /// Converts a syntax or shape error from the TOML deserializer.
     ///
     /// `key_at` finds the dotted key at a byte offset (the deserializer does not expose it);
-    /// `hidden(key, candidate)` says whether a key name accepted only to be refused (a later
-    /// feature) must stay out of the "valid keys" hint given for the unknown `key`.
     pub(crate) fn from_toml(
         file: &Path,
         text: &str,
         err: &toml::de::Error,
         key_at: impl Fn(usize) -> Option<String>,
-        hidden: impl Fn(&str, &str) -> bool,
     ) -> Self {
         let span = err.span().unwrap_or(0..0);
         let raw = err.message();
         if let Some((unknown, valid)) = parse_unknown_field(raw) {
             let key = key_at(span.start).unwrap_or_else(|| unknown.to_string());
-            let valid: Vec<&str> = valid.into_iter().filter(|k| !hidden(&key, k)).collect();
             let hint = match suggest(unknown, &valid) {
                 Some(near) => format!("did you mean `{near}`?"),
                 None if valid.is_empty() => "remove it".to_string(),

@@ -36,6 +36,8 @@ pub struct Spec {
     pub user: UserMode,
     pub ports: Vec<PortSpec>,
     pub run: RunOptions,
+    /// `[cluster]`: where host paths live on a cluster, for the exports (file order).
+    pub cluster: Vec<ClusterMount>,
 }
 
 /// `[image]`: what the environment's image is made from.
@@ -207,4 +209,22 @@ pub struct RunOptions {
     pub devices: Vec<String>,
     /// Soft = hard limit per name (`memlock`, `stack`, `nofile`, ...); `-1` is unlimited.
     pub ulimits: BTreeMap<String, i64>,
+}
+
+/// One `[cluster]` entry: `"/data/x" = { pvc = "name" }` or `{ host-path = "/mnt/x" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMount {
+    /// The host path it maps, resolved like a mount source (absolute, normalised).
+    pub source: PathBuf,
+    /// The key as written (`"/data/x"`, `"./data"`, `"~/.cache/huggingface"`).
+    pub raw: String,
+    pub volume: ClusterVolume,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterVolume {
+    /// A PersistentVolumeClaim of this name (Kubernetes).
+    Pvc(String),
+    /// The same data at this absolute path on every cluster node.
+    HostPath(String),
 }

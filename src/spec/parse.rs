@@ -17,10 +17,11 @@
 //! (code, outputs, checkpoints). A missing source is an error unless it lies inside the project
 //! folder: then it is marked `create` and made when the plan is applied, never here.
 //!
-//! Keys of features this version does not implement yet (`[cluster]`) are recognised and
-//! refused by name instead of being silently ignored.
+//! `[cluster]` maps host paths (keys resolved like mount sources) to a PVC or a path on the
+//! cluster's nodes, for the exports; see `cluster.rs`.
 
 mod basics;
+mod cluster;
 mod hardware;
 mod image;
 mod loose;
@@ -36,7 +37,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use toml::Spanned;
 
 use self::loose::Loose;
@@ -66,7 +66,8 @@ struct RawSpec {
     user: RawUser,
     #[serde(default)]
     run: tables::RawRun,
-    cluster: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    cluster: BTreeMap<Spanned<String>, Spanned<Loose>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -116,12 +117,11 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Spec, SpecError> {
 fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spec, SpecError> {
     let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let project_dir = mounts::normalise(file.parent().unwrap_or(Path::new("/")));
-    let raw: RawSpec = toml::from_str(text)
-        .map_err(|e| SpecError::from_toml(&file, text, &e, |at| key_at(text, at), is_later_feature))?;
+    let raw: RawSpec =
+        toml::from_str(text).map_err(|e| SpecError::from_toml(&file, text, &e, |at| key_at(text, at)))?;
     let cx = Ctx { file: &file, text, project_dir, home };
     // Every part is validated before any error is returned, so the one reported is the first
     // in the file, as a reader (or an editor jumping to it) would meet it.
-    let later = refuse_later_features(&raw, &cx);
     let name = basics::name(raw.name.as_ref(), &cx);
     let workdir = basics::workdir(raw.workdir.as_ref(), &cx);
     let image = image::image(&raw.image, &cx);
@@ -132,8 +132,8 @@ fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spe
     let user = basics::user(raw.user.as_.as_ref(), &cx);
     let ports = ports::ports(&raw.ports, &cx);
     let run = tables::run(&raw.run, &cx);
+    let cluster = cluster::cluster(&raw.cluster, &cx);
     let errors = [
-        later.err(),
         name.as_ref().err().cloned(),
         workdir.as_ref().err().cloned(),
         image.as_ref().err().cloned(),
@@ -144,6 +144,7 @@ fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spe
         user.as_ref().err().cloned(),
         ports.as_ref().err().cloned(),
         run.as_ref().err().cloned(),
+        cluster.as_ref().err().cloned(),
     ];
     if let Some(first) = errors.into_iter().flatten().min_by_key(|e| (e.line, e.column)) {
         return Err(first);
@@ -163,29 +164,10 @@ fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spe
         user: user?,
         ports: ports?,
         run: run?,
+        cluster: cluster?,
         project_dir: cx.project_dir.clone(),
         file: file.clone(),
     })
-}
-
-/// Whether `candidate`, offered as a valid key beside the unknown `key`, is a later feature
-/// (accepted by serde only to be refused, so never advertised).
-fn is_later_feature(key: &str, candidate: &str) -> bool {
-    !key.contains('.') && candidate == "cluster"
-}
-
-fn refuse_later_features(raw: &RawSpec, cx: &Ctx) -> Result<(), SpecError> {
-    let cluster = raw.cluster.as_ref().map(|c| ("cluster".to_string(), c.span()));
-    match cluster {
-        Some((key, span)) => {
-            // A sentence about the key rather than "`key`: problem", so no `cx.err` here.
-            let message = format!("`{key}` is not supported by this version of berth yet");
-            let mut err = SpecError::at(cx.file, cx.text, span, None, message);
-            err.key = Some(key);
-            Err(err.with_hint("remove it for now; a later berth release implements it"))
-        }
-        None => Ok(()),
-    }
 }
 
 /// The dotted key whose key or value covers byte `offset`, for serde errors (which carry only a

@@ -5,12 +5,15 @@
 
 mod support;
 
+mod code;
 mod engine_accepts_plan;
 mod engine_errors;
 mod exec;
+mod export;
 mod images;
 mod jobs;
 mod lifecycle;
 mod malformed;
 mod ownership;
+mod slurm;
 mod terminal;

@@ -74,7 +74,7 @@ pub(super) fn mounts(raw: &[Spanned<String>], cx: &Ctx) -> Result<Vec<MountSpec>
 }
 
 /// The absolute host path for `src`: `~` and `~/x` from `$HOME`, relative from the project.
-fn resolve_source(src: &str, cx: &Ctx) -> Result<PathBuf, (String, String)> {
+pub(super) fn resolve_source(src: &str, cx: &Ctx) -> Result<PathBuf, (String, String)> {
     let joined = if src == "~" || src.starts_with("~/") {
         let Some(home) = &cx.home else {
             return Err((
