@@ -5,6 +5,8 @@
 
 pub mod cli;
 pub mod commands;
+pub mod daemon_json;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod host;
@@ -15,7 +17,7 @@ pub mod spec;
 
 use clap::Parser;
 
-use commands::{Context, exec, init, up};
+use commands::{Context, exec, host_configure, init, up};
 use output::Printer;
 
 /// Parse the command line, run the command, and return the process exit code.
@@ -56,6 +58,22 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
             C::Status => commands::status::run(ctx).await.map(|_| 0),
             C::Ls(a) => commands::ls::run(ctx, a.all_users).await.map(|_| 0),
             C::Down(a) => commands::down::run(ctx, a.force).await.map(|_| 0),
+            C::Host(h) => match h.command {
+                cli::HostCommand::Configure(a) => {
+                    let changes = daemon_json::Changes {
+                        data_root: a.data_root,
+                        registry_mirrors: a.registry_mirrors,
+                        nvidia_runtime: a.nvidia_runtime,
+                        cdi: a.cdi,
+                        live_restore: a.live_restore,
+                    };
+                    let opts =
+                        host_configure::ConfigureOptions { config: a.config, changes, dry_run: a.dry_run };
+                    host_configure::run(ctx, opts).await.map(|_| 0)
+                }
+            },
+            C::Doctor => commands::doctor::run(ctx).await,
+            C::Clean(_) | C::Top(_) => Ok(0),
         }
     });
     // Stray tasks (a stdin reader, a resize watcher) must not keep the process alive.

@@ -9,9 +9,10 @@ pub mod create;
 pub mod exec;
 pub mod facts;
 pub mod images;
+mod inventory;
 mod ssh;
 
-pub use connect::{Endpoint, parse_host};
+pub use connect::{Endpoint, parse_host, resolve};
 
 use std::collections::HashMap;
 

@@ -11,7 +11,10 @@ mod identity;
 
 pub use account::{setup_script, sh_quote};
 pub use gpu::{BusyGpus, DeviceRequestPlan, GpuMode, GpuPlan, SelectedGpu};
-pub use identity::{LABEL_HASH, LABEL_MANAGED, LABEL_OWNER_UID, LABEL_PLAN, LABEL_PROJECT, container_name};
+pub use identity::{
+    LABEL_HASH, LABEL_MANAGED, LABEL_NAME, LABEL_OWNER, LABEL_OWNER_UID, LABEL_PLAN, LABEL_PROJECT,
+    container_name,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
