@@ -3,6 +3,7 @@
 //! spec (berth.toml) + host facts → plan → engine. See STYLE.md in the project notes and the
 //! module docs: `spec`, `host`, `plan`, `engine`, `commands`.
 
+pub mod clean;
 pub mod cli;
 pub mod commands;
 pub mod daemon_json;
@@ -73,7 +74,16 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
                 }
             },
             C::Doctor => commands::doctor::run(ctx).await,
-            C::Clean(_) | C::Top(_) => Ok(0),
+            C::Clean(a) => {
+                let opts = commands::clean::CleanOptions {
+                    yes: a.yes,
+                    dry_run: a.dry_run,
+                    force: a.force,
+                    all_users: a.all_users,
+                };
+                commands::clean::run(ctx, opts).await
+            }
+            C::Top(_) => Ok(0),
         }
     });
     // Stray tasks (a stdin reader, a resize watcher) must not keep the process alive.

@@ -44,6 +44,19 @@ impl Printer {
         Ok(())
     }
 
+    /// Ask a yes/no question on the terminal (stderr), default no; `None` when stdin is not a
+    /// terminal, so nobody could answer.
+    pub fn confirm(&self, question: &str) -> Option<bool> {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        eprint!("{question} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).ok()?;
+        Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    }
+
     /// Whether progress bars may be drawn (stderr is a terminal).
     pub fn progress_allowed(&self) -> bool {
         !self.quiet && std::io::stderr().is_terminal()

@@ -3,7 +3,7 @@
 //! Commands receive a [`Context`] (resolved global options), never clap types. Shared steps
 //! (finding the project, reading facts, checking a container is berth's) live here.
 
-// pub mod clean;
+pub mod clean;
 pub mod doctor;
 pub mod down;
 pub mod exec;

@@ -56,7 +56,17 @@ impl Engine {
     pub async fn significant_changes(&self, c: &ContainerInspectResponse) -> anyhow::Result<Vec<Change>> {
         let id = c.id.as_deref().unwrap_or_default();
         let raw = self.docker.container_changes(id).await.map_err(|e| explain(e, &self.endpoint))?;
-        let targets: Vec<String> = c.mounts.iter().flatten().filter_map(|m| m.destination.clone()).collect();
-        Ok(changes::significant(&raw.unwrap_or_default(), &targets))
+        let mut ignore: Vec<String> =
+            c.mounts.iter().flatten().filter_map(|m| m.destination.clone()).collect();
+        // The `.profile` berth's account setup writes into the user's home (plan::account) is
+        // berth's, not the user's work.
+        if super::label(c, crate::plan::LABEL_MANAGED) == Some("true")
+            && let Some(home) = c.config.as_ref().and_then(|cfg| cfg.env.as_ref()).and_then(|env| {
+                env.iter().find_map(|e| e.strip_prefix("HOME=")).map(|h| h.trim_end_matches('/').to_string())
+            })
+        {
+            ignore.push(format!("{home}/.profile"));
+        }
+        Ok(changes::significant(&raw.unwrap_or_default(), &ignore))
     }
 }

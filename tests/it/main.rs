@@ -5,6 +5,7 @@
 
 mod support;
 
+mod clean;
 mod engine_accepts_plan;
 mod engine_errors;
 mod exec;
