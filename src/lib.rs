@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod output;
 pub mod plan;
 pub mod spec;
+pub mod top;
 
 use clap::Parser;
 
@@ -83,7 +84,7 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
                 };
                 commands::clean::run(ctx, opts).await
             }
-            C::Top(_) => Ok(0),
+            C::Top(a) => commands::top::run(ctx, a.all_users).await.map(|_| 0),
         }
     });
     // Stray tasks (a stdin reader, a resize watcher) must not keep the process alive.

@@ -13,7 +13,7 @@ pub mod ls;
 pub mod shell;
 pub mod status;
 pub mod stop;
-// pub mod top;
+pub mod top;
 pub mod up;
 
 use std::path::PathBuf;

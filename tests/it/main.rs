@@ -6,10 +6,13 @@
 mod support;
 
 mod clean;
+mod doctor;
 mod engine_accepts_plan;
 mod engine_errors;
 mod exec;
+mod host_configure;
 mod lifecycle;
 mod malformed;
 mod ownership;
 mod terminal;
+mod top;
