@@ -10,13 +10,14 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "One persistent, reproducible GPU development environment per project, in Docker",
     after_help = "Exit codes: 0 ok, 1 failure, 2 bad input (nothing changed), 3 engine unreachable, \
-                  4 refused (nothing changed); `exec` and `shell` exit with the command's own code."
+                  4 refused (nothing changed); `exec` and `shell` exit with the command's own code; \
+                  `doctor` exits 1 when a check fails."
 )]
 pub struct Cli {
     /// Run as if berth was started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Print one JSON document on stdout (status, ls, up).
+    /// Print one JSON document on stdout (status, ls, up, doctor, host configure, clean, top).
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only warnings and errors.

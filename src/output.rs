@@ -68,6 +68,11 @@ pub fn print_error(text: &str) {
     eprint!("{text}");
 }
 
+/// `1 item`, `3 items`: a count and its noun, plural when needed.
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// A plain text table: a header row and aligned columns, two spaces apart.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

@@ -13,7 +13,7 @@ use crate::clean::{self, ContainerInfo, ImageInfo, Item, Scope};
 use crate::engine::{Engine, changes};
 use crate::error::{Code, fail};
 use crate::host::HostUser;
-use crate::output::table;
+use crate::output::{count, table};
 use crate::spec::size::format_size;
 
 #[derive(Debug, Clone, Copy)]
@@ -58,13 +58,14 @@ pub async fn run(ctx: &Context, opts: CleanOptions) -> anyhow::Result<i32> {
         removed: 0,
         failed: vec![],
     };
-    let count = outcome.items.iter().filter(|i| i.remove).count();
+    let n = outcome.items.iter().filter(|i| i.remove).count();
     if !ctx.out.json {
         show(ctx, &outcome, opts.all_users);
     }
-    if count > 0 && !opts.dry_run {
+    if n > 0 && !opts.dry_run {
         if !opts.yes {
-            let question = format!("remove {count} item(s), reclaiming {}?", format_size(reclaimable_bytes));
+            let question =
+                format!("remove {}, reclaiming {}?", count(n, "item"), format_size(reclaimable_bytes));
             match ctx.out.confirm(&question) {
                 Some(true) => {}
                 Some(false) => {
@@ -74,7 +75,10 @@ pub async fn run(ctx: &Context, opts: CleanOptions) -> anyhow::Result<i32> {
                 None => {
                     return Err(fail(
                         Code::Refused,
-                        format!("berth clean would remove {count} item(s), and there is no terminal to ask"),
+                        format!(
+                            "berth clean would remove {}, and there is no terminal to ask",
+                            count(n, "item")
+                        ),
                         "add --yes to remove them, or --dry-run to only look",
                     ));
                 }
@@ -84,10 +88,10 @@ pub async fn run(ctx: &Context, opts: CleanOptions) -> anyhow::Result<i32> {
     }
     if ctx.out.json {
         ctx.out.json(&outcome)?;
-    } else if count > 0 && !opts.dry_run {
+    } else if n > 0 && !opts.dry_run {
         ctx.out.status(format!(
-            "removed {} item(s), freed {}",
-            outcome.removed,
+            "removed {}, freed {}",
+            count(outcome.removed, "item"),
             format_size(outcome.freed_bytes)
         ));
         for f in &outcome.failed {
@@ -174,7 +178,11 @@ fn show(ctx: &Context, o: &Outcome, all_users: bool) {
     }
     if !remove.is_empty() {
         let verb = if o.dry_run { "would remove" } else { "reclaimable" };
-        out.status(format!("{verb}: {} in {} item(s)", format_size(o.reclaimable_bytes), remove.len()));
+        out.status(format!(
+            "{verb}: {} in {}",
+            format_size(o.reclaimable_bytes),
+            count(remove.len(), "item")
+        ));
         let mut header = vec!["KIND", "NAME", "ENVIRONMENT", "SIZE", "WHY"];
         if all_users {
             header.insert(3, "OWNER");

@@ -15,6 +15,7 @@ use crate::daemon_json::{self, Changes};
 use crate::engine::facts::EngineFacts;
 use crate::engine::{self, Engine};
 use crate::error::{Code, fail};
+use crate::output::count;
 use crate::plan::{LABEL_MANAGED, LABEL_NAME, LABEL_PROJECT};
 
 #[derive(Debug, Clone)]
@@ -269,14 +270,14 @@ fn restart_consequences(ctx: &Context, now: &RunningNow) {
         out.status("a restart interrupts nothing: no container is running");
     } else if now.live_restore {
         out.status(format!(
-            "live-restore is on: the {} running container(s) keep running through the restart",
-            now.running.len()
+            "live-restore is on: {} keep running through the restart",
+            count(now.running.len(), "running container")
         ));
     } else {
         let stay: Vec<&String> = now.running.iter().filter(|n| !now.come_back.contains(n)).collect();
         out.warn(format!(
-            "a restart stops all {} running container(s) (live-restore is off): {}",
-            now.running.len(),
+            "a restart stops {} (live-restore is off): {}",
+            count(now.running.len(), "running container"),
             now.running.join(", ")
         ));
         if !now.come_back.is_empty() {

@@ -5,6 +5,7 @@
 //! every branch is tested on recorded hosts. A check never suggests making the engine socket
 //! world-writable; it flags it.
 
+mod amd_checks;
 mod cdi;
 pub mod collect;
 mod engine_checks;
