@@ -3,13 +3,14 @@
 //! Invariants: only things carrying berth's `dev.berth.managed` label are ever candidates;
 //! another user's are only listed with `--all-users` and only removed by root with `--force`;
 //! a stopped environment whose writable layer holds changes that matter is kept without
-//! `--force`; an image any remaining container uses is never a candidate.
+//! `--force`; so is a superseded snapshot of an environment (an image committed from one: it may
+//! hold work no build can remake); an image any remaining container uses is never a candidate.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::plan::{LABEL_MANAGED, LABEL_NAME, LABEL_OWNER, LABEL_OWNER_UID, LABEL_PROJECT};
+use crate::plan::{LABEL_MANAGED, LABEL_NAME, LABEL_OWNER, LABEL_OWNER_UID, LABEL_PLAN, LABEL_PROJECT};
 
 #[cfg(test)]
 mod tests;
@@ -96,6 +97,15 @@ fn label(labels: &BTreeMap<String, String>, key: &str) -> String {
     labels.get(key).cloned().unwrap_or_default()
 }
 
+/// The environment's name, else its project folder's (build images carry only the project).
+fn environment(labels: &BTreeMap<String, String>) -> String {
+    let name = label(labels, LABEL_NAME);
+    if !name.is_empty() {
+        return name;
+    }
+    label(labels, LABEL_PROJECT).rsplit('/').next().unwrap_or_default().to_string()
+}
+
 /// `None`: out of scope (another user's, without `--all-users`). `Some(Some(why))`: listed but
 /// kept for ownership reasons.
 fn ownership(labels: &BTreeMap<String, String>, scope: &Scope) -> Option<Option<String>> {
@@ -146,7 +156,7 @@ pub fn plan(containers: &[ContainerInfo], images: &[ImageInfo], scope: &Scope) -
                 kind: "container",
                 id: c.id.clone(),
                 name: c.name.clone(),
-                environment: label(&c.labels, LABEL_NAME),
+                environment: environment(&c.labels),
                 owner: label(&c.labels, LABEL_OWNER),
                 reason: if build { Reason::BuildLeftover } else { Reason::Stopped },
                 bytes: c.size_rw,
@@ -169,11 +179,21 @@ pub fn plan(containers: &[ContainerInfo], images: &[ImageInfo], scope: &Scope) -
         } else {
             continue;
         };
+        // A committed container carries the container's own labels (the plan among them); a
+        // build's image does not.
+        let snapshot = img.labels.contains_key(LABEL_PLAN);
+        let kept = kept.or_else(|| {
+            (reason == Reason::Superseded && snapshot && !scope.force).then(|| {
+                "a snapshot committed from an environment (it may hold work no build remakes); \
+                 --force removes it"
+                    .to_string()
+            })
+        });
         items.push(Item {
             kind: "image",
             id: img.id.clone(),
             name: tags.join(", "),
-            environment: label(&img.labels, LABEL_NAME),
+            environment: environment(&img.labels),
             owner: label(&img.labels, LABEL_OWNER),
             reason,
             bytes: unique_bytes(img, images),

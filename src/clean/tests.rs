@@ -115,6 +115,22 @@ fn dangling_and_superseded_berth_images_go_unless_a_container_uses_them() {
     );
     assert_eq!(items[0].bytes, 1_000_000, "only what the base does not hold");
     assert_eq!(items[1].tags, ["berth/a:1"]);
+    assert_eq!(items[1].environment, "a", "named after the project when the image has no name label");
+}
+
+#[test]
+fn a_superseded_snapshot_of_an_environment_needs_force() {
+    let mut labels = berth(1000, "alice", "/p/a");
+    labels.insert(crate::plan::LABEL_PLAN.into(), "{}".into());
+    let snap = image("sha256:snap", &["berth/a:commit-1"], 10, 5, &["l0", "l1"], labels);
+    let build = image("sha256:build", &["berth/a:2"], 20, 5, &["l0", "l2"], berth(1000, "alice", "/p/a"));
+    let images = vec![snap, build];
+    let items = plan(&[], &images, &ALICE);
+    assert_eq!(decided(&items), [("sha256:snap", Reason::Superseded, false)]);
+    assert!(
+        items[0].kept_because.as_deref().is_some_and(|w| w.contains("snapshot") && w.contains("--force"))
+    );
+    assert!(plan(&[], &images, &Scope { force: true, ..ALICE })[0].remove);
 }
 
 #[test]

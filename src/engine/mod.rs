@@ -156,7 +156,15 @@ pub fn explain(err: BollardError, endpoint: &Endpoint) -> anyhow::Error {
              DOCKER_HOST or `docker context use NAME`",
         );
     }
-    if let BollardError::DockerResponseServerError { message, .. } = &err {
+    if let BollardError::DockerResponseServerError { message, status_code } = &err {
+        if message.trim().is_empty() {
+            // Something answered HTTP without an engine's error body (a proxy, another server).
+            return fail(
+                Code::NoEngine,
+                format!("{endpoint} answered HTTP {status_code} without an engine's error message"),
+                "check that DOCKER_HOST (or the Docker context) points at a Docker or Podman engine",
+            );
+        }
         return anyhow::anyhow!("the engine refused: {message}");
     }
     if let Some(io) = io_error(&err) {

@@ -62,14 +62,35 @@ fn clean_removes_only_the_callers_reclaimable_berth_items_and_reports_the_space(
     let work_id = env.containers_of(&work)[0].clone();
     let live_id = env.containers_of(&live)[0].clone();
 
-    // berth images: an untagged snapshot of `idle`, and two tagged ones of `live`, one older.
+    // berth images: an untagged snapshot of `idle`; a tagged snapshot of `live`, then two builds
+    // of `live` (imported with the labels a berth build sets), each newer than the one before.
     let dangling = docker_ok(&["commit", &idle_id]);
     made.images.push(dangling.clone());
-    let older = format!("{tag}/live:1");
-    let newer = format!("{tag}/live:2");
-    made.images.push(docker_ok(&["commit", &live_id, &older]));
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    made.images.push(docker_ok(&["commit", &live_id, &newer]));
+    let snapshot = format!("{tag}/live:commit-1");
+    made.images.push(docker_ok(&["commit", &live_id, &snapshot]));
+    let tar = env.root.path().join("x.tar");
+    let status =
+        Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&idle).arg("berth.toml").status().unwrap();
+    assert!(status.success());
+    let live_project = live.canonicalize().unwrap();
+    let build = |name: &str| {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        docker_ok(&[
+            "import",
+            "--change",
+            "LABEL dev.berth.managed=true",
+            "--change",
+            &format!("LABEL dev.berth.owner-uid={uid}"),
+            "--change",
+            &format!("LABEL dev.berth.project={}", live_project.display()),
+            tar.to_str().unwrap(),
+            name,
+        ])
+    };
+    let older = format!("{tag}/live:b1");
+    let newer = format!("{tag}/live:b2");
+    made.images.push(build(&older));
+    made.images.push(build(&newer));
     env.berth(&idle, &["stop"]).ok();
     env.berth(&work, &["stop"]).ok();
 
@@ -110,13 +131,18 @@ fn clean_removes_only_the_callers_reclaimable_berth_items_and_reports_the_space(
     let find =
         |id: &str| items.iter().find(|i| i["id"].as_str().is_some_and(|x| x == id || x.starts_with(id)));
     let item_ids: Vec<&str> = items.iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(items.len(), 4, "idle, work (kept), the snapshot, the older tag: {item_ids:?}");
+    assert_eq!(items.len(), 5, "idle, work (kept), both snapshots (one kept), the older build: {item_ids:?}");
     assert_eq!(find(&idle_id).unwrap()["remove"], true, "{:#}", find(&idle_id).unwrap());
     assert_eq!(find(&work_id).unwrap()["remove"], false);
     assert!(find(&work_id).unwrap()["kept_because"].as_str().unwrap().contains("model.pt"));
     assert_eq!(find(&dangling).unwrap()["reason"], "dangling");
     assert!(find(&dangling).unwrap()["bytes"].as_u64().unwrap() >= 600_000, "the snapshot's own layer");
     assert_eq!(items.iter().find(|i| i["name"] == older).unwrap()["reason"], "superseded");
+    let kept_snapshot = items.iter().find(|i| i["name"] == snapshot).unwrap();
+    assert_eq!(
+        (kept_snapshot["reason"].as_str(), kept_snapshot["remove"].as_bool()),
+        (Some("superseded"), Some(false))
+    );
     assert!(look["reclaimable_bytes"].as_u64().unwrap() >= 600_000);
     assert_eq!(look["freed_bytes"], 0);
     assert!(exists("container", &idle_id) && exists("image", &dangling));
@@ -130,7 +156,8 @@ fn clean_removes_only_the_callers_reclaimable_berth_items_and_reports_the_space(
     assert!(done.stderr.contains("keeping container"), "{}", done.stderr);
     assert!(!exists("container", &idle_id), "the untouched stopped environment went");
     assert!(!exists("image", &dangling), "the untagged snapshot went");
-    assert!(!exists("image", &older), "the superseded tag went");
+    assert!(!exists("image", &older), "the superseded build went");
+    assert!(exists("image", &snapshot), "a superseded snapshot needs --force");
     assert!(exists("container", &work_id), "the environment holding work stays");
     assert!(
         exists("container", &live_id) && exists("image", &newer),
@@ -145,8 +172,8 @@ fn clean_removes_only_the_callers_reclaimable_berth_items_and_reports_the_space(
     assert!(exists("image", IMAGE));
 
     let forced = env.berth(&idle, &["clean", "--yes", "--force"]).ok();
-    assert!(forced.stderr.contains("removed 1 item,"), "{}", forced.stderr);
-    assert!(!exists("container", &work_id));
+    assert!(forced.stderr.contains("removed 2 items,"), "{}", forced.stderr);
+    assert!(!exists("container", &work_id) && !exists("image", &snapshot));
     let empty = json(&env.berth(&idle, &["clean", "--dry-run", "--json"]).ok().stdout);
     assert_eq!(empty["items"], serde_json::json!([]));
 }
