@@ -98,7 +98,8 @@ pub async fn run(ctx: &Context, opts: ConfigureOptions) -> anyhow::Result<()> {
     let facts = engine.as_ref().map(|(_, f)| f);
     let mut apply = advice(&opts.changes, facts);
     if let Some((engine, facts)) = &engine {
-        apply.engine = Some(running_now(engine, facts).await?);
+        // Advice only: a listing that fails must not stop the file from being written.
+        apply.engine = running_now(engine, facts).await.ok();
     }
     let moves_root = changed.iter().any(|c| c.starts_with("data-root"));
     if let (true, Some(new_root)) = (moves_root, map.get("data-root").and_then(|v| v.as_str())) {
