@@ -10,13 +10,15 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "One persistent, reproducible GPU development environment per project, in Docker",
     after_help = "Exit codes: 0 ok, 1 failure, 2 bad input (nothing changed), 3 engine unreachable, \
-                  4 refused (nothing changed); `exec` and `shell` exit with the command's own code."
+                  4 refused (nothing changed); `exec` and `shell` exit with the command's own code; \
+                  `doctor` exits 1 when a check fails."
 )]
 pub struct Cli {
     /// Run as if berth was started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Print one JSON document on stdout (status, ls, up, export, code).
+    /// Print one JSON document on stdout (status, ls, up, build, jobs, freeze, gpu-check, export, doctor,
+    /// host configure, clean, top).
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only warnings and errors.
@@ -64,6 +66,15 @@ pub enum Command {
     Freeze(FreezeArgs),
     /// Snapshot the container into an image the environment then starts from.
     Commit,
+    /// Check this host: engine, socket, disk, cgroups, GPU driver and toolkit or CDI, AMD groups,
+    /// WSL2; one fix per problem. Exits 1 when a check fails (✗).
+    Doctor,
+    /// Host settings of the container engine.
+    Host(HostArgs),
+    /// Reclaim space from your stopped berth containers and unused berth images.
+    Clean(CleanArgs),
+    /// Which environment and job uses which GPU, and how much memory.
+    Top(TopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +193,67 @@ pub struct ExportArgs {
     /// The command each node runs (after `--`); default: the keep-alive.
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    #[command(subcommand)]
+    pub command: HostCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Change daemon.json safely: keeps every other key, backs the file up, writes atomically.
+    Configure(ConfigureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigureArgs {
+    /// The engine's configuration file.
+    #[arg(long, value_name = "FILE", default_value = "/etc/docker/daemon.json")]
+    pub config: PathBuf,
+    /// Where the engine keeps images and containers (a restart is needed; existing ones stay behind).
+    #[arg(long, value_name = "PATH")]
+    pub data_root: Option<String>,
+    /// A registry mirror for Docker Hub pulls (repeatable).
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    pub registry_mirrors: Vec<String>,
+    /// Register the NVIDIA container runtime (`nvidia-container-runtime`).
+    #[arg(long)]
+    pub nvidia_runtime: bool,
+    /// Turn on CDI device names (`features.cdi`, Docker 25 and newer).
+    #[arg(long)]
+    pub cdi: bool,
+    /// Keep containers running while the engine restarts.
+    #[arg(long)]
+    pub live_restore: bool,
+    /// Show the change as a diff and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Remove without asking.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Show what would be removed and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also remove stopped containers holding changes that matter, and (with --all-users)
+    /// other users' items.
+    #[arg(long)]
+    pub force: bool,
+    /// Include every user's environments (removing them needs root and --force).
+    #[arg(long)]
+    pub all_users: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Name other users' environments and jobs too (default: only yours are named).
+    #[arg(long)]
+    pub all_users: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,8 +3,11 @@
 //! spec (berth.toml) + host facts → plan → engine. See STYLE.md in the project notes and the
 //! module docs: `spec`, `host`, `plan`, `engine`, `commands`.
 
+pub mod clean;
 pub mod cli;
 pub mod commands;
+pub mod daemon_json;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
@@ -16,10 +19,11 @@ pub mod output;
 pub mod plan;
 pub mod render;
 pub mod spec;
+pub mod top;
 
 use clap::Parser;
 
-use commands::{Context, exec, init, up};
+use commands::{Context, exec, host_configure, init, up};
 use output::Printer;
 
 /// Parse the command line, run the command, and return the process exit code.
@@ -85,6 +89,31 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
             }
             C::Code(a) => commands::code::run(ctx, a.print, a.ssh).await.map(|_| 0),
             C::Export(_) => Ok(0),
+            C::Host(h) => match h.command {
+                cli::HostCommand::Configure(a) => {
+                    let changes = daemon_json::Changes {
+                        data_root: a.data_root,
+                        registry_mirrors: a.registry_mirrors,
+                        nvidia_runtime: a.nvidia_runtime,
+                        cdi: a.cdi,
+                        live_restore: a.live_restore,
+                    };
+                    let opts =
+                        host_configure::ConfigureOptions { config: a.config, changes, dry_run: a.dry_run };
+                    host_configure::run(ctx, opts).await.map(|_| 0)
+                }
+            },
+            C::Doctor => commands::doctor::run(ctx).await,
+            C::Clean(a) => {
+                let opts = commands::clean::CleanOptions {
+                    yes: a.yes,
+                    dry_run: a.dry_run,
+                    force: a.force,
+                    all_users: a.all_users,
+                };
+                commands::clean::run(ctx, opts).await
+            }
+            C::Top(a) => commands::top::run(ctx, a.all_users).await.map(|_| 0),
         }
     });
     // Stray tasks (a stdin reader, a resize watcher) must not keep the process alive.

@@ -59,6 +59,19 @@ impl Printer {
         Ok(())
     }
 
+    /// Ask a yes/no question on the terminal (stderr), default no; `None` when stdin is not a
+    /// terminal, so nobody could answer.
+    pub fn confirm(&self, question: &str) -> Option<bool> {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        eprint!("{question} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).ok()?;
+        Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    }
+
     /// Whether progress bars may be drawn (stderr is a terminal).
     pub fn progress_allowed(&self) -> bool {
         !self.quiet && std::io::stderr().is_terminal()
@@ -68,6 +81,11 @@ impl Printer {
 /// Print an error the way every berth command does.
 pub fn print_error(text: &str) {
     eprint!("{text}");
+}
+
+/// `1 item`, `3 items`: a count and its noun, plural when needed.
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// A plain text table: a header row and aligned columns, two spaces apart.

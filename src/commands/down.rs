@@ -7,7 +7,7 @@
 use bollard::models::ContainerInspectResponse;
 
 use super::{Context, Project};
-use crate::engine::{Engine, changes, explain};
+use crate::engine::{Engine, changes};
 use crate::error::{Code, fail};
 
 /// How many groups of changes a refusal lists before summarising.
@@ -45,10 +45,7 @@ pub async fn guard(
             "wait for them (`berth logs NAME -f`), stop them (`berth kill NAME`), or add --force",
         ));
     }
-    let id = c.id.as_deref().unwrap_or(&project.container);
-    let raw = engine.docker.container_changes(id).await.map_err(|e| explain(e, &engine.endpoint))?;
-    let targets: Vec<String> = c.mounts.iter().flatten().filter_map(|m| m.destination.clone()).collect();
-    let found = changes::significant(&raw.unwrap_or_default(), &targets);
+    let found = engine.significant_changes(c).await?;
     if found.is_empty() {
         return Ok(());
     }

@@ -4,13 +4,16 @@
 //! (finding the project, reading facts, checking a container is berth's) live here.
 
 pub mod build;
+pub mod clean;
 pub mod code;
 pub mod commit;
+pub mod doctor;
 pub mod down;
 pub mod exec;
 pub mod export;
 pub mod freeze;
 pub mod gpu_check;
+pub mod host_configure;
 pub mod init;
 pub mod jobs;
 pub mod kill;
@@ -20,6 +23,7 @@ pub mod run;
 pub mod shell;
 pub mod status;
 pub mod stop;
+pub mod top;
 pub mod up;
 
 use std::path::PathBuf;
@@ -130,6 +134,24 @@ pub fn host_env(spec: &Spec, out: &Printer) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The engine and its facts within `secs`: diagnosis and advice must not hang on an engine that
+/// accepts connections but never answers.
+pub async fn engine_within(secs: u64) -> anyhow::Result<(Engine, crate::engine::facts::EngineFacts)> {
+    let connect = async {
+        let engine = Engine::connect().await?;
+        let facts = engine.facts().await?;
+        anyhow::Ok((engine, facts))
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(secs), connect).await {
+        Ok(result) => result,
+        Err(_) => Err(fail(
+            Code::NoEngine,
+            format!("the container engine did not answer within {secs} s"),
+            "check that it is healthy: `docker info`, `sudo systemctl status docker`",
+        )),
+    }
 }
 
 /// Build the current-thread runtime every command runs on.

@@ -26,6 +26,12 @@ pub struct EngineFacts {
     pub data_root: String,
     pub rootless: bool,
     pub security_options: Vec<String>,
+    /// Whether containers keep running while the daemon restarts (`live-restore`).
+    pub live_restore: bool,
+    /// `Debian GNU/Linux 12 (bookworm)`, `Docker Desktop`, ...: tells Docker Desktop apart.
+    pub operating_system: String,
+    /// The engine host's kernel (`...-microsoft-standard-WSL2`, `...-linuxkit`).
+    pub kernel_version: String,
 }
 
 impl EngineFacts {
@@ -36,6 +42,18 @@ impl EngineFacts {
     /// Whether the engine resolves CDI device names for `vendor` (`nvidia.com`, `amd.com`).
     pub fn has_cdi_vendor(&self, vendor: &str) -> bool {
         self.cdi_devices.iter().any(|d| d.starts_with(&format!("{vendor}/")))
+    }
+
+    /// `(major, minor)` of the server version (`20.10.24+dfsg1` → `(20, 10)`).
+    pub fn version(&self) -> Option<(u32, u32)> {
+        let mut parts = self.server_version.split(|c: char| !c.is_ascii_digit());
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    }
+
+    /// Whether this is Docker at `major.minor` or newer (`None`: Podman, or no version).
+    pub fn docker_at_least(&self, major: u32, minor: u32) -> Option<bool> {
+        (!self.is_podman()).then_some(())?;
+        self.version().map(|v| v >= (major, minor))
     }
 
     /// Read a recorded `engine.json`.
@@ -70,5 +88,29 @@ pub fn from_engine(
         data_root: info.docker_root_dir.clone().unwrap_or_default(),
         rootless: security_options.iter().any(|o| o.contains("rootless")),
         security_options,
+        live_restore: info.live_restore_enabled.unwrap_or(false),
+        operating_system: info.operating_system.clone().unwrap_or_default(),
+        kernel_version: info.kernel_version.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_major_and_minor() {
+        let f = |v: &str| EngineFacts {
+            product: "Docker".into(),
+            server_version: v.into(),
+            ..Default::default()
+        };
+        assert_eq!(f("20.10.24+dfsg1").version(), Some((20, 10)));
+        assert_eq!(f("28.3.0").docker_at_least(28, 3), Some(true));
+        assert_eq!(f("27.5.1").docker_at_least(28, 3), Some(false));
+        assert_eq!(f("").docker_at_least(25, 0), None);
+        let podman =
+            EngineFacts { product: "Podman".into(), server_version: "5.4.1".into(), ..Default::default() };
+        assert_eq!(podman.docker_at_least(25, 0), None);
     }
 }

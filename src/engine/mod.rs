@@ -10,9 +10,10 @@ pub mod create;
 pub mod exec;
 pub mod facts;
 pub mod images;
+mod inventory;
 mod ssh;
 
-pub use connect::{Endpoint, parse_host};
+pub use connect::{Endpoint, parse_host, resolve};
 
 use std::collections::HashMap;
 
@@ -161,7 +162,15 @@ pub fn explain(err: BollardError, endpoint: &Endpoint) -> anyhow::Error {
              DOCKER_HOST or `docker context use NAME`",
         );
     }
-    if let BollardError::DockerResponseServerError { status_code, message } = &err {
+    if let BollardError::DockerResponseServerError { message, status_code } = &err {
+        if message.trim().is_empty() {
+            // Something answered HTTP without an engine's error body (a proxy, another server).
+            return fail(
+                Code::NoEngine,
+                format!("{endpoint} answered HTTP {status_code} without an engine's error message"),
+                "check that DOCKER_HOST (or the Docker context) points at a Docker or Podman engine",
+            );
+        }
         return fail(
             Code::Failure,
             format!("the engine refused (HTTP {status_code}): {message}"),

@@ -6,7 +6,17 @@
 use super::*;
 use crate::engine::facts::EngineFacts;
 
-const TREES: [&str; 6] = ["nvidia-2", "nvidia-8", "nvidia-old-driver", "amd-igpu-2", "wsl2", "none"];
+const TREES: [&str; 9] = [
+    "nvidia-2",
+    "nvidia-8",
+    "nvidia-old-driver",
+    "amd-igpu-2",
+    "wsl2",
+    "none",
+    "nvidia-no-toolkit",
+    "nvidia-systemd-nocdi",
+    "socket-666",
+];
 const GIB: u64 = 1 << 30;
 
 fn tree(name: &str) -> String {
@@ -158,6 +168,17 @@ fn every_tree_has_a_parsable_engine_and_a_readme() {
         assert_eq!(engine.product, "Docker", "{name}");
         assert!(!engine.server_version.is_empty(), "{name}");
         assert!(std::path::Path::new(&format!("{dir}/README.md")).exists(), "{name}");
+    }
+}
+
+#[test]
+fn every_recorded_host_is_described() {
+    let dir = format!("{}/tests/hosts", env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(&dir).expect("tests/hosts") {
+        let path = entry.expect("entry").path();
+        assert!(path.join("README.md").exists(), "{} has no README.md", path.display());
+        let engine = path.join("engine.json").exists() || path.join("engine-error.txt").exists();
+        assert!(engine, "{}: engine.json or engine-error.txt says what its engine answered", path.display());
     }
 }
 

@@ -13,8 +13,8 @@ pub mod portable;
 pub use account::{setup_script, sh_quote};
 pub use gpu::{BusyGpus, DeviceRequestPlan, GpuMode, GpuPlan, SelectedGpu};
 pub use identity::{
-    CONTAINER_ONLY_LABELS, LABEL_HASH, LABEL_MANAGED, LABEL_OWNER_UID, LABEL_PLAN, LABEL_PROJECT,
-    container_name,
+    CONTAINER_ONLY_LABELS, LABEL_HASH, LABEL_MANAGED, LABEL_NAME, LABEL_OWNER, LABEL_OWNER_UID, LABEL_PLAN,
+    LABEL_PROJECT, container_name,
 };
 
 use std::collections::BTreeMap;

@@ -5,11 +5,14 @@
 
 mod support;
 
+mod clean;
 mod code;
+mod doctor;
 mod engine_accepts_plan;
 mod engine_errors;
 mod exec;
 mod export;
+mod host_configure;
 mod images;
 mod jobs;
 mod lifecycle;
@@ -17,3 +20,4 @@ mod malformed;
 mod ownership;
 mod slurm;
 mod terminal;
+mod top;

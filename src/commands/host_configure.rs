@@ -1,0 +1,298 @@
+//! `berth host configure`: the usual daemon.json changes, made safely, and what applying them
+//! would interrupt.
+//!
+//! Order: read and parse (a file that does not parse is refused, never overwritten), merge,
+//! show the diff, back up, write atomically (`daemon_json`), then say how to apply it: a reload
+//! when every change is reloadable, else a restart, naming the running containers it stops
+//! (unless live-restore is on) and the berth jobs it interrupts.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{Context, engine_within};
+use crate::daemon_json::{self, Changes};
+use crate::engine::facts::EngineFacts;
+use crate::engine::{self, Engine};
+use crate::error::{Code, fail};
+use crate::output::count;
+use crate::plan::{LABEL_MANAGED, LABEL_NAME, LABEL_PROJECT};
+
+#[derive(Debug, Clone)]
+pub struct ConfigureOptions {
+    pub config: PathBuf,
+    pub changes: Changes,
+    pub dry_run: bool,
+}
+
+/// What `--json` prints.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub file: String,
+    pub dry_run: bool,
+    /// One line per setting that changes (empty: the file already says it all).
+    pub changes: Vec<String>,
+    pub diff: String,
+    pub backup: Option<String>,
+    pub written: bool,
+    pub apply: Apply,
+}
+
+/// How to make the engine use the new file, and what that interrupts.
+#[derive(Debug, Serialize)]
+pub struct Apply {
+    pub command: String,
+    pub restart: bool,
+    /// `None` when the engine could not be asked.
+    pub engine: Option<RunningNow>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunningNow {
+    pub live_restore: bool,
+    /// Running containers (name), whoever made them.
+    pub running: Vec<String>,
+    /// Those of them whose restart policy brings them back after a restart.
+    pub come_back: Vec<String>,
+    /// Running berth jobs as `environment/job`.
+    pub jobs: Vec<String>,
+}
+
+pub async fn run(ctx: &Context, opts: ConfigureOptions) -> anyhow::Result<()> {
+    if opts.changes.is_empty() {
+        return Err(fail(
+            Code::BadInput,
+            "nothing to change",
+            "give at least one of --data-root PATH, --registry-mirror URL, --nvidia-runtime, --cdi, --live-restore",
+        ));
+    }
+    let path = opts.config.clone();
+    let original = read(&path)?;
+    let mut map = daemon_json::parse(original.as_deref().unwrap_or("")).map_err(|e| {
+        fail(
+            Code::BadInput,
+            format!("{} cannot be changed safely: {e}; berth changed nothing", path.display()),
+            format!(
+                "fix it by hand first (`python3 -m json.tool {0}` shows where), or put back a backup \
+                 ({0}.berth-backup-*); dockerd will not start with this file",
+                path.display()
+            ),
+        )
+    })?;
+    let indent = daemon_json::indent_of(original.as_deref().unwrap_or(""));
+    let before = daemon_json::render(&map, &indent);
+    let old_data_root = map.get("data-root").and_then(|v| v.as_str()).map(str::to_string);
+    let changed = daemon_json::apply(&mut map, &opts.changes).map_err(|e| {
+        fail(
+            Code::BadInput,
+            format!("{}: {e}; berth changed nothing", path.display()),
+            "fix the value and run again",
+        )
+    })?;
+    let after = daemon_json::render(&map, &indent);
+    let name = path.display().to_string();
+    let diff = daemon_json::diff(&before, &after, &name, &format!("{name} (new)"));
+
+    let engine = engine_within(10).await.ok();
+    let facts = engine.as_ref().map(|(_, f)| f);
+    let mut apply = advice(&opts.changes, facts);
+    if let Some((engine, facts)) = &engine {
+        // Advice only: a listing that fails must not stop the file from being written.
+        apply.engine = running_now(engine, facts).await.ok();
+    }
+    let moves_root = changed.iter().any(|c| c.starts_with("data-root"));
+    if let (true, Some(new_root)) = (moves_root, map.get("data-root").and_then(|v| v.as_str())) {
+        let old = facts.map(|f| f.data_root.clone()).filter(|r| !r.is_empty());
+        let old = old.or(old_data_root).unwrap_or_else(|| "/var/lib/docker".into());
+        if old != new_root {
+            apply.warnings.push(move_warning(&old, new_root));
+        }
+    }
+
+    let mut outcome = Outcome {
+        file: name,
+        dry_run: opts.dry_run,
+        changes: changed,
+        diff,
+        backup: None,
+        written: false,
+        apply,
+    };
+    if !outcome.changes.is_empty() && !opts.dry_run {
+        let backup = daemon_json::write_with_backup(&path, &after).map_err(|e| write_error(&path, &e))?;
+        outcome.backup = backup.map(|b| b.display().to_string());
+        outcome.written = true;
+    }
+    report(ctx, &outcome)
+}
+
+/// The file's text; `None` when it does not exist yet (berth then creates it).
+fn read(path: &Path) -> anyhow::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(fail(
+            Code::Failure,
+            format!("cannot read {}: {e}", path.display()),
+            "run it as root: `sudo berth host configure ...`",
+        )),
+    }
+}
+
+fn write_error(path: &Path, err: &std::io::Error) -> anyhow::Error {
+    let dir = path.parent().map(|d| d.display().to_string()).unwrap_or_default();
+    let hint = match err.kind() {
+        std::io::ErrorKind::PermissionDenied => "run it as root: `sudo berth host configure ...` \
+            (rootless Docker: --config ~/.config/docker/daemon.json)"
+            .to_string(),
+        std::io::ErrorKind::NotFound => {
+            format!("the folder {dir} does not exist: is the engine installed here? (`sudo mkdir -p {dir}`)")
+        }
+        _ => "check the folder's permissions and free space".to_string(),
+    };
+    fail(Code::Failure, format!("cannot write {}: {err}; it was left as it was", path.display()), hint)
+}
+
+/// The command that applies the changes, and warnings about them.
+fn advice(changes: &Changes, facts: Option<&EngineFacts>) -> Apply {
+    let rootless = facts.is_some_and(|f| f.rootless);
+    let verb = if changes.need_restart() { "restart" } else { "reload" };
+    let command = if rootless {
+        format!("systemctl --user {verb} docker")
+    } else {
+        format!("sudo systemctl {verb} docker")
+    };
+    let mut warnings = Vec::new();
+    if changes.cdi {
+        match facts.and_then(|f| f.docker_at_least(25, 0)) {
+            Some(false) => warnings.push(format!(
+                "Docker {} ignores features.cdi: CDI needs Docker 25 or newer (28.3 turns it on by default)",
+                facts.map(|f| f.server_version.as_str()).unwrap_or_default()
+            )),
+            _ if facts.and_then(|f| f.docker_at_least(28, 3)) == Some(true) => warnings
+                .push("Docker 28.3 and newer have CDI on already; the setting only makes it explicit".into()),
+            _ => {}
+        }
+    }
+    if changes.nvidia_runtime && !on_path("nvidia-container-runtime") {
+        warnings.push(
+            "nvidia-container-runtime is not installed here: install the NVIDIA Container Toolkit, or \
+             containers asking for the nvidia runtime will fail to start"
+                .into(),
+        );
+    }
+    Apply { command, restart: changes.need_restart(), engine: None, warnings }
+}
+
+fn on_path(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin".into(), "/usr/local/bin".into()])
+        .any(|d| d.join(program).is_file())
+}
+
+/// Running containers, which of them come back after a restart, and running berth jobs.
+async fn running_now(engine: &Engine, facts: &EngineFacts) -> anyhow::Result<RunningNow> {
+    let mut now =
+        RunningNow { live_restore: facts.live_restore, running: vec![], come_back: vec![], jobs: vec![] };
+    for summary in engine.all_containers(false).await? {
+        if summary.state.map(|s| s.to_string()).as_deref() != Some("running") {
+            continue;
+        }
+        let Some(id) = summary.id.as_deref() else { continue };
+        let Some(c) = engine.inspect(id).await? else { continue };
+        let name = c.name.as_deref().unwrap_or(id).trim_start_matches('/').to_string();
+        let policy = c.host_config.as_ref().and_then(|h| h.restart_policy.as_ref()).and_then(|p| p.name);
+        if matches!(policy.map(|p| p.to_string()).as_deref(), Some("always" | "unless-stopped")) {
+            now.come_back.push(name.clone());
+        }
+        if engine::label(&c, LABEL_MANAGED) == Some("true")
+            && let Some(project) = engine::label(&c, LABEL_PROJECT)
+        {
+            let env = engine::label(&c, LABEL_NAME).unwrap_or(&name).to_string();
+            let started = c.state.as_ref().and_then(|s| s.started_at.clone());
+            for job in crate::jobs::running(Path::new(project), true, started.as_deref()) {
+                now.jobs.push(format!("{env}/{job}"));
+            }
+        }
+        now.running.push(name);
+    }
+    now.running.sort();
+    now.come_back.sort();
+    now.jobs.sort();
+    Ok(now)
+}
+
+fn move_warning(old: &str, new: &str) -> String {
+    format!(
+        "moving data-root: the images, containers and volumes in {old} stay there and the engine starts \
+         empty in {new}. To take them along: `sudo systemctl stop docker docker.socket && sudo rsync -aHAX \
+         {old}/ {new}/ && sudo systemctl start docker`, and delete {old} only once everything works"
+    )
+}
+
+fn report(ctx: &Context, o: &Outcome) -> anyhow::Result<()> {
+    if ctx.out.json {
+        return ctx.out.json(o);
+    }
+    let out = &ctx.out;
+    if o.changes.is_empty() {
+        out.status(format!("{} already has these settings; nothing to do", o.file));
+        return Ok(());
+    }
+    out.data(&o.diff);
+    if o.dry_run {
+        out.status(format!("dry run: {} was not changed", o.file));
+    } else {
+        match &o.backup {
+            Some(b) => out.status(format!("backed up {} to {b}", o.file)),
+            None => out.status(format!("{} did not exist; created it", o.file)),
+        }
+        out.status(format!("wrote {} ({})", o.file, o.changes.join("; ")));
+    }
+    let a = &o.apply;
+    let when = if o.dry_run { "after writing it, apply with" } else { "to apply" };
+    out.status(format!("{when}: {}", a.command));
+    match (&a.engine, a.restart) {
+        (None, _) => out.status("could not reach the engine to list what applying would interrupt"),
+        (Some(_), false) => out.status("a reload keeps every container running"),
+        (Some(now), true) => restart_consequences(ctx, now),
+    }
+    for w in &a.warnings {
+        out.warn(w);
+    }
+    Ok(())
+}
+
+fn restart_consequences(ctx: &Context, now: &RunningNow) {
+    let out = &ctx.out;
+    if now.running.is_empty() {
+        out.status("a restart interrupts nothing: no container is running");
+    } else if now.live_restore {
+        out.status(format!(
+            "live-restore is on: {} keep running through the restart",
+            count(now.running.len(), "running container")
+        ));
+    } else {
+        let stay: Vec<&String> = now.running.iter().filter(|n| !now.come_back.contains(n)).collect();
+        out.warn(format!(
+            "a restart stops {} (live-restore is off): {}",
+            count(now.running.len(), "running container"),
+            now.running.join(", ")
+        ));
+        if !now.come_back.is_empty() {
+            out.status(format!("their restart policy starts these again: {}", now.come_back.join(", ")));
+        }
+        if !stay.is_empty() {
+            let names: Vec<&str> = stay.iter().map(|s| s.as_str()).collect();
+            out.status(format!("these stay stopped until started by hand: {}", names.join(", ")));
+        }
+    }
+    if !now.jobs.is_empty() {
+        out.warn(format!(
+            "running berth jobs are interrupted by a restart, even with live-restore: {}",
+            now.jobs.join(", ")
+        ));
+    }
+}

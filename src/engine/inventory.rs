@@ -1,0 +1,72 @@
+//! What the engine holds: every container and top-level image (any owner), image layers, and
+//! the changes in a container's writable layer; plus removing an image berth chose to remove.
+//!
+//! Listing is read-only and covers things berth did not create, so callers can tell them apart
+//! (`clean`, `top`, `host configure`); only [`Engine::remove_image`] changes anything.
+
+use std::collections::HashMap;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerInspectResponse, ContainerSummary, ImageSummary};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
+};
+
+use super::changes::{self, Change};
+use super::{Engine, explain};
+
+impl Engine {
+    /// Every container, running or not, whoever made it; with `size`, `SizeRw` is filled in
+    /// (slower: the engine walks each writable layer).
+    pub async fn all_containers(&self, size: bool) -> anyhow::Result<Vec<ContainerSummary>> {
+        let opts = ListContainersOptionsBuilder::default().all(true).size(size).build();
+        self.docker.list_containers(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))
+    }
+
+    /// Top-level images (no intermediate layers), only those carrying `label` when given.
+    pub async fn images(&self, label: Option<&str>) -> anyhow::Result<Vec<ImageSummary>> {
+        let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+        if let Some(l) = label {
+            filters.insert("label".into(), vec![l.to_string()]);
+        }
+        let opts = ListImagesOptionsBuilder::default().all(false).filters(&filters).build();
+        self.docker.list_images(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))
+    }
+
+    /// An image's layer digests, base first (empty when the image is gone).
+    pub async fn image_layers(&self, id: &str) -> anyhow::Result<Vec<String>> {
+        match self.docker.inspect_image(id).await {
+            Ok(img) => Ok(img.root_fs.and_then(|r| r.layers).unwrap_or_default()),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(Vec::new()),
+            Err(e) => Err(explain(e, &self.endpoint)),
+        }
+    }
+
+    /// Remove an image by id, or untag one name of it; never forced, so an image a container
+    /// still uses stays (the engine refuses).
+    pub async fn remove_image(&self, reference: &str) -> anyhow::Result<()> {
+        let opts = RemoveImageOptionsBuilder::default().force(false).noprune(false).build();
+        match self.docker.remove_image(reference, Some(opts), None).await {
+            Ok(_) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(explain(e, &self.endpoint)),
+        }
+    }
+
+    /// The changes in a container's writable layer that a user would lose (see `changes`).
+    pub async fn significant_changes(&self, c: &ContainerInspectResponse) -> anyhow::Result<Vec<Change>> {
+        let id = c.id.as_deref().unwrap_or_default();
+        let raw = self.docker.container_changes(id).await.map_err(|e| explain(e, &self.endpoint))?;
+        let mut ignore: Vec<String> =
+            c.mounts.iter().flatten().filter_map(|m| m.destination.clone()).collect();
+        // The `.profile` berth's account setup writes into the user's home (plan::account) is
+        // berth's, not the user's work.
+        if super::label(c, crate::plan::LABEL_MANAGED) == Some("true")
+            && let Some(home) = c.config.as_ref().and_then(|cfg| cfg.env.as_ref()).and_then(|env| {
+                env.iter().find_map(|e| e.strip_prefix("HOME=")).map(|h| h.trim_end_matches('/').to_string())
+            })
+        {
+            ignore.push(format!("{home}/.profile"));
+        }
+        Ok(changes::significant(&raw.unwrap_or_default(), &ignore))
+    }
+}
