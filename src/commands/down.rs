@@ -14,7 +14,7 @@ use crate::error::{Code, fail};
 const SHOWN: usize = 15;
 
 pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
-    let project = Project::load(ctx)?;
+    let project = Project::load_existing(ctx)?;
     let engine = Engine::connect().await?;
     let Some(c) = project.container(&engine).await? else {
         ctx.out.status(format!("{} does not exist; nothing to remove", project.container));

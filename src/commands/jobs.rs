@@ -97,7 +97,7 @@ pub async fn views(project: &Project, engine: &Engine) -> anyhow::Result<(Vec<Jo
 }
 
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
-    let project = Project::load(ctx)?;
+    let project = Project::load_existing(ctx)?;
     let engine = Engine::connect().await?;
     let (list, _) = views(&project, &engine).await?;
     if ctx.out.json {

@@ -9,7 +9,7 @@ use crate::error::{Code, fail};
 use crate::jobs::{self, JobState, wrapper};
 
 pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
-    let project = Project::load(ctx)?;
+    let project = Project::load_existing(ctx)?;
     let engine = Engine::connect().await?;
     let job = find(&project, Some(name))?;
     let c = project.container(&engine).await?;

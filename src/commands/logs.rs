@@ -14,7 +14,7 @@ use crate::jobs::{self, JobRecord, JobState};
 
 /// Returns the exit code berth should end with.
 pub async fn run(ctx: &Context, name: Option<String>, follow: bool) -> anyhow::Result<i32> {
-    let project = Project::load(ctx)?;
+    let project = Project::load_existing(ctx)?;
     let engine = Engine::connect().await?;
     let job = find(&project, name.as_deref())?;
     let path = job.log_path();

@@ -56,10 +56,23 @@ pub struct Project {
 
 impl Project {
     pub fn load(ctx: &Context) -> anyhow::Result<Project> {
+        Project::load_with(ctx, spec::load)
+    }
+
+    /// For commands that act on an existing environment: files the spec names (datasets,
+    /// requirements) need not exist right now.
+    pub fn load_existing(ctx: &Context) -> anyhow::Result<Project> {
+        Project::load_with(ctx, spec::load_existing)
+    }
+
+    fn load_with(
+        ctx: &Context,
+        load: fn(&std::path::Path) -> Result<Spec, spec::SpecError>,
+    ) -> anyhow::Result<Project> {
         let file = spec::find(&ctx.dir)?;
         // One project, one identity: reached through a symlink or not, the path is the same.
         let file = file.canonicalize().unwrap_or(file);
-        let spec = spec::load(&file)?;
+        let spec = load(&file)?;
         let user = HostUser::current();
         let container = plan::container_name(&user.name, &spec.name, &spec.project_dir);
         Ok(Project { spec, user, container })

@@ -46,7 +46,7 @@ pub struct LastExit {
 }
 
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
-    let project = Project::load(ctx)?;
+    let project = Project::load_existing(ctx)?;
     let engine = Engine::connect().await?;
     let c = project.container(&engine).await?;
     // A plan that cannot be made (a driver gone, a requirements file deleted) must not hide

@@ -4,7 +4,7 @@ use super::{Context, Project};
 use crate::engine::{self, Engine};
 
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
-    let project = Project::load(ctx)?;
+    let project = Project::load_existing(ctx)?;
     let engine = Engine::connect().await?;
     let Some(c) = project.container(&engine).await? else {
         ctx.out.status(format!("{} does not exist; nothing to stop", project.container));

@@ -91,6 +91,8 @@ struct Ctx<'a> {
     /// Lexically normalised, so `starts_with` decides "inside the project".
     project_dir: PathBuf,
     home: Option<PathBuf>,
+    /// Whether files the spec names (mount sources, requirements, ...) must exist now.
+    check_files: bool,
 }
 
 impl Ctx<'_> {
@@ -107,6 +109,17 @@ pub fn load(file: &Path) -> Result<Spec, SpecError> {
     parse_str(&text, &file)
 }
 
+/// Like [`load`], but files the spec names need not exist: for commands that act on an
+/// existing environment (stop, down, status, logs, ...), which must keep working while a
+/// dataset is unmounted or a requirements file is gone.
+pub fn load_existing(file: &Path) -> Result<Spec, SpecError> {
+    let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| SpecError::whole_file(&file, format!("cannot read the project file: {e}")))?;
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    parse_checked(&text, &file, home, false)
+}
+
 /// Validates `text` as the contents of the project file at `file` (absolute; its folder is
 /// the project). Mount sources are checked on disk; nothing is created.
 pub fn parse_str(text: &str, file: &Path) -> Result<Spec, SpecError> {
@@ -115,11 +128,20 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Spec, SpecError> {
 }
 
 fn parse_with_home(text: &str, file: &Path, home: Option<PathBuf>) -> Result<Spec, SpecError> {
+    parse_checked(text, file, home, true)
+}
+
+fn parse_checked(
+    text: &str,
+    file: &Path,
+    home: Option<PathBuf>,
+    check_files: bool,
+) -> Result<Spec, SpecError> {
     let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let project_dir = mounts::normalise(file.parent().unwrap_or(Path::new("/")));
     let raw: RawSpec =
         toml::from_str(text).map_err(|e| SpecError::from_toml(&file, text, &e, |at| key_at(text, at)))?;
-    let cx = Ctx { file: &file, text, project_dir, home };
+    let cx = Ctx { file: &file, text, project_dir, home, check_files };
     // Every part is validated before any error is returned, so the one reported is the first
     // in the file, as a reader (or an editor jumping to it) would meet it.
     let name = basics::name(raw.name.as_ref(), &cx);

@@ -154,3 +154,21 @@ fn status_and_ls_speak_json() {
     let table = env.berth(&a, &["ls"]).ok();
     assert!(table.stdout.starts_with("NAME"), "{}", table.stdout);
 }
+
+#[test]
+fn an_unmounted_dataset_does_not_block_stop_status_or_down() {
+    let env = TestEnv::new();
+    let data = env.root.path().join("nfs-dataset");
+    std::fs::create_dir_all(&data).unwrap();
+    let dir = env.project("nfs", &format!("mounts = [\".:/workspace\", \"{}:/data\"]\n", data.display()));
+    env.berth(&dir, &["up"]).ok();
+    std::fs::remove_dir_all(&data).unwrap();
+    // Creating needs the source; acting on the existing environment does not.
+    let status = env.berth(&dir, &["status", "--json"]).ok();
+    assert!(status.stdout.contains("\"running\""), "{}", status.stdout);
+    env.berth(&dir, &["stop"]).ok();
+    env.berth(&dir, &["down"]).ok();
+    assert!(env.containers_of(&dir).is_empty());
+    let r = env.berth(&dir, &["up"]).code(2);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+}

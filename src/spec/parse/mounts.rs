@@ -51,10 +51,15 @@ pub(super) fn mounts(raw: &[Spanned<String>], cx: &Ctx) -> Result<Vec<MountSpec>
         targets.insert(target.clone(), i);
 
         let inside = source.starts_with(&cx.project_dir);
-        let exists = source
-            .try_exists()
-            .map_err(|e| err(format!("cannot check source `{}`: {e}", source.display())))?;
-        if !exists && !inside {
+        // Without file checks (commands that only act on an existing container) an unreadable
+        // source counts as missing: it is neither created nor refused.
+        let exists = match cx.check_files {
+            true => source
+                .try_exists()
+                .map_err(|e| err(format!("cannot check source `{}`: {e}", source.display())))?,
+            false => source.try_exists().unwrap_or(false),
+        };
+        if !exists && !inside && cx.check_files {
             let msg = format!("source `{}` does not exist", source.display());
             return Err(err(msg).with_hint(
                 "create it or fix the path; berth creates missing sources only inside the \
@@ -66,7 +71,7 @@ pub(super) fn mounts(raw: &[Spanned<String>], cx: &Ctx) -> Result<Vec<MountSpec>
             target,
             // Outside the project is usually a shared dataset: protect it unless told.
             read_only: read_only.unwrap_or(!inside),
-            create: !exists,
+            create: !exists && inside,
             raw: text.clone(),
         });
     }
