@@ -44,6 +44,14 @@ pub enum Command {
     Ls(LsArgs),
     /// Remove the environment's container (refuses while it holds changes that matter).
     Down(DownArgs),
+    /// Write the image and a berth.toml pinned to it into one verified archive.
+    Pack(PackArgs),
+    /// Load a pack (verified first) and write its berth.toml into DIR (-C) or ./<name>.
+    Unpack(UnpackArgs),
+    /// Copy the image to another server's Docker over ssh, sending only missing layers.
+    Ship(ShipArgs),
+    /// Tag and push the image to a registry (credentials from docker's config).
+    Push(PushArgs),
 }
 
 #[derive(Debug, Args)]
@@ -97,4 +105,45 @@ pub struct DownArgs {
     /// Remove the container even if files changed inside it would be lost.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The archive to write (default: ./<name>.berth.tar.zst).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// A pack written by `berth pack`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace an existing berth.toml in the target folder.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShipArgs {
+    /// The server: ssh://[user@]host[:port] (your ssh config, keys and ProxyJump apply).
+    #[arg(value_name = "ssh://[user@]host[:port]")]
+    pub destination: String,
+    /// Also write the pinned berth.toml into this folder there.
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<String>,
+    /// With --project: replace a berth.toml already there.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Where to push: [registry/]repository[:tag] (default: the image's own name, if it
+    /// names a registry).
+    #[arg(value_name = "REF")]
+    pub reference: Option<String>,
 }

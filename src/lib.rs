@@ -12,6 +12,8 @@ pub mod jobs;
 pub mod output;
 pub mod plan;
 pub mod spec;
+pub mod ssh;
+pub mod transport;
 
 use clap::Parser;
 
@@ -23,7 +25,7 @@ pub fn run() -> i32 {
     let cli = cli::Cli::parse();
     let out = Printer::new(cli.json, cli.quiet);
     let dir = cli.dir.clone().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
-    let ctx = Context { dir, out };
+    let ctx = Context { dir, dir_given: cli.dir.is_some(), out };
     match dispatch(&ctx, cli.command) {
         Ok(code) => code,
         Err(err) => {
@@ -56,6 +58,23 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
             C::Status => commands::status::run(ctx).await.map(|_| 0),
             C::Ls(a) => commands::ls::run(ctx, a.all_users).await.map(|_| 0),
             C::Down(a) => commands::down::run(ctx, a.force).await.map(|_| 0),
+            C::Pack(a) => {
+                let opts = commands::pack::PackOptions { output: a.output, force: a.force };
+                commands::pack::run(ctx, opts).await.map(|_| 0)
+            }
+            C::Unpack(a) => {
+                let opts = commands::unpack::UnpackOptions { file: a.file, force: a.force };
+                commands::unpack::run(ctx, opts).await.map(|_| 0)
+            }
+            C::Ship(a) => {
+                let opts = commands::ship::ShipOptions {
+                    destination: a.destination,
+                    project: a.project,
+                    force: a.force,
+                };
+                commands::ship::run(ctx, opts).await.map(|_| 0)
+            }
+            C::Push(a) => commands::push::run(ctx, a.reference).await.map(|_| 0),
         }
     });
     // Stray tasks (a stdin reader, a resize watcher) must not keep the process alive.

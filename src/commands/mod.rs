@@ -7,9 +7,13 @@ pub mod down;
 pub mod exec;
 pub mod init;
 pub mod ls;
+pub mod pack;
+pub mod push;
 pub mod shell;
+pub mod ship;
 pub mod status;
 pub mod stop;
+pub mod unpack;
 pub mod up;
 
 use std::path::PathBuf;
@@ -29,6 +33,8 @@ use crate::spec::{self, Spec};
 pub struct Context {
     /// `-C DIR`, or the current folder.
     pub dir: PathBuf,
+    /// Whether `-C DIR` was given (`unpack` writes into it then, instead of `./<name>`).
+    pub dir_given: bool,
     pub out: Printer,
 }
 
@@ -47,6 +53,12 @@ impl Project {
         let user = HostUser::current();
         let container = plan::container_name(&user.name, &spec.name, &spec.project_dir);
         Ok(Project { spec, user, container })
+    }
+
+    /// The image of this environment: what `up` runs and `pack`, `ship` and `push` move.
+    /// Today the `[image] base` reference; the one place to change when berth builds images.
+    pub fn image(&self) -> String {
+        self.spec.image.base.clone()
     }
 
     /// The host's facts (`BERTH_HOST_ROOT` may point them at a recorded host).

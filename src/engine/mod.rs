@@ -10,8 +10,10 @@ pub mod exec;
 pub mod facts;
 pub mod images;
 mod ssh;
+mod transfer;
 
 pub use connect::{Endpoint, parse_host};
+pub use transfer::ImageFacts;
 
 use std::collections::HashMap;
 

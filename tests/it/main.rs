@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod fixtures;
 mod support;
 
 mod engine_accepts_plan;
@@ -11,4 +12,7 @@ mod exec;
 mod lifecycle;
 mod malformed;
 mod ownership;
+mod pack;
+mod push;
+mod ship;
 mod terminal;
