@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "One persistent, reproducible GPU development environment per project, in Docker",
     after_help = "Exit codes: 0 ok, 1 failure, 2 bad input (nothing changed), 3 engine unreachable, \
-                  4 refused (nothing changed); `exec` and `shell` exit with the command's own code."
+                  4 refused (nothing changed), 130 interrupted; `exec` and `shell` exit with the command's \
+                  own code."
 )]
 pub struct Cli {
     /// Run as if berth was started in DIR.

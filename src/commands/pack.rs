@@ -71,7 +71,12 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
     let bar = progress::bytes(&ctx.out, facts.size, "packing");
     let (tx, reader) = bridge::reader();
     let input = progress::Counted { inner: reader, bar: bar.clone() };
-    let packed = PackedImage { id: facts.id.clone(), tags: facts.tags.clone(), source: reference.clone() };
+    let packed = PackedImage {
+        id: facts.id.clone(),
+        tags: facts.tags.clone(),
+        source: reference.clone(),
+        layers: facts.layers.clone(),
+    };
     let name = project.spec.name.clone();
     let work = tokio::task::spawn_blocking(move || -> anyhow::Result<(pack::PackStats, u64)> {
         let out = BufWriter::with_capacity(1 << 20, file);

@@ -71,10 +71,12 @@ pub async fn run(ctx: &Context, opts: ShipOptions) -> anyhow::Result<()> {
     let remote = Remote::new(&destination, port)?;
     let started = Instant::now();
 
+    // `~/x` arrives quoted: the remote shell would not expand it, but ssh starts in the home.
+    let project_dir = opts.project.as_deref().map(|d| d.strip_prefix("~/").unwrap_or(d).to_string());
     ctx.out.status(format!("asking {} which layers its engine has", remote.label));
-    let probe = remote.run(&ship::probe(opts.project.as_deref()), "asking its engine (docker info)")?;
+    let probe = remote.run(&ship::probe(project_dir.as_deref()), "asking its engine (docker info)")?;
     let facts = ship::parse_probe(&String::from_utf8_lossy(&probe.stdout))?;
-    let pinned = match &opts.project {
+    let pinned = match &project_dir {
         Some(dir) => Some((
             dir.clone(),
             prepare_project(&remote, &project, &local, &reference, dir, &facts, opts.force)?,
@@ -204,10 +206,18 @@ async fn send(
     let done = done.context("the shipping thread failed")?;
     // Closing stdin (the wire was dropped) ends the load; wait for its verdict either way.
     let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
-    if !out.status.success() {
-        return Err(remote.failure("docker load", &out));
-    }
-    let done = done.map_err(|e| e.context("sending the image"))?;
+    // A local failure (the save) explains itself; a broken pipe means the other side stopped
+    // first, and its own message says why.
+    let broken_pipe = |e: &anyhow::Error| {
+        e.chain()
+            .filter_map(|c| c.downcast_ref::<std::io::Error>())
+            .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    };
+    let done = match done {
+        Err(e) if out.status.success() || !broken_pipe(&e) => return Err(e.context("sending the image")),
+        _ if !out.status.success() => return Err(remote.failure("docker load", &out)),
+        other => other?,
+    };
     verify(remote, local, facts, &String::from_utf8_lossy(&out.stdout))?;
     Ok(done)
 }

@@ -7,6 +7,7 @@
 //! engine as it was. `berth.toml` is written last, atomically, and never over an existing one
 //! without `--force`.
 
+use std::collections::BTreeSet;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,9 +18,10 @@ use serde::Serialize;
 use super::Context;
 use super::pack::short;
 use crate::engine::Engine;
-use crate::error::{Code, fail};
+use crate::error::{Code, Hint, fail};
 use crate::spec::FILE_NAME;
-use crate::transport::unpack::{self, Damage, HOLD_BACK};
+use crate::transport::layout::chain_ids;
+use crate::transport::unpack::{self, Damage, HOLD_BACK, Verified};
 use crate::transport::{bridge, progress};
 
 #[derive(Debug, Clone)]
@@ -35,6 +37,9 @@ pub struct UnpackResult {
     pub image: String,
     pub id: String,
     pub tags: Vec<String>,
+    pub layers: usize,
+    /// Layers the engine had already, so their data was verified but not loaded again.
+    pub layers_skipped: usize,
     pub seconds: f64,
     /// The command that brings the environment up.
     pub next: String,
@@ -43,6 +48,7 @@ pub struct UnpackResult {
 pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let file = cwd.join(&opts.file);
+    let file = file.canonicalize().unwrap_or(file);
     if !file.is_file() {
         return Err(fail(
             Code::BadInput,
@@ -51,7 +57,7 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
         ));
     }
     let peeked = unpack::peek(&file).map_err(|d| damaged(&file, d))?;
-    let dir = if ctx.dir_given { ctx.dir.clone() } else { cwd.join(&peeked.name) };
+    let dir = if ctx.dir_given { ctx.dir.clone() } else { cwd.join(&peeked.header.name) };
     let toml_path = dir.join(FILE_NAME);
     if toml_path.exists() && !opts.force {
         return Err(fail(
@@ -62,28 +68,28 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
     }
 
     let engine = Engine::connect().await?;
-    ctx.out.status(format!("verifying and loading {}", file.display()));
+    let layers = &peeked.header.image.layers;
+    let held: BTreeSet<String> = engine.all_image_layers().await?.iter().flat_map(|l| chain_ids(l)).collect();
+    let skip: BTreeSet<usize> =
+        chain_ids(layers).iter().enumerate().filter(|(_, c)| held.contains(*c)).map(|(i, _)| i).collect();
+    if skip.is_empty() {
+        ctx.out.status(format!("verifying and loading {}", file.display()));
+    } else {
+        ctx.out.status(format!(
+            "verifying and loading {} ({} of its {} layers are here already)",
+            file.display(),
+            skip.len(),
+            layers.len()
+        ));
+    }
     let started = Instant::now();
-    let total = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    let bar = progress::bytes(&ctx.out, total, "unpacking");
-    let (sink, body) = bridge::writer(HOLD_BACK);
-    let reader_bar = bar.clone();
-    let path = file.clone();
-    let work = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(&path).map_err(Damage::Unreadable)?;
-        let input = progress::Counted { inner: BufReader::with_capacity(1 << 20, f), bar: reader_bar };
-        unpack::stream(input, sink)
-    });
-    let (loaded, verified) = tokio::join!(engine.load(body), work);
-    let verified = verified.context("the unpacking thread failed")?;
-    bar.finish_and_clear();
-    let verified = match (verified, loaded) {
-        (Err(Damage::Stopped(_)), Err(engine_err)) => {
-            return Err(engine_err.context("loading the image failed"));
+    let verified = match load(ctx, &engine, &file, &skip).await {
+        // The engine lost a layer berth counted on (removed meanwhile): send them all.
+        Err(e) if !skip.is_empty() && e.downcast_ref::<Hint>().is_none() => {
+            ctx.out.warn(format!("the load failed ({e:#}); loading again with every layer"));
+            load(ctx, &engine, &file, &BTreeSet::new()).await?
         }
-        (Err(d), _) => return Err(damaged(&file, d)),
-        (Ok(_), Err(engine_err)) => return Err(engine_err.context("loading the image failed")),
-        (Ok(v), Ok(_)) => v,
+        other => other?,
     };
     let image = verified.manifest.image.clone();
     if engine.image_facts(&image.id).await?.is_none() {
@@ -108,6 +114,8 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
             berth_toml: toml_path.display().to_string(),
             image: shown,
             id: image.id,
+            layers: image.layers.len(),
+            layers_skipped: verified.layers_skipped,
             tags: image.tags,
             seconds,
             next,
@@ -149,4 +157,33 @@ fn shown_path(dir: &Path, cwd: &Path) -> String {
     let p = dir.strip_prefix(cwd).map(Path::to_path_buf).unwrap_or_else(|_| dir.to_path_buf());
     let text = p.display().to_string();
     if text.is_empty() { ".".into() } else { crate::ssh::sh_quote(&text) }
+}
+
+/// Stream the pack into the engine, verified, leaving out the layers in `skip`.
+async fn load(
+    ctx: &Context,
+    engine: &Engine,
+    file: &Path,
+    skip: &BTreeSet<usize>,
+) -> anyhow::Result<Verified> {
+    let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let bar = progress::bytes(&ctx.out, total, "unpacking");
+    let (sink, body) = bridge::writer(HOLD_BACK);
+    let reader_bar = bar.clone();
+    let path = file.to_path_buf();
+    let skip = skip.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&path).map_err(Damage::Unreadable)?;
+        let input = progress::Counted { inner: BufReader::with_capacity(1 << 20, f), bar: reader_bar };
+        unpack::stream(input, sink, &skip)
+    });
+    let (loaded, verified) = tokio::join!(engine.load(body), work);
+    let verified = verified.context("the unpacking thread failed")?;
+    bar.finish_and_clear();
+    match (verified, loaded) {
+        (Err(Damage::Stopped(_)), Err(engine_err)) => Err(engine_err.context("loading the image failed")),
+        (Err(d), _) => Err(damaged(file, d)),
+        (Ok(_), Err(engine_err)) => Err(engine_err.context("loading the image failed")),
+        (Ok(v), Ok(_)) => Ok(v),
+    }
 }

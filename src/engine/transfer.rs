@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
-use bollard::query_parameters::{ImportImageOptionsBuilder, PushImageOptionsBuilder, TagImageOptionsBuilder};
+use bollard::query_parameters::{
+    ImportImageOptionsBuilder, ListImagesOptionsBuilder, PushImageOptionsBuilder, TagImageOptionsBuilder,
+};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
@@ -46,6 +48,17 @@ impl Engine {
             layers: img.root_fs.and_then(|r| r.layers).unwrap_or_default(),
             size: img.size.unwrap_or(0).max(0) as u64,
         }))
+    }
+
+    /// The layers (diff ids, base first) of every image the engine holds, intermediate ones
+    /// included: what a load need not be sent again.
+    pub async fn all_image_layers(&self) -> anyhow::Result<Vec<Vec<String>>> {
+        let opts = ListImagesOptionsBuilder::default().all(true).build();
+        let list = self.docker.list_images(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))?;
+        let inspections = list.iter().map(|img| self.image_facts(&img.id));
+        let facts = futures_util::future::join_all(inspections).await;
+        // An image removed meanwhile is simply not there.
+        Ok(facts.into_iter().filter_map(|f| f.ok().flatten()).map(|f| f.layers).collect())
     }
 
     /// `docker save NAMES…` as a stream of tar bytes.

@@ -4,7 +4,8 @@
 //!
 //! [`ChannelWriter`] can hold back the last bytes it was given until [`ChannelWriter::release`]:
 //! a load whose input turned out to be damaged then never receives a complete tar, so the
-//! engine rejects it and keeps nothing.
+//! engine rejects it and keeps nothing. Unreleased, its stream ends in an error (the HTTP upload
+//! is aborted), and what it did send never ends on a 512-byte tar block boundary either.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -14,8 +15,11 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
-/// Chunks in flight between the two sides (each up to [`CHUNK`] bytes).
+/// Chunks in flight from a [`ChannelWriter`] (each up to [`CHUNK`] bytes).
 const DEPTH: usize = 8;
+/// Chunks in flight into a [`ChannelReader`]: the engine's HTTP frames, tens of KiB each, so a
+/// few MiB that let the engine keep streaming while zstd takes a job.
+const READ_DEPTH: usize = 256;
 /// Size of the chunks a [`ChannelWriter`] sends.
 const CHUNK: usize = 512 * 1024;
 
@@ -28,7 +32,7 @@ pub struct ChannelReader {
 
 /// A reader and the sender an async task fills it through.
 pub fn reader() -> (mpsc::Sender<io::Result<Bytes>>, ChannelReader) {
-    let (tx, rx) = mpsc::channel(DEPTH);
+    let (tx, rx) = mpsc::channel(READ_DEPTH);
     (tx, ChannelReader { rx, current: Bytes::new() })
 }
 
@@ -71,6 +75,8 @@ pub struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
     hold: usize,
+    /// Bytes sent so far (the first chunk is one short, so every prefix sent is misaligned).
+    sent: u64,
     released: Arc<AtomicBool>,
 }
 
@@ -91,11 +97,12 @@ pub fn writer(hold: usize) -> (ChannelWriter, impl Stream<Item = io::Result<Byte
             }
         }
     });
-    (ChannelWriter { tx, buf: Vec::with_capacity(CHUNK + hold), hold, released }, stream)
+    (ChannelWriter { tx, buf: Vec::with_capacity(CHUNK + hold), hold, sent: 0, released }, stream)
 }
 
 impl ChannelWriter {
-    fn send(&self, chunk: Vec<u8>) -> io::Result<()> {
+    fn send(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        self.sent += chunk.len() as u64;
         self.tx
             .blocking_send(Ok(Bytes::from(chunk)))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the receiving side stopped reading"))
@@ -116,7 +123,8 @@ impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
         while self.buf.len() >= self.hold + CHUNK {
-            let rest = self.buf.split_off(CHUNK);
+            let size = if self.sent == 0 { CHUNK - 1 } else { CHUNK };
+            let rest = self.buf.split_off(size);
             let chunk = std::mem::replace(&mut self.buf, rest);
             self.send(chunk)?;
         }

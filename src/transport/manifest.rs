@@ -1,6 +1,7 @@
-//! The pack format: a zstd-compressed tar whose members are, in this order, the pinned
-//! `berth.toml`, every member of the image's `docker save` tar under `image/`, and last the
-//! manifest (berth version, image id and tags, path, kind, size and sha256 of every member
+//! The pack format: a zstd-compressed tar whose members are, in this order, a header (format,
+//! berth version, name, image id, tags and layers: what `unpack` needs before the image streams
+//! by), the pinned `berth.toml`, every member of the image's `docker save` tar under `image/`,
+//! and last the manifest (the header's fields plus path, kind, size and sha256 of every member
 //! before it). The manifest comes last because the image streams through once, hashed on the
 //! way; `unpack` checks each member against it before it lets the engine keep anything.
 
@@ -11,12 +12,23 @@ use sha2::{Digest, Sha256};
 
 /// The format this berth writes and reads.
 pub const FORMAT: &str = "berth-pack/1";
-/// The first member: the project file pinned to the packed image.
+/// The first member: the [`Header`].
+pub const HEADER_MEMBER: &str = "berth-pack.json";
+/// The second member: the project file pinned to the packed image.
 pub const TOML_MEMBER: &str = "berth.toml";
 /// Members of the image's `docker save` tar live under this folder.
 pub const IMAGE_PREFIX: &str = "image/";
 /// The last member.
 pub const MANIFEST_MEMBER: &str = "berth-manifest.json";
+
+/// What a pack says about itself up front (repeated, and so verified, by the manifest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: String,
+    pub berth_version: String,
+    pub name: String,
+    pub image: PackedImage,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -37,6 +49,20 @@ pub struct PackedImage {
     pub tags: Vec<String>,
     /// The reference the project named when it was packed.
     pub source: String,
+    /// The image's layers (diff ids, base first): `unpack` leaves out those the engine has.
+    pub layers: Vec<String>,
+}
+
+impl Manifest {
+    /// The header this manifest vouches for.
+    pub fn header(&self) -> Header {
+        Header {
+            format: self.format.clone(),
+            berth_version: self.berth_version.clone(),
+            name: self.name.clone(),
+            image: self.image.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +173,12 @@ mod tests {
             format: FORMAT.into(),
             berth_version: "0.1.0".into(),
             name: "demo".into(),
-            image: PackedImage { id: "sha256:ab".into(), tags: vec!["x:1".into()], source: "x:1".into() },
+            image: PackedImage {
+                id: "sha256:ab".into(),
+                tags: vec!["x:1".into()],
+                source: "x:1".into(),
+                layers: vec!["sha256:cd".into()],
+            },
             members: vec![member(TOML_MEMBER, 3, "aa")],
         };
         let text = serde_json::to_string(&m).expect("json");

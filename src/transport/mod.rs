@@ -15,6 +15,8 @@ pub mod progress;
 pub mod push;
 pub mod remote;
 pub mod ship;
+#[cfg(test)]
+mod tests;
 pub mod unpack;
 
 /// zstd level for packs and transfers: level 3 is as fast as the engine can save on two cores

@@ -1,4 +1,4 @@
-//! Writing a pack (format in [`super::manifest`]): the pinned `berth.toml`, the image's
+//! Writing a pack (format in [`super::manifest`]): a header, the pinned `berth.toml`, the image's
 //! `docker save` stream re-emitted member by member under `image/` with each member hashed on
 //! the way, then the manifest, all through multi-threaded zstd with its frame checksum on.
 //!
@@ -10,7 +10,8 @@ use std::io::{self, BufWriter, Read, Write};
 use anyhow::Context as _;
 
 use super::manifest::{
-    self, FORMAT, Hashing, IMAGE_PREFIX, MANIFEST_MEMBER, Manifest, Member, PackedImage, TOML_MEMBER,
+    self, FORMAT, HEADER_MEMBER, Hashing, Header, IMAGE_PREFIX, MANIFEST_MEMBER, Manifest, Member,
+    PackedImage, TOML_MEMBER,
 };
 
 /// What a pack holds, for the report.
@@ -36,6 +37,13 @@ pub fn write<R: Read, W: Write>(
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, encoder));
     let mut members = Vec::new();
 
+    let header = Header {
+        format: FORMAT.into(),
+        berth_version: env!("CARGO_PKG_VERSION").into(),
+        name: name.into(),
+        image: image.clone(),
+    };
+    members.push(append_file(&mut tar, HEADER_MEMBER, &serde_json::to_vec_pretty(&header)?)?);
     members.push(append_file(&mut tar, TOML_MEMBER, pinned_toml.as_bytes())?);
     let mut image_bytes = 0;
     let mut archive = tar::Archive::new(save);
@@ -122,14 +130,26 @@ pub fn copy_entry<R: Read, W: Write>(
         }
         _ => {
             let size = entry.size();
-            header.set_size(size);
-            let mut reader = Hashing::new(entry);
-            tar.append_data(&mut header, &path, &mut reader).with_context(|| format!("writing {path}"))?;
-            if reader.bytes != size {
-                return Err(io::Error::from(io::ErrorKind::UnexpectedEof))
-                    .context(format!("{inner} ended early"));
-            }
-            Ok(Member { path, kind: kind.into(), size, sha256: reader.hex(), link: None })
+            copy_file(tar, header, &path, size, entry, kind)
         }
     }
+}
+
+/// Write a file member `path` of `size` bytes read from `data` (hashed on the way), keeping the
+/// rest of `header` (mode, owner, time); returns its record.
+pub fn copy_file<R: Read, W: Write>(
+    tar: &mut tar::Builder<W>,
+    mut header: tar::Header,
+    path: &str,
+    size: u64,
+    data: R,
+    kind: &str,
+) -> anyhow::Result<Member> {
+    header.set_size(size);
+    let mut reader = Hashing::new(data);
+    tar.append_data(&mut header, path, &mut reader).with_context(|| format!("writing {path}"))?;
+    if reader.bytes != size {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof)).context(format!("{path} ended early"));
+    }
+    Ok(Member { path: path.into(), kind: kind.into(), size, sha256: reader.hex(), link: None })
 }

@@ -1,21 +1,27 @@
-//! Reading a pack back: recognise it, read its pinned `berth.toml`, and stream the image to the
-//! engine as a plain `docker save` tar (berth decompresses itself: engines before 23 cannot
-//! load zstd), hashing every member. The last bytes are held back until every member matched
-//! the manifest and zstd's checksum held; otherwise the upload is aborted and the engine, which
-//! unpacks a load completely before it registers anything, keeps nothing.
+//! Reading a pack back: recognise it, read its header and pinned `berth.toml`, and stream the
+//! image to the engine as a plain `docker save` tar (berth decompresses itself: engines before
+//! 23 cannot load zstd), hashing every member, leaving out the data of layers the engine already
+//! has (like `ship`). The last bytes are held back until every member matched the manifest and
+//! zstd's checksum held; otherwise the upload is aborted and the engine, which unpacks a load
+//! completely before it registers anything, keeps nothing.
 
+use std::collections::BTreeSet;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::bridge::ChannelWriter;
-use super::manifest::{self, FORMAT, Hashing, IMAGE_PREFIX, MANIFEST_MEMBER, Manifest, Member, TOML_MEMBER};
-use super::pack::{copy_entry, entry_path};
+use super::layout::Layout;
+use super::manifest::{
+    self, FORMAT, HEADER_MEMBER, Hashing, Header, IMAGE_PREFIX, MANIFEST_MEMBER, Manifest, Member,
+    TOML_MEMBER,
+};
+use super::pack::{copy_entry, copy_file, entry_path};
 
-/// Bytes a load holds back until the archive is verified: more than the tar's end marker, and
-/// not a multiple of 512, so what an aborted load received never ends on a tar block boundary.
-pub const HOLD_BACK: usize = 64 * 1024 + 1;
+/// Bytes a load holds back until the archive is verified: far more than the tar's end marker
+/// and the `manifest.json` before it, without which no engine loads anything.
+pub const HOLD_BACK: usize = 64 * 1024;
 
 /// Why a file is not a good pack.
 #[derive(Debug, thiserror::Error)]
@@ -35,11 +41,11 @@ pub enum Damage {
     Stopped(String),
 }
 
-/// The start of a pack: what `unpack` needs before it touches the engine.
+/// The start of a pack: what `unpack` needs before it touches the engine (unverified yet).
 #[derive(Debug, Clone)]
 pub struct Peeked {
+    pub header: Header,
     pub pinned: String,
-    pub name: String,
 }
 
 /// A pack whose every member matched its manifest.
@@ -47,6 +53,8 @@ pub struct Peeked {
 pub struct Verified {
     pub manifest: Manifest,
     pub pinned: String,
+    /// Layers whose data the engine did not need (it had them).
+    pub layers_skipped: usize,
 }
 
 /// A reader over the file that remembers whether it reached the end (a decoding error there
@@ -103,7 +111,7 @@ pub fn check_magic(path: &Path) -> Result<(), Damage> {
     Err(Damage::Foreign(what))
 }
 
-/// Read the pinned `berth.toml` at the start of the pack at `path`.
+/// Read the header and pinned `berth.toml` at the start of the pack at `path`.
 pub fn peek(path: &Path) -> Result<Peeked, Damage> {
     check_magic(path)?;
     let file = std::fs::File::open(path).map_err(Damage::Unreadable)?;
@@ -112,28 +120,38 @@ pub fn peek(path: &Path) -> Result<Peeked, Damage> {
     let mut archive = tar::Archive::new(decoder);
     let classify = |e: anyhow::Error| classify(e, &at_end);
     let mut entries = archive.entries().map_err(|e| classify(e.into()))?;
-    let entry = match entries.next() {
-        Some(e) => e.map_err(|e| classify(e.into()))?,
-        None => return Err(Damage::Foreign("it holds no members".into())),
+    let mut next = |expect: &str, limit: u64| match entries.next() {
+        Some(e) => read_small(e.map_err(|e| classify(e.into()))?, expect, limit).map_err(classify),
+        None => Err(Damage::Foreign(format!("it holds no {expect}"))),
     };
-    let (pinned, _) = read_small(entry, TOML_MEMBER, 1 << 20).map_err(classify)?;
-    let name = name_of(&pinned)?;
-    Ok(Peeked { pinned, name })
+    let (text, _) = next(HEADER_MEMBER, 16 << 20)?;
+    let header = parse_header(&text)?;
+    let (pinned, _) = next(TOML_MEMBER, 1 << 20)?;
+    Ok(Peeked { header, pinned })
 }
 
-/// The environment's name in a pinned file: also a folder name, so nothing but safe characters.
-fn name_of(pinned: &str) -> Result<String, Damage> {
-    let table: toml::Table = toml::from_str(pinned)
-        .map_err(|e| Damage::Corrupt(format!("its berth.toml does not parse: {}", e.message())))?;
-    let name = table.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+/// The header, if this berth reads its format; its name is also a folder name, so nothing but
+/// safe characters.
+fn parse_header(text: &str) -> Result<Header, Damage> {
+    let format = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_string));
+    match format.as_deref() {
+        Some(FORMAT) => {}
+        Some(other) if other.starts_with("berth-pack/") => return Err(Damage::Newer(other.to_string())),
+        _ => return Err(Damage::Foreign("its first member is not a berth pack header".into())),
+    }
+    let header: Header =
+        serde_json::from_str(text).map_err(|e| Damage::Corrupt(format!("its header does not parse: {e}")))?;
+    let name = &header.name;
     let safe = name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if !safe {
         return Err(Damage::Corrupt(format!(
-            "its berth.toml names the environment {name:?}, not a folder name"
+            "it names the environment {name:?}, which is not a folder name"
         )));
     }
-    Ok(name.to_string())
+    Ok(header)
 }
 
 /// Read a small member whole (hashed), refusing one of another name or one too large.
@@ -144,7 +162,7 @@ fn read_small<R: Read>(
 ) -> anyhow::Result<(String, Member)> {
     let path = entry_path(&entry)?;
     if path != expect {
-        return Err(Damage::Foreign(format!("its first member is {path}, not {expect}")).into());
+        return Err(Damage::Foreign(format!("it holds {path} where a pack holds {expect}")).into());
     }
     if entry.size() > limit {
         return Err(
@@ -159,14 +177,15 @@ fn read_small<R: Read>(
     Ok((text, member))
 }
 
-/// Stream the pack read from `file` into `sink` as a `docker save` tar, verified; `sink` is
-/// released (the engine gets the last bytes) only when everything matched.
-pub fn stream<R: Read>(file: R, sink: ChannelWriter) -> Result<Verified, Damage> {
+/// Stream the pack read from `file` into `sink` as a `docker save` tar, verified, without the
+/// data of the layers in `skip` (indices into the header's layers); `sink` is released (the
+/// engine gets the last bytes) only when everything matched.
+pub fn stream<R: Read>(file: R, sink: ChannelWriter, skip: &BTreeSet<usize>) -> Result<Verified, Damage> {
     let (source, at_end) = Source::new(file);
     let mut decoder =
         zstd::Decoder::with_buffer(BufReader::with_capacity(1 << 20, source)).map_err(Damage::Unreadable)?;
     let mut out = tar::Builder::new(BufWriter::with_capacity(1 << 20, sink));
-    let result = copy_verified(&mut decoder, &mut out);
+    let result = copy_verified(&mut decoder, &mut out, skip);
     let verified = result.map_err(|e| classify(e, &at_end))?;
     let sink = out
         .into_inner()
@@ -176,21 +195,34 @@ pub fn stream<R: Read>(file: R, sink: ChannelWriter) -> Result<Verified, Damage>
     Ok(verified)
 }
 
-fn copy_verified<R: Read, W: Write>(decoder: &mut R, out: &mut tar::Builder<W>) -> anyhow::Result<Verified> {
+fn copy_verified<R: Read, W: Write>(
+    decoder: &mut R,
+    out: &mut tar::Builder<W>,
+    skip: &BTreeSet<usize>,
+) -> anyhow::Result<Verified> {
     let mut seen: Vec<Member> = Vec::new();
+    let mut header: Option<Header> = None;
     let mut pinned = None;
     let mut manifest: Option<Manifest> = None;
+    let mut layout = Layout::new(&[]);
+    let mut layers_skipped = 0;
     {
         let mut archive = tar::Archive::new(&mut *decoder);
         for entry in archive.entries()? {
-            let entry = entry?;
+            let mut entry = entry?;
             let path = entry_path(&entry)?;
             if manifest.is_some() {
                 return Err(
                     Damage::Corrupt(format!("{path} follows the manifest, which must come last")).into()
                 );
             }
-            if pinned.is_none() {
+            if header.is_none() {
+                let (text, member) = read_small(entry, HEADER_MEMBER, 16 << 20)?;
+                let h = parse_header(&text)?;
+                layout = Layout::new(&h.image.layers);
+                header = Some(h);
+                seen.push(member);
+            } else if pinned.is_none() {
                 let (text, member) = read_small(entry, TOML_MEMBER, 1 << 20)?;
                 pinned = Some(text);
                 seen.push(member);
@@ -203,7 +235,30 @@ fn copy_verified<R: Read, W: Write>(decoder: &mut R, out: &mut tar::Builder<W>) 
                 manifest = Some(m);
             } else if let Some(inner) = path.strip_prefix(IMAGE_PREFIX) {
                 let inner = inner.to_string();
-                let mut member = copy_entry(out, entry, &inner)?;
+                let layer = layout.layer_of(&inner);
+                let is_file = entry.header().entry_type().is_file();
+                let mut member = if is_file && layer.is_some_and(|i| skip.contains(&i)) {
+                    // The engine has this layer: verify it, but do not send it.
+                    layers_skipped += 1;
+                    let mut reader = Hashing::new(&mut entry);
+                    io::copy(&mut reader, &mut io::sink())?;
+                    let size = reader.bytes;
+                    Member {
+                        path: String::new(),
+                        kind: "file".into(),
+                        size,
+                        sha256: reader.hex(),
+                        link: None,
+                    }
+                } else if is_file && inner.ends_with("/json") && entry.size() < (1 << 20) {
+                    let mut data = Vec::new();
+                    entry.read_to_end(&mut data)?;
+                    layout.observe(&inner, &data);
+                    let size = data.len() as u64;
+                    copy_file(out, entry.header().clone(), &inner, size, data.as_slice(), "file")?
+                } else {
+                    copy_entry(out, entry, &inner)?
+                };
                 member.path = path;
                 seen.push(member);
             } else {
@@ -228,6 +283,9 @@ fn copy_verified<R: Read, W: Write>(decoder: &mut R, out: &mut tar::Builder<W>) 
     if let Some(diff) = manifest.members.iter().zip(&seen).find_map(|(m, s)| manifest::difference(m, s)) {
         return Err(Damage::Corrupt(diff).into());
     }
+    if header.as_ref() != Some(&manifest.header()) {
+        return Err(Damage::Corrupt("its header and its manifest disagree".into()).into());
+    }
     // What is left is the tar's zero padding; reading to the end makes zstd check its checksum.
     let mut rest = [0u8; 64 * 1024];
     loop {
@@ -240,7 +298,7 @@ fn copy_verified<R: Read, W: Write>(decoder: &mut R, out: &mut tar::Builder<W>) 
         }
     }
     let pinned = pinned.unwrap_or_default();
-    Ok(Verified { manifest, pinned })
+    Ok(Verified { manifest, pinned, layers_skipped })
 }
 
 /// Turn a failure while reading into what it means for the file.

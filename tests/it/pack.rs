@@ -47,6 +47,8 @@ fn round_trip_pack_remove_unpack_up_keeps_the_image_id() {
     std::fs::create_dir_all(&offline).expect("mkdir");
     let unpacked = env.berth(&offline, &["unpack", "../trip.tar.zst"]).ok();
     assert!(unpacked.stderr.contains("every checksum verified"), "{}", unpacked.stderr);
+    // The base (the test image) is here: its layer is verified but not loaded again.
+    assert!(unpacked.stderr.contains("1 of its 2 layers are here already"), "{}", unpacked.stderr);
     assert!(unpacked.stderr.contains("next: berth -C trip up"), "{}", unpacked.stderr);
     assert_eq!(docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image.tag]), image.id);
     let pinned = unpacked_toml(&offline.join("trip"));
@@ -93,6 +95,11 @@ fn damaged_truncated_and_foreign_files_are_refused_and_the_engine_keeps_nothing(
         assert!(!docker(&["image", "inspect", &image.tag]).status.success(), "{name}: the tag was set");
         assert!(!target.join("berth.toml").exists(), "{name}: a berth.toml was written");
     }
+    // A file pinned to an image this engine lacks says how to bring it here.
+    let pinned = env.project("pinned", &project_toml(&image.id));
+    let up = env.berth(&pinned, &["up"]).code(1);
+    assert!(up.stderr.contains("berth unpack"), "{}", up.stderr);
+
     // The good one still loads after all that.
     env.berth(&dir, &["-C", env.root.path().join("ok").to_str().expect("utf-8"), "unpack", "good.tar.zst"])
         .ok();
