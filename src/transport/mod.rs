@@ -7,6 +7,7 @@
 //! at its target path only complete; no secret from `[env]` travels.
 
 pub mod bridge;
+pub mod digest;
 pub mod layout;
 pub mod manifest;
 pub mod pack;

@@ -5,7 +5,7 @@
 //! Runs on a blocking thread over synchronous readers and writers; the caller owns the file
 //! (written under a temporary name and renamed only once this returned `Ok`).
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 
 use anyhow::Context as _;
 
@@ -34,7 +34,8 @@ pub fn write<R: Read, W: Write>(
     let mut encoder = zstd::Encoder::new(out, super::ZSTD_LEVEL).context("starting zstd")?;
     encoder.multithread(super::zstd_threads()).context("starting zstd's worker threads")?;
     encoder.include_checksum(true).context("configuring zstd")?;
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, encoder));
+    // No buffer in between: zstd keeps its own, and every copy of the image costs on two cores.
+    let mut tar = tar::Builder::new(encoder);
     let mut members = Vec::new();
 
     let header = Header {
@@ -68,8 +69,7 @@ pub fn write<R: Read, W: Write>(
     let text = serde_json::to_vec_pretty(&manifest)?;
     append_file(&mut tar, MANIFEST_MEMBER, &text)?;
 
-    let buffered = tar.into_inner().context("finishing the archive")?;
-    let encoder = buffered.into_inner().map_err(|e| e.into_error()).context("writing the archive")?;
+    let encoder = tar.into_inner().context("finishing the archive")?;
     let out = encoder.finish().context("finishing zstd")?;
     Ok((out, PackStats { image_bytes, members: count }))
 }

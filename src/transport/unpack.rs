@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::bridge::ChannelWriter;
+use super::digest::{HashThread, Tee};
 use super::layout::Layout;
 use super::manifest::{
     self, FORMAT, HEADER_MEMBER, Hashing, Header, IMAGE_PREFIX, MANIFEST_MEMBER, Manifest, Member,
@@ -206,6 +207,9 @@ fn copy_verified<R: Read, W: Write>(
     let mut manifest: Option<Manifest> = None;
     let mut layout = Layout::new(&[]);
     let mut layers_skipped = 0;
+    let mut hasher = HashThread::start()?;
+    // Members in `seen` whose digest the hashing thread will give, in order.
+    let mut pending: Vec<usize> = Vec::new();
     {
         let mut archive = tar::Archive::new(&mut *decoder);
         for entry in archive.entries()? {
@@ -237,25 +241,37 @@ fn copy_verified<R: Read, W: Write>(
                 let inner = inner.to_string();
                 let layer = layout.layer_of(&inner);
                 let is_file = entry.header().entry_type().is_file();
-                let mut member = if is_file && layer.is_some_and(|i| skip.contains(&i)) {
-                    // The engine has this layer: verify it, but do not send it.
-                    layers_skipped += 1;
-                    let mut reader = Hashing::new(&mut entry);
-                    io::copy(&mut reader, &mut io::sink())?;
-                    let size = reader.bytes;
-                    Member {
-                        path: String::new(),
-                        kind: "file".into(),
-                        size,
-                        sha256: reader.hex(),
-                        link: None,
-                    }
-                } else if is_file && inner.ends_with("/json") && entry.size() < (1 << 20) {
+                let mut member = if is_file && inner.ends_with("/json") && entry.size() < (1 << 20) {
                     let mut data = Vec::new();
                     entry.read_to_end(&mut data)?;
                     layout.observe(&inner, &data);
                     let size = data.len() as u64;
                     copy_file(out, entry.header().clone(), &inner, size, data.as_slice(), "file")?
+                } else if is_file {
+                    let size = entry.size();
+                    let mut header = entry.header().clone();
+                    let mut tee = Tee { inner: &mut entry, hasher: &mut hasher, bytes: 0 };
+                    if layer.is_some_and(|i| skip.contains(&i)) {
+                        // The engine has this layer: verify it, but do not send it.
+                        layers_skipped += 1;
+                        io::copy(&mut tee, &mut io::sink())?;
+                    } else {
+                        header.set_size(size);
+                        out.append_data(&mut header, &inner, &mut tee)?;
+                    }
+                    if tee.bytes != size {
+                        return Err(anyhow::Error::new(io::Error::from(io::ErrorKind::UnexpectedEof))
+                            .context(format!("{path} ended early")));
+                    }
+                    hasher.end();
+                    pending.push(seen.len());
+                    Member {
+                        path: String::new(),
+                        kind: "file".into(),
+                        size,
+                        sha256: String::new(),
+                        link: None,
+                    }
                 } else {
                     copy_entry(out, entry, &inner)?
                 };
@@ -265,6 +281,9 @@ fn copy_verified<R: Read, W: Write>(
                 return Err(Damage::Corrupt(format!("it holds {path}, which no pack holds")).into());
             }
         }
+    }
+    for (i, digest) in pending.iter().zip(hasher.finish()) {
+        seen[*i].sha256 = digest;
     }
     let Some(manifest) = manifest else {
         return Err(Damage::Corrupt("its manifest is missing".into()).into());
