@@ -108,11 +108,12 @@ pub async fn run(ctx: &Context, opts: ShipOptions) -> anyhow::Result<()> {
         }
         Transfer::Partial { skip } => {
             let kept = skip.len();
-            ctx.out.status(format!(
-                "{} has {kept} of the {} layers of {reference}; sending the rest",
-                remote.label,
-                local.layers.len()
-            ));
+            let total = local.layers.len();
+            ctx.out.status(if kept == 0 {
+                format!("{} has none of the {total} layers of {reference}; sending them all", remote.label)
+            } else {
+                format!("{} has {kept} of the {total} layers of {reference}; sending the rest", remote.label)
+            });
             result.transfer = "partial".into();
             match send(ctx, &engine, &remote, &local, &facts, skip).await {
                 Ok(s) => Some(s),
