@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "One persistent, reproducible GPU development environment per project, in Docker",
     after_help = "Exit codes: 0 ok, 1 failure, 2 bad input (nothing changed), 3 engine unreachable, \
-                  4 refused (nothing changed); `exec` and `shell` exit with the command's own code; \
-                  `doctor` exits 1 when a check fails."
+                  4 refused (nothing changed), 130 interrupted; `exec` and `shell` exit with the \
+                  command's own code; `doctor` exits 1 when a check fails."
 )]
 pub struct Cli {
     /// Run as if berth was started in DIR.
@@ -75,6 +75,14 @@ pub enum Command {
     Clean(CleanArgs),
     /// Which environment and job uses which GPU, and how much memory.
     Top(TopArgs),
+    /// Write the image and a berth.toml pinned to it into one verified archive.
+    Pack(PackArgs),
+    /// Load a pack (verified first) and write its berth.toml into DIR (-C) or ./<name>.
+    Unpack(UnpackArgs),
+    /// Copy the image to another server's Docker over ssh, sending only missing layers.
+    Ship(ShipArgs),
+    /// Tag and push the image to a registry (credentials from docker's config).
+    Push(PushArgs),
 }
 
 #[derive(Debug, Args)]
@@ -307,4 +315,45 @@ pub struct DownArgs {
     /// Remove the container even if files changed inside it would be lost.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The archive to write (default: ./<name>.berth.tar.zst).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// A pack written by `berth pack`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace an existing berth.toml in the target folder.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShipArgs {
+    /// The server: ssh://[user@]host[:port] (your ssh config, keys and ProxyJump apply).
+    #[arg(value_name = "ssh://[user@]host[:port]")]
+    pub destination: String,
+    /// Also write the pinned berth.toml into this folder there.
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<String>,
+    /// With --project: replace a berth.toml already there.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Where to push: [registry/]repository[:tag] (default: the image's own name, if it
+    /// names a registry).
+    #[arg(value_name = "REF")]
+    pub reference: Option<String>,
 }

@@ -18,6 +18,8 @@ pub enum Code {
     NoEngine = 3,
     /// berth refused to act (would lose work, or the container is not berth's); nothing changed.
     Refused = 4,
+    /// Interrupted (Ctrl-C) before it finished; what it was making was removed.
+    Interrupted = 130,
 }
 
 /// An error a user can act on: what happened, and how to fix it.

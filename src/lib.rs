@@ -19,7 +19,9 @@ pub mod output;
 pub mod plan;
 pub mod render;
 pub mod spec;
+pub mod ssh;
 pub mod top;
+pub mod transport;
 
 use clap::Parser;
 
@@ -31,7 +33,7 @@ pub fn run() -> i32 {
     let cli = cli::Cli::parse();
     let out = Printer::new(cli.json, cli.quiet);
     let dir = cli.dir.clone().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
-    let ctx = Context { dir, out };
+    let ctx = Context { dir, dir_given: cli.dir.is_some(), out };
     match dispatch(&ctx, cli.command) {
         Ok(code) => code,
         Err(err) => {
@@ -114,6 +116,23 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
                 commands::clean::run(ctx, opts).await
             }
             C::Top(a) => commands::top::run(ctx, a.all_users).await.map(|_| 0),
+            C::Pack(a) => {
+                let opts = commands::pack::PackOptions { output: a.output, force: a.force };
+                commands::pack::run(ctx, opts).await.map(|_| 0)
+            }
+            C::Unpack(a) => {
+                let opts = commands::unpack::UnpackOptions { file: a.file, force: a.force };
+                commands::unpack::run(ctx, opts).await.map(|_| 0)
+            }
+            C::Ship(a) => {
+                let opts = commands::ship::ShipOptions {
+                    destination: a.destination,
+                    project: a.project,
+                    force: a.force,
+                };
+                commands::ship::run(ctx, opts).await.map(|_| 0)
+            }
+            C::Push(a) => commands::push::run(ctx, a.reference).await.map(|_| 0),
         }
     });
     // Stray tasks (a stdin reader, a resize watcher) must not keep the process alive.

@@ -19,11 +19,15 @@ pub mod jobs;
 pub mod kill;
 pub mod logs;
 pub mod ls;
+pub mod pack;
+pub mod push;
 pub mod run;
 pub mod shell;
+pub mod ship;
 pub mod status;
 pub mod stop;
 pub mod top;
+pub mod unpack;
 pub mod up;
 
 use std::path::PathBuf;
@@ -43,6 +47,8 @@ use crate::spec::{self, Spec};
 pub struct Context {
     /// `-C DIR`, or the current folder.
     pub dir: PathBuf,
+    /// Whether `-C DIR` was given (`unpack` writes into it then, instead of `./<name>`).
+    pub dir_given: bool,
     pub out: Printer,
 }
 
@@ -76,6 +82,12 @@ impl Project {
         let user = HostUser::current();
         let container = plan::container_name(&user.name, &spec.name, &spec.project_dir);
         Ok(Project { spec, user, container })
+    }
+
+    /// The image of this environment: what `up` runs and `pack`, `ship` and `push` move (the
+    /// built tag, a committed image, or the base; see `image::resolve`).
+    pub fn image(&self) -> anyhow::Result<String> {
+        Ok(crate::image::resolve(&self.spec, &self.host_facts())?.image)
     }
 
     /// The host's facts (`BERTH_HOST_ROOT` may point them at a recorded host).

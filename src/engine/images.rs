@@ -32,6 +32,15 @@ impl Engine {
         if self.has_image(image).await? {
             return Ok(());
         }
+        if image.starts_with("sha256:") {
+            // An id is never pullable: berth pack and ship pin berth.toml to one.
+            return Err(fail(
+                Code::Failure,
+                format!("the image {image} is not on this engine, and an image id cannot be pulled"),
+                "this berth.toml was pinned to that image by `berth pack` or `berth ship`: load the pack \
+                 here with `berth unpack FILE`, or ship the image here again",
+            ));
+        }
         out.status(format!("pulling {image}"));
         let (from, tag) = split_tag(image);
         let opts = CreateImageOptionsBuilder::default().from_image(from).tag(tag).build();

@@ -12,8 +12,10 @@ pub mod facts;
 pub mod images;
 mod inventory;
 mod ssh;
+mod transfer;
 
 pub use connect::{Endpoint, parse_host, resolve};
+pub use transfer::ImageFacts;
 
 use std::collections::HashMap;
 

@@ -1,9 +1,10 @@
 //! `DOCKER_HOST=ssh://…`: a private local socket whose connections are piped through
 //! `ssh HOST docker system dial-stdio`, the docker CLI's own mechanism.
 //!
-//! The system `ssh` is used so the user's keys, agent, `~/.ssh/config` and `ProxyJump` work.
-//! bollard opens one connection per request, so connections share one ssh master
-//! (`ControlMaster`) living in the same private folder, which vanishes when berth exits.
+//! The system `ssh` is used (or `BERTH_SSH`, see [`crate::ssh`]) so the user's keys, agent,
+//! `~/.ssh/config` and `ProxyJump` work. bollard opens one connection per request, so
+//! connections share one ssh master (`ControlMaster`) living in the same private folder, which
+//! vanishes when berth exits.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -26,17 +27,9 @@ pub fn start(destination: &str, port: Option<u16>) -> anyhow::Result<SshProxy> {
         .context("creating a folder for the ssh proxy")?;
     let socket = dir.path().join("docker.sock");
     let listener = UnixListener::bind(&socket).context("binding the ssh proxy socket")?;
-    let mut args: Vec<String> = vec![
-        "-T".into(),
-        "-o".into(),
-        "ConnectTimeout=30".into(),
-        "-o".into(),
-        "ControlMaster=auto".into(),
-        "-o".into(),
-        format!("ControlPath={}", dir.path().join("master").display()),
-        "-o".into(),
-        "ControlPersist=10".into(),
-    ];
+    let mut args = crate::ssh::command()?;
+    args.extend(["-T".into(), "-o".into(), "ConnectTimeout=30".into()]);
+    args.extend(crate::ssh::shared_connection(dir.path()));
     if let Some(p) = port {
         args.extend(["-p".into(), p.to_string()]);
     }
@@ -59,7 +52,8 @@ pub fn start(destination: &str, port: Option<u16>) -> anyhow::Result<SshProxy> {
 }
 
 async fn pipe(stream: UnixStream, args: &[String]) -> std::io::Result<()> {
-    let mut child = tokio::process::Command::new("ssh")
+    let (program, args) = args.split_first().ok_or_else(|| std::io::Error::other("no ssh command"))?;
+    let mut child = tokio::process::Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

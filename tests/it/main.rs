@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod fixtures;
 mod support;
 
 mod clean;
@@ -18,6 +19,9 @@ mod jobs;
 mod lifecycle;
 mod malformed;
 mod ownership;
+mod pack;
+mod push;
+mod ship;
 mod slurm;
 mod terminal;
 mod top;

@@ -1,0 +1,121 @@
+//! `berth push [REF]`: tag the environment's image as REF and push it with the credentials the
+//! docker CLI stored for that registry, showing progress; prints the pushed digest.
+//!
+//! Without REF the image is pushed under its own name, but only when that name says which
+//! registry it belongs to: pushing `pytorch/pytorch:…` back to Docker Hub is never what a
+//! user means by "push my environment".
+
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::pack::{local_image, short};
+use super::{Context, Project};
+use crate::engine::Engine;
+use crate::error::{Code, fail};
+use crate::transport::push::{self, Target};
+
+#[derive(Debug, Serialize)]
+pub struct PushResult {
+    pub reference: String,
+    pub id: String,
+    pub digest: Option<String>,
+    pub registry: String,
+    pub authenticated: bool,
+    pub seconds: f64,
+}
+
+pub async fn run(ctx: &Context, reference: Option<String>) -> anyhow::Result<()> {
+    let project = Project::load(ctx)?;
+    let engine = Engine::connect().await?;
+    let image = project.image()?;
+    let local = local_image(&engine, &image).await?;
+    let target = choose_target(reference.as_deref(), &image)?;
+    let credentials = push::credentials(&push::config_dir(), &target.registry)?;
+    let authenticated = credentials.is_some();
+    let started = Instant::now();
+
+    engine.tag(&local.id, &target.repo, &target.tag).await?;
+    ctx.out.status(format!(
+        "pushing {} ({}) to {}{}",
+        target.reference(),
+        short(&local.id),
+        target.registry,
+        if authenticated { ", logged in from docker's config" } else { "" }
+    ));
+    let bar = if ctx.out.progress_allowed() {
+        ProgressBar::new(local.layers.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} layers {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut stream = std::pin::pin!(engine.push(&target.repo, &target.tag, credentials));
+    let mut digest = None;
+    while let Some(item) = stream.next().await {
+        let info = match item {
+            Ok(info) => info,
+            Err(e) => {
+                bar.abandon();
+                return Err(e.context(format!("pushing {}", target.reference())));
+            }
+        };
+        let status = info.status.unwrap_or_default();
+        if ["Pushed", "Layer already exists", "Mounted from"].iter().any(|s| status.starts_with(s)) {
+            bar.inc(1);
+        }
+        if let Some(d) = status.split("digest: ").nth(1) {
+            digest = d.split_whitespace().next().map(str::to_string);
+        }
+        match info.progress_detail.and_then(|p| p.current.zip(p.total)) {
+            Some((cur, total)) if total > 0 => bar.set_message(format!(
+                "{status} {}/{}",
+                crate::spec::size::format_size(cur.max(0) as u64),
+                crate::spec::size::format_size(total as u64)
+            )),
+            _ => bar.set_message(status),
+        }
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    ctx.out.status(format!(
+        "pushed {}{} in {seconds:.1} s",
+        target.reference(),
+        digest.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+    ));
+    if ctx.out.json {
+        ctx.out.json(&PushResult {
+            reference: target.reference(),
+            id: local.id,
+            digest,
+            registry: target.registry,
+            authenticated,
+            seconds,
+        })?;
+    }
+    Ok(())
+}
+
+/// REF as given, or the image's own name when it names a registry.
+fn choose_target(reference: Option<&str>, image: &str) -> anyhow::Result<Target> {
+    let Some(given) = reference else {
+        return push::target(image).filter(Target::names_registry).ok_or_else(|| {
+            fail(
+                Code::BadInput,
+                format!("say where to push: {image} does not name a registry of yours"),
+                "give a reference, e.g. `berth push registry.example.com/team/NAME:TAG`",
+            )
+        });
+    };
+    push::target(given).ok_or_else(|| {
+        fail(
+            Code::BadInput,
+            format!("`{given}` is not a reference berth can push to"),
+            "write it as [registry/]repository[:tag], e.g. registry.example.com/team/env:v1 (no @digest)",
+        )
+    })
+}

@@ -1,0 +1,189 @@
+//! `berth unpack FILE [-C DIR] [--force]`: load a pack's image, verified, and write its pinned
+//! `berth.toml` into DIR (default `./<name>`), then say which `berth up` follows.
+//!
+//! Order matters: the file is recognised and DIR checked before the engine is touched; the
+//! image streams to the engine with every member hashed and the tail held back until all of
+//! them matched (`transport::unpack`), so a truncated, corrupted or foreign file leaves the
+//! engine as it was. `berth.toml` is written last, atomically, and never over an existing one
+//! without `--force`.
+
+use std::collections::BTreeSet;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::Context;
+use super::pack::short;
+use crate::engine::Engine;
+use crate::error::{Code, Hint, fail};
+use crate::spec::FILE_NAME;
+use crate::transport::layout::chain_ids;
+use crate::transport::unpack::{self, Damage, HOLD_BACK, Verified};
+use crate::transport::{bridge, progress};
+
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    pub file: PathBuf,
+    pub force: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnpackResult {
+    pub dir: String,
+    pub berth_toml: String,
+    pub image: String,
+    pub id: String,
+    pub tags: Vec<String>,
+    pub layers: usize,
+    /// Layers the engine had already, so their data was verified but not loaded again.
+    pub layers_skipped: usize,
+    pub seconds: f64,
+    /// The command that brings the environment up.
+    pub next: String,
+}
+
+pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir().context("reading the current folder")?;
+    let file = cwd.join(&opts.file);
+    let file = file.canonicalize().unwrap_or(file);
+    if !file.is_file() {
+        return Err(fail(
+            Code::BadInput,
+            format!("{} does not exist (or is not a file)", file.display()),
+            "give the path of a pack written by `berth pack`",
+        ));
+    }
+    let peeked = unpack::peek(&file).map_err(|d| damaged(&file, d))?;
+    let dir = if ctx.dir_given { ctx.dir.clone() } else { cwd.join(&peeked.header.name) };
+    let toml_path = dir.join(FILE_NAME);
+    if toml_path.exists() && !opts.force {
+        return Err(fail(
+            Code::Refused,
+            format!("{} already exists; nothing was loaded", toml_path.display()),
+            "unpack into another folder with -C DIR, or add --force to replace that berth.toml",
+        ));
+    }
+
+    let engine = Engine::connect().await?;
+    let layers = &peeked.header.image.layers;
+    let held: BTreeSet<String> = engine.all_image_layers().await?.iter().flat_map(|l| chain_ids(l)).collect();
+    let skip: BTreeSet<usize> =
+        chain_ids(layers).iter().enumerate().filter(|(_, c)| held.contains(*c)).map(|(i, _)| i).collect();
+    if skip.is_empty() {
+        ctx.out.status(format!("verifying and loading {}", file.display()));
+    } else {
+        ctx.out.status(format!(
+            "verifying and loading {} ({} of its {} layers are here already)",
+            file.display(),
+            skip.len(),
+            layers.len()
+        ));
+    }
+    let started = Instant::now();
+    let verified = match load(ctx, &engine, &file, &skip).await {
+        // The engine lost a layer berth counted on (removed meanwhile): send them all.
+        Err(e) if !skip.is_empty() && e.downcast_ref::<Hint>().is_none() => {
+            ctx.out.warn(format!("the load failed ({e:#}); loading again with every layer"));
+            load(ctx, &engine, &file, &BTreeSet::new()).await?
+        }
+        other => other?,
+    };
+    let image = verified.manifest.image.clone();
+    if engine.image_facts(&image.id).await?.is_none() {
+        return Err(fail(
+            Code::Failure,
+            format!("the engine reported no error, but it does not have {} after the load", image.id),
+            "check the engine's log (`journalctl -u docker`) and disk space, then unpack again",
+        ));
+    }
+
+    write_toml(&dir, &verified.pinned, opts.force)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let shown = if image.tags.is_empty() { short(&image.id) } else { image.tags.join(", ") };
+    ctx.out
+        .status(format!("loaded {shown} ({}) in {seconds:.1} s, every checksum verified", short(&image.id)));
+    ctx.out.status(format!("wrote {} (pinned to that image)", toml_path.display()));
+    let next = format!("berth -C {} up", shown_path(&dir, &cwd));
+    ctx.out.status(format!("next: {next}"));
+    if ctx.out.json {
+        ctx.out.json(&UnpackResult {
+            dir: dir.display().to_string(),
+            berth_toml: toml_path.display().to_string(),
+            image: shown,
+            id: image.id,
+            layers: image.layers.len(),
+            layers_skipped: verified.layers_skipped,
+            tags: image.tags,
+            seconds,
+            next,
+        })?;
+    }
+    Ok(())
+}
+
+/// The error for a file that is not a good pack: what is wrong, that nothing changed, the fix.
+fn damaged(file: &Path, damage: Damage) -> anyhow::Error {
+    let hint = match &damage {
+        Damage::Truncated | Damage::Corrupt(_) => {
+            "copy the file again (compare `sha256sum` on both machines), or make a new one with `berth pack`"
+        }
+        Damage::Foreign(_) => "give a file written by `berth pack`",
+        Damage::Newer(_) => "unpack it with the berth version that packed it, or a newer one",
+        Damage::Unreadable(_) | Damage::Stopped(_) => "check the file's permissions and the disk",
+    };
+    fail(Code::BadInput, format!("{}: {damage}; the engine was not changed", file.display()), hint)
+}
+
+/// Write `berth.toml` into `dir` atomically (never over an existing one without `force`).
+fn write_toml(dir: &Path, text: &str, force: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".berth.toml.")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
+        .with_context(|| format!("writing into {}", dir.display()))?;
+    temp.write_all(text.as_bytes())?;
+    let target = dir.join(FILE_NAME);
+    let persisted = if force { temp.persist(&target) } else { temp.persist_noclobber(&target) };
+    persisted.map_err(|e| anyhow::Error::new(e.error).context(format!("writing {}", target.display())))?;
+    Ok(())
+}
+
+/// `dir` relative to `cwd` when it lies below it (shorter to type), else absolute.
+fn shown_path(dir: &Path, cwd: &Path) -> String {
+    let p = dir.strip_prefix(cwd).map(Path::to_path_buf).unwrap_or_else(|_| dir.to_path_buf());
+    let text = p.display().to_string();
+    if text.is_empty() { ".".into() } else { crate::ssh::sh_quote(&text) }
+}
+
+/// Stream the pack into the engine, verified, leaving out the layers in `skip`.
+async fn load(
+    ctx: &Context,
+    engine: &Engine,
+    file: &Path,
+    skip: &BTreeSet<usize>,
+) -> anyhow::Result<Verified> {
+    let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let bar = progress::bytes(&ctx.out, total, "unpacking");
+    let (sink, body) = bridge::writer(HOLD_BACK);
+    let reader_bar = bar.clone();
+    let path = file.to_path_buf();
+    let skip = skip.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&path).map_err(Damage::Unreadable)?;
+        let input = progress::Counted { inner: BufReader::with_capacity(1 << 20, f), bar: reader_bar };
+        unpack::stream(input, sink, &skip)
+    });
+    let (loaded, verified) = tokio::join!(engine.load(body), work);
+    let verified = verified.context("the unpacking thread failed")?;
+    bar.finish_and_clear();
+    match (verified, loaded) {
+        (Err(Damage::Stopped(_)), Err(engine_err)) => Err(engine_err.context("loading the image failed")),
+        (Err(d), _) => Err(damaged(file, d)),
+        (Ok(_), Err(engine_err)) => Err(engine_err.context("loading the image failed")),
+        (Ok(v), Ok(_)) => Ok(v),
+    }
+}

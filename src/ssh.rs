@@ -1,0 +1,62 @@
+//! How berth runs the system `ssh`: for `DOCKER_HOST=ssh://…` and for `berth ship`.
+//!
+//! Always the system binary, so the user's keys, agent, `~/.ssh/config` and `ProxyJump` apply.
+//! `BERTH_SSH` replaces the command line that starts it (like git's `GIT_SSH_COMMAND`), e.g.
+//! `BERTH_SSH="ssh -F ./ssh_config"`; it is split like a shell would, never run through one.
+
+use std::path::Path;
+
+use crate::error::{Code, fail};
+
+/// The environment variable that replaces `ssh` with a command line.
+pub const ENV: &str = "BERTH_SSH";
+
+/// The program and leading arguments that start ssh.
+pub fn command() -> anyhow::Result<Vec<String>> {
+    let Some(line) = std::env::var(ENV).ok().filter(|l| !l.trim().is_empty()) else {
+        return Ok(vec!["ssh".into()]);
+    };
+    match shlex::split(&line) {
+        Some(words) if !words.is_empty() => Ok(words),
+        _ => Err(fail(
+            Code::BadInput,
+            format!("{ENV} is not a command line berth can split: {line}"),
+            format!("set it like {ENV}=\"ssh -F /path/to/ssh_config\" (quotes balanced)"),
+        )),
+    }
+}
+
+/// Options that make every ssh started with them share one connection through a control
+/// socket in `dir` (a private folder that only lives as long as berth needs it).
+pub fn shared_connection(dir: &Path) -> Vec<String> {
+    vec![
+        "-o".into(),
+        "ControlMaster=auto".into(),
+        "-o".into(),
+        format!("ControlPath={}", dir.join("master").display()),
+        "-o".into(),
+        "ControlPersist=10".into(),
+    ]
+}
+
+/// Quote `s` for a POSIX shell (the remote side of ssh always runs one).
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_the_remote_shell() {
+        assert_eq!(sh_quote("plain/path-1.2"), "plain/path-1.2");
+        assert_eq!(sh_quote("two words"), "'two words'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+    }
+}
