@@ -107,14 +107,8 @@ async fn inventory_containers(engine: &Engine) -> anyhow::Result<Vec<ContainerIn
         .await?
         .into_iter()
         .map(|c| ContainerInfo {
+            name: crate::engine::summary_name(&c),
             id: c.id.unwrap_or_default(),
-            name: c
-                .names
-                .iter()
-                .flatten()
-                .next()
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default(),
             image_id: c.image_id.unwrap_or_default(),
             state: c.state.map(|s| s.to_string()).unwrap_or_default(),
             labels: c.labels.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),

@@ -38,13 +38,7 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
                 name: get("dev.berth.name"),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 container_id: c.id.clone().unwrap_or_default(),
-                container_name: c
-                    .names
-                    .iter()
-                    .flatten()
-                    .next()
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
+                container_name: crate::engine::summary_name(&c),
                 image: c.image.clone().unwrap_or_default(),
                 project: get(LABEL_PROJECT),
                 owner: get("dev.berth.owner"),

@@ -145,14 +145,8 @@ async fn containers(ctx: &Context, root: &HostRoot) -> Vec<ContainerMeta> {
     };
     list.into_iter()
         .map(|c| ContainerMeta {
+            name: crate::engine::summary_name(&c),
             id: c.id.unwrap_or_default(),
-            name: c
-                .names
-                .iter()
-                .flatten()
-                .next()
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default(),
             labels: c.labels.unwrap_or_default().into_iter().collect(),
         })
         .collect()

@@ -249,6 +249,11 @@ fn group_members(name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A listed container's name, without the engine's leading `/`.
+pub fn summary_name(c: &ContainerSummary) -> String {
+    c.names.iter().flatten().next().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
+}
+
 /// The label value of a container, if set.
 pub fn label<'a>(c: &'a ContainerInspectResponse, key: &str) -> Option<&'a str> {
     c.config.as_ref()?.labels.as_ref()?.get(key).map(String::as_str)
