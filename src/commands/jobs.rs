@@ -31,7 +31,7 @@ pub struct JobView {
 #[derive(Debug, Clone, Default)]
 pub struct ContainerState {
     pub running: bool,
-    /// StartedAt, to the second, RFC 3339.
+    /// StartedAt as the engine reports it (RFC 3339 with nanoseconds).
     pub started: Option<String>,
     pub memory: Option<u64>,
     pub shm: Option<u64>,
@@ -46,9 +46,8 @@ impl ContainerState {
             started: c
                 .state
                 .as_ref()
-                .and_then(|s| s.started_at.as_deref())
-                .filter(|s| s.len() >= 19)
-                .map(|s| format!("{}Z", &s[..19])),
+                .and_then(|s| s.started_at.clone())
+                .filter(|s| !s.is_empty() && !s.starts_with("0001-")),
             memory: hc.and_then(|h| h.memory).filter(|m| *m > 0).map(|m| m as u64),
             shm: hc.and_then(|h| h.shm_size).map(|s| s as u64),
         }

@@ -54,9 +54,12 @@ impl JobRecord {
             return JobState::Interrupted;
         }
         let restarted = match (&self.meta.container_started, container_started) {
+            // Exact (nanoseconds): a stop and start within the same second is still a restart.
             (Some(then), Some(now)) => then != now,
-            // Jobs recorded without it: fall back to comparing times.
-            _ => container_started.is_some_and(|s| s > self.meta.started.as_str()),
+            // Jobs recorded without it: fall back to comparing times, to the second.
+            _ => container_started
+                .filter(|s| s.len() >= 19)
+                .is_some_and(|s| format!("{}Z", &s[..19]).as_str() > self.meta.started.as_str()),
         };
         if restarted { JobState::Interrupted } else { JobState::Running }
     }
