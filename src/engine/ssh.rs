@@ -25,6 +25,10 @@ pub fn start(destination: &str, port: Option<u16>) -> anyhow::Result<SshProxy> {
         .prefix("berth-ssh-")
         .tempdir()
         .context("creating a folder for the ssh proxy")?;
+    // The socket reaches the remote engine with the user's ssh identity: nobody else on this
+    // machine may connect to it (the folder is made before the socket exists).
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .context("making the ssh proxy folder private")?;
     let socket = dir.path().join("docker.sock");
     let listener = UnixListener::bind(&socket).context("binding the ssh proxy socket")?;
     let mut args = crate::ssh::command()?;
@@ -78,4 +82,18 @@ async fn pipe(stream: UnixStream, args: &[String]) -> std::io::Result<()> {
     let _ = tokio::join!(up, down);
     let _ = child.wait().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_proxy_socket_is_private() {
+        let proxy = super::start("nobody@nowhere", None).expect("proxy");
+        let dir = proxy.socket.parent().expect("folder");
+        let mode = std::fs::metadata(dir).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        assert!(proxy.socket.exists());
+    }
 }
