@@ -198,6 +198,9 @@ pub struct ExportArgs {
     /// Where to write (default: under the project folder); `-` for standard output.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<std::path::PathBuf>,
+    /// Replace a file at the target that berth did not write.
+    #[arg(long)]
+    pub force: bool,
     /// The command each node runs (after `--`); default: the keep-alive.
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<String>,

@@ -171,5 +171,6 @@ fn export_request(a: cli::ExportArgs) -> commands::export::ExportRequest {
         master_port: a.master_port,
         output: a.output,
         command: a.cmd,
+        force: a.force,
     }
 }

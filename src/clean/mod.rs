@@ -89,6 +89,12 @@ fn managed(labels: &BTreeMap<String, String>) -> bool {
     labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
 }
 
+/// A container berth created: images berth builds carry `managed` too, and the engine copies
+/// image labels onto any container made from them; only berth's containers carry a plan hash.
+fn berth_container(labels: &BTreeMap<String, String>) -> bool {
+    managed(labels) && labels.get(crate::plan::LABEL_HASH).is_some_and(|h| !h.is_empty())
+}
+
 fn owner_uid(labels: &BTreeMap<String, String>) -> Option<u32> {
     labels.get(LABEL_OWNER_UID)?.parse().ok()
 }
@@ -131,7 +137,7 @@ fn ownership(labels: &BTreeMap<String, String>, scope: &Scope) -> Option<Option<
 pub fn container_candidates<'a>(containers: &'a [ContainerInfo], scope: &Scope) -> Vec<&'a ContainerInfo> {
     containers
         .iter()
-        .filter(|c| managed(&c.labels) && matches!(c.state.as_str(), "exited" | "created" | "dead"))
+        .filter(|c| berth_container(&c.labels) && matches!(c.state.as_str(), "exited" | "created" | "dead"))
         .filter(|c| ownership(&c.labels, scope).is_some())
         .collect()
 }
@@ -172,6 +178,10 @@ pub fn plan(containers: &[ContainerInfo], images: &[ImageInfo], scope: &Scope) -
     for img in images.iter().filter(|i| managed(&i.labels) && !in_use(i)) {
         let Some(kept) = ownership(&img.labels, scope) else { continue };
         let tags: Vec<String> = img.tags.iter().filter(|t| *t != "<none>:<none>").cloned().collect();
+        // An image the user tagged (or built FROM a berth image, inheriting its labels) is theirs.
+        if tags.iter().any(|t| !t.starts_with("berth/")) {
+            continue;
+        }
         let reason = if tags.is_empty() {
             Reason::Dangling
         } else if superseded(img, images) {

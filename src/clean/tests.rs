@@ -16,7 +16,11 @@ fn berth(uid: u32, owner: &str, project: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn container(id: &str, state: &str, labels: BTreeMap<String, String>) -> ContainerInfo {
+/// A container as the engine lists it: berth's own carry a plan hash beside `managed`.
+fn container(id: &str, state: &str, mut labels: BTreeMap<String, String>) -> ContainerInfo {
+    if labels.get(LABEL_MANAGED).map(String::as_str) == Some("true") {
+        labels.entry(crate::plan::LABEL_HASH.to_string()).or_insert_with(|| "0123456789abcdef".to_string());
+    }
     ContainerInfo {
         id: id.into(),
         name: format!("c-{id}"),
@@ -158,4 +162,24 @@ fn unique_bytes_subtract_the_largest_prefix_image() {
     assert_eq!(unique_bytes(&c, &all), 30);
     assert_eq!(unique_bytes(&a, &all), 100);
     assert_eq!(unique_bytes(&c, &[c.clone(), twin]), 0, "the same layers under another id free nothing");
+}
+
+#[test]
+fn containers_that_only_inherited_berths_image_labels_are_not_berths() {
+    // `docker run berth/x:…` copies the image's labels (managed, owner, project) but no plan hash.
+    let mut c = container("user-run", "exited", BTreeMap::new());
+    c.labels = berth(1000, "alice", "/home/alice/p");
+    let scope = Scope { uid: 1000, all_users: false, force: false };
+    assert!(container_candidates(&[c], &scope).is_empty());
+}
+
+#[test]
+fn an_image_the_user_tagged_is_theirs_even_with_berths_labels() {
+    let mine = berth(1000, "alice", "/home/alice/p");
+    let images = vec![
+        image("sha256:old", &["berth/p:aaaa", "myorg/model:v1"], 1, 100, &["l1"], mine.clone()),
+        image("sha256:new", &["berth/p:bbbb"], 2, 100, &["l1", "l2"], mine),
+    ];
+    let items = plan(&[], &images, &ALICE);
+    assert!(items.iter().all(|i| i.id != "sha256:old"), "{items:?}");
 }

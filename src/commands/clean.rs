@@ -237,7 +237,7 @@ async fn remove(engine: &Engine, o: &mut Outcome) {
     let mut failed = Vec::new();
     for item in containers.into_iter().chain(images) {
         let result = if item.kind == "container" {
-            engine.remove(&item.id).await
+            engine.remove_stopped(&item.id).await
         } else if item.tags.is_empty() {
             engine.remove_image(&item.id).await
         } else {

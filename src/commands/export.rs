@@ -50,6 +50,8 @@ pub struct ExportRequest {
     pub master_port: u16,
     pub output: Option<PathBuf>,
     pub command: Vec<String>,
+    /// Replace a file at the target that berth did not write.
+    pub force: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -123,7 +125,7 @@ pub fn run(ctx: &Context, req: ExportRequest) -> anyhow::Result<()> {
         ctx.out.data(&rendered.text);
         return Ok(());
     }
-    let written = write_if_changed(&path, &rendered.text)?;
+    let written = write_if_changed(&path, &rendered.text, req.force)?;
     let shown = path.strip_prefix(&ctx.dir).map(Path::to_path_buf).unwrap_or_else(|_| path.clone());
     if written {
         ctx.out.status(format!("wrote {}", shown.display()));
@@ -244,9 +246,22 @@ fn relative_to(dir: &Path, target: &Path, project: &Path) -> String {
 }
 
 /// Writes `text` to `path` atomically unless it already holds exactly that; true if written.
-fn write_if_changed(path: &Path, text: &str) -> anyhow::Result<bool> {
-    if std::fs::read(path).ok().as_deref() == Some(text.as_bytes()) {
+fn write_if_changed(path: &Path, text: &str, force: bool) -> anyhow::Result<bool> {
+    let old = std::fs::read(path).ok();
+    if old.as_deref() == Some(text.as_bytes()) {
         return Ok(false);
+    }
+    // A compose.yaml or devcontainer.json the user wrote by hand is theirs: only files carrying
+    // berth's header are replaced without --force.
+    if let Some(old) = &old
+        && !force
+        && !String::from_utf8_lossy(&old[..old.len().min(400)]).contains("Written by berth")
+    {
+        return Err(crate::error::fail(
+            crate::error::Code::Refused,
+            format!("{} exists and berth did not write it", path.display()),
+            "add --force to replace it, or write elsewhere with -o PATH",
+        ));
     }
     let dir = path.parent().context("the output path has no folder")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

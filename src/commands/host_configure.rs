@@ -99,7 +99,11 @@ pub async fn run(ctx: &Context, opts: ConfigureOptions) -> anyhow::Result<()> {
     let mut apply = advice(&opts.changes, facts);
     if let Some((engine, facts)) = &engine {
         // Advice only: a listing that fails must not stop the file from being written.
-        apply.engine = running_now(engine, facts).await.ok();
+        // A wedged container (typical when daemon.json needs fixing) must not hang the command.
+        apply.engine = tokio::time::timeout(std::time::Duration::from_secs(10), running_now(engine, facts))
+            .await
+            .ok()
+            .and_then(Result::ok);
     }
     let moves_root = changed.iter().any(|c| c.starts_with("data-root"));
     if let (true, Some(new_root)) = (moves_root, map.get("data-root").and_then(|v| v.as_str())) {

@@ -91,9 +91,20 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
         let (_, done) = tokio::join!(feed, work);
         done.context("the packing thread failed")?
     };
+    // Ctrl-C, a closed terminal or an ssh session gone (SIGHUP), or a kill (SIGTERM): the
+    // partial file is removed when `temp_path` drops, so nothing is left behind.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let interrupted = async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+    };
     let (stats, bytes) = tokio::select! {
         r = both => r.inspect_err(|_| bar.abandon())?,
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupted => {
             bar.abandon();
             return Err(fail(Code::Interrupted, "interrupted: no pack was written", "run `berth pack` again"));
         }

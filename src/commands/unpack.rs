@@ -146,6 +146,7 @@ fn write_toml(dir: &Path, text: &str, force: bool) -> anyhow::Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("writing into {}", dir.display()))?;
     temp.write_all(text.as_bytes())?;
+    temp.as_file().sync_all()?;
     let target = dir.join(FILE_NAME);
     let persisted = if force { temp.persist(&target) } else { temp.persist_noclobber(&target) };
     persisted.map_err(|e| anyhow::Error::new(e.error).context(format!("writing {}", target.display())))?;

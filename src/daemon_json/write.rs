@@ -30,6 +30,8 @@ pub fn write_with_backup(path: &Path, text: &str) -> std::io::Result<Option<Path
         Some(_) => {
             let backup = backup_path(path, std::time::SystemTime::now());
             std::fs::copy(path, &backup)?;
+            // On disk before the new file is renamed in: a crash must not leave an empty backup.
+            std::fs::File::open(&backup)?.sync_all()?;
             keep_owner(&backup, old.as_ref());
             Some(backup)
         }

@@ -97,7 +97,17 @@ impl Engine {
 
     /// Remove a container (running or not) and its anonymous volumes.
     pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
-        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        // Never the container's anonymous volumes: berth makes none, so any holds the user's data.
+        let opts = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(explain(e, &self.endpoint)),
+        }
+    }
+
+    /// Remove a stopped container; the engine refuses if it was started again meanwhile.
+    pub async fn remove_stopped(&self, id: &str) -> anyhow::Result<()> {
+        let opts = RemoveContainerOptionsBuilder::default().force(false).v(false).build();
         match self.docker.remove_container(id, Some(opts)).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
             Err(e) => Err(explain(e, &self.endpoint)),

@@ -79,8 +79,12 @@ pub fn render(p: &ExportPlan, runtime: Runtime) -> Rendered {
     for (k, v) in &p.env {
         s.push_str(&format!("export {k}={}\n", sh_quote(v)));
     }
-    let create: Vec<String> =
-        p.mounts.iter().filter(|m| m.mount.create).map(|m| source(m, &mut Vec::new())).collect();
+    let create: Vec<String> = p
+        .mounts
+        .iter()
+        .filter(|m| m.mount.create)
+        .map(|m| format!("\"{}\"", source(m, &mut Vec::new())))
+        .collect();
     if !create.is_empty() {
         s.push_str(&format!("mkdir -p {}\n", create.join(" ")));
     }

@@ -66,7 +66,7 @@ fn clean_removes_only_the_callers_reclaimable_berth_items_and_reports_the_space(
     // of `live` (imported with the labels a berth build sets), each newer than the one before.
     let dangling = docker_ok(&["commit", &idle_id]);
     made.images.push(dangling.clone());
-    let snapshot = format!("{tag}/live:commit-1");
+    let snapshot = format!("berth/{tag}-live:commit-1");
     made.images.push(docker_ok(&["commit", &live_id, &snapshot]));
     let tar = env.root.path().join("x.tar");
     let status =
@@ -87,8 +87,8 @@ fn clean_removes_only_the_callers_reclaimable_berth_items_and_reports_the_space(
             name,
         ])
     };
-    let older = format!("{tag}/live:b1");
-    let newer = format!("{tag}/live:b2");
+    let older = format!("berth/{tag}-live:b1");
+    let newer = format!("berth/{tag}-live:b2");
     made.images.push(build(&older));
     made.images.push(build(&newer));
     env.berth(&idle, &["stop"]).ok();

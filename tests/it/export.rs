@@ -249,3 +249,20 @@ fn values_yaml_1_1_readers_would_misread_stay_strings() {
         assert_eq!(got[k], serde_json::Value::String(v.to_string()), "{k}:\n{}", run.stdout);
     }
 }
+
+#[test]
+fn a_hand_written_compose_file_is_not_replaced_without_force() {
+    let env = TestEnv::new();
+    let dir = env.project("handmade", "");
+    std::fs::write(dir.join("compose.yaml"), "services:\n  mine:\n    image: x\n").unwrap();
+    let r = env.berth(&dir, &["export", "compose"]).code(4);
+    assert!(r.stderr.contains("berth did not write it") && r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("compose.yaml")).unwrap(),
+        "services:\n  mine:\n    image: x\n"
+    );
+    env.berth(&dir, &["export", "compose", "--force"]).ok();
+    // Once berth wrote it, writing it again needs no --force.
+    env.berth(&dir, &["export", "compose"]).ok();
+    assert!(std::fs::read_to_string(dir.join("compose.yaml")).unwrap().starts_with("# Written by berth"));
+}
