@@ -68,6 +68,23 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
     }
 
     let engine = Engine::connect().await?;
+    // Loading re-points the pack's tags: never away from another image without --force.
+    if !opts.force {
+        for tag in &peeked.header.image.tags {
+            if let Some(other) = engine.image_facts(tag).await?
+                && other.id != peeked.header.image.id
+            {
+                return Err(fail(
+                    Code::Refused,
+                    format!(
+                        "the tag {tag} names another image here ({}); nothing was loaded",
+                        short(&other.id)
+                    ),
+                    "add --force to move the tag to the packed image (the other keeps its id), or retag it first",
+                ));
+            }
+        }
+    }
     let layers = &peeked.header.image.layers;
     let held: BTreeSet<String> = engine.all_image_layers().await?.iter().flat_map(|l| chain_ids(l)).collect();
     let skip: BTreeSet<usize> =

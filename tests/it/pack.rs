@@ -141,3 +141,26 @@ fn an_interrupted_pack_leaves_no_file_behind() {
     assert!(!dir.join("out.tar.zst").exists(), "a file is at the target path");
     assert!(!partial(&dir), "the partial file was left behind");
 }
+
+#[test]
+fn unpack_never_moves_a_tag_that_names_another_image_without_force() {
+    ensure_image();
+    let image = TestImage::build("retag", IMAGE, 1000);
+    let env = TestEnv::new();
+    let dir = env.project("retag", &project_toml(&image.tag));
+    env.berth(&dir, &["pack", "-o", "../retag.tar.zst"]).ok();
+    // Someone else's image now holds that tag on this engine.
+    let other = TestImage::build("retag-other", IMAGE, 2000);
+    docker_ok(&["tag", &other.id, &image.tag]);
+    let offline = env.root.path().join("offline");
+    std::fs::create_dir_all(&offline).expect("mkdir");
+    let r = env.berth(&offline, &["unpack", "../retag.tar.zst"]).code(4);
+    assert!(r.stderr.contains("names another image"), "{}", r.stderr);
+    assert_eq!(
+        docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image.tag]),
+        other.id,
+        "the tag did not move"
+    );
+    env.berth(&offline, &["unpack", "../retag.tar.zst", "--force"]).ok();
+    assert_eq!(docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image.tag]), image.id);
+}
