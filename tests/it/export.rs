@@ -41,9 +41,9 @@ fn venv() -> PathBuf {
     .clone()
 }
 
-/// `shared/schemas` beside the repository (as CI clones it), or BERTH_SCHEMAS.
+/// The upstream schemas kept in the repository (`tests/schemas`), or BERTH_SCHEMAS.
 fn schemas() -> PathBuf {
-    let dir = std::env::var_os("BERTH_SCHEMAS").map_or(repo().join("../shared/schemas"), PathBuf::from);
+    let dir = std::env::var_os("BERTH_SCHEMAS").map_or(repo().join("tests/schemas"), PathBuf::from);
     assert!(
         dir.join("jobset-v0.12.0.crd.yaml").is_file(),
         "schemas not found in {} (set BERTH_SCHEMAS)",
