@@ -1,5 +1,6 @@
 //! Writing files so that an interruption never leaves half of one: a temporary file in the same
-//! folder, renamed over the target only when complete.
+//! folder, synced, renamed over the target only when complete, and the folder synced so that the
+//! rename itself survives a crash.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -9,15 +10,77 @@ use anyhow::Context as _;
 
 /// Write `bytes` to `path` atomically with permission bits `mode`.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    write_atomic_with(path, bytes, Atomic { mode, ..Atomic::default() })
+}
+
+/// How [`write_atomic_with`] writes, beyond the bytes.
+#[derive(Default)]
+pub struct Atomic<'a> {
+    /// Permission bits of the new file.
+    pub mode: u32,
+    /// Owner and group of the new file, as far as the writer may give them (only root can give a
+    /// file away, and only root needs to: for anyone else the old file was already theirs).
+    pub owner: Option<(u32, u32)>,
+    /// Runs once the new file is complete and on disk, just before it replaces `path`; an error
+    /// stops the write and leaves `path` as it was (e.g. a re-read that finds it changed meanwhile).
+    pub before_rename: Option<&'a mut dyn FnMut() -> anyhow::Result<()>>,
+}
+
+impl std::fmt::Debug for Atomic<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Atomic").field("mode", &self.mode).field("owner", &self.owner).finish_non_exhaustive()
+    }
+}
+
+/// [`write_atomic`] with an owner and a last check before the rename. The temporary file is
+/// `.NAME.XXXXXX.tmp` beside `path`; on any error it is removed and `path` is untouched.
+pub fn write_atomic_with(path: &Path, bytes: &[u8], opts: Atomic<'_>) -> anyhow::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("writing in {}", dir.display()))?;
     tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    tmp.as_file().sync_all().ok();
+    // A full disk may only show here: a file that did not reach the disk must not replace one that did.
+    tmp.as_file().sync_all().with_context(|| format!("writing {}", path.display()))?;
     // Temporary files are created 0600; the result must be readable as any file the user makes.
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(opts.mode))?;
+    if let Some((uid, gid)) = opts.owner {
+        let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid));
+    }
+    if let Some(check) = opts.before_rename {
+        check()?;
+    }
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("writing {}", path.display()))?;
+    // The rename is durable only once the folder is synced; the new file is in place either way.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
+}
+
+/// Remove the temporary files [`write_atomic`] left beside `path` when it was killed mid-write
+/// (`.NAME.XXXXXX.tmp`). Only for a caller that knows no other write to `path` is under way (it
+/// holds a lock), since those names are also what a running write uses. Returns what it removed.
+pub fn remove_stale_temporaries(path: &Path) -> Vec<std::path::PathBuf> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Vec::new() };
+    let prefix = format!(".{name}.");
+    let is_temporary = |file: &str| {
+        file.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".tmp")).is_some_and(|random| {
+            random.len() == 6 && random.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| is_temporary(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -103,3 +103,54 @@ fn a_daemon_json_that_does_not_parse_is_refused_and_left_alone() {
     let nothing = env.berth(&dir, &["host", "configure", "--config", file.to_str().unwrap()]).code(2);
     assert!(nothing.stderr.contains("nothing to change"), "{}", nothing.stderr);
 }
+
+/// Runs `berth host configure --config FILE ARGS...` without waiting for it.
+fn spawn_configure(env: &TestEnv, dir: &std::path::Path, file: &std::path::Path, args: &[&str]) -> std::process::Child {
+    let mut all = vec!["host", "configure", "--config", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    env.command(dir, &all)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn berth")
+}
+
+fn finish(child: std::process::Child) -> Run {
+    let out = child.wait_with_output().expect("wait for berth");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn two_configures_at_once_both_say_wrote_and_both_changes_survive() {
+    let env = TestEnv::new();
+    let dir = env.root.path().to_path_buf();
+    for round in 0..12 {
+        let file = dir.join(format!("daemon-{round}.json"));
+        std::fs::write(&file, ORIGINAL).unwrap();
+        let a = spawn_configure(&env, &dir, &file, &["--registry-mirror", "https://mirror.example.com"]);
+        let b = spawn_configure(&env, &dir, &file, &["--live-restore"]);
+        let (a, b) = (finish(a).ok(), finish(b).ok());
+        let text = std::fs::read_to_string(&file).unwrap();
+        let new: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(
+            (new["registry-mirrors"].clone(), new["live-restore"].clone()),
+            (serde_json::json!(["https://mirror.example.com"]), true.into()),
+            "round {round}: both changes are in the file:\n{text}\nfirst: {}\nsecond: {}",
+            a.stderr,
+            b.stderr
+        );
+        assert_eq!(new["dns"], serde_json::json!(["10.0.0.2"]), "round {round}: other keys survive");
+        assert!(a.stderr.contains("wrote") && b.stderr.contains("wrote"), "{}\n{}", a.stderr, b.stderr);
+        let prefix = format!("daemon-{round}.json.berth-backup-");
+        let saved = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(&prefix))
+            .count();
+        assert_eq!(saved, 2, "round {round}: each run backed up what it changed");
+    }
+}
