@@ -69,9 +69,9 @@ pub fn remove_stale_temporaries(path: &Path) -> Vec<std::path::PathBuf> {
     let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Vec::new() };
     let prefix = format!(".{name}.");
     let is_temporary = |file: &str| {
-        file.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".tmp")).is_some_and(|random| {
-            random.len() == 6 && random.chars().all(|c| c.is_ascii_alphanumeric())
-        })
+        file.strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .is_some_and(|random| random.len() == 6 && random.chars().all(|c| c.is_ascii_alphanumeric()))
     };
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     entries

@@ -178,7 +178,8 @@ fn write_locked(
     name: &str,
     changes: &Changes,
 ) -> anyhow::Result<(Merged, Option<PathBuf>)> {
-    let waiting = || ctx.out.status(format!("waiting for another `berth host configure` to finish with {name}"));
+    let waiting =
+        || ctx.out.status(format!("waiting for another `berth host configure` to finish with {name}"));
     let _lock = match daemon_json::lock(path, LOCK_WAIT, waiting) {
         Ok(Some(lock)) => lock,
         Ok(None) => {

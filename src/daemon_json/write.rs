@@ -81,7 +81,8 @@ pub fn resolve(path: &Path) -> Result<PathBuf, LinkError> {
         if !meta.file_type().is_symlink() {
             return Ok(current);
         }
-        let to = std::fs::read_link(&current).map_err(|source| LinkError::Io { link: current.clone(), source })?;
+        let to =
+            std::fs::read_link(&current).map_err(|source| LinkError::Io { link: current.clone(), source })?;
         current = match current.parent() {
             Some(dir) if to.is_relative() => dir.join(to),
             _ => to,
@@ -108,7 +109,12 @@ pub fn lock_path(path: &Path) -> PathBuf {
 /// `Ok(None)` when it is still held then. The kernel drops it when its holder exits, however it
 /// exits, so a killed berth never leaves it held.
 pub fn lock(path: &Path, timeout: Duration, waiting: impl FnOnce()) -> std::io::Result<Option<Lock>> {
-    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(lock_path(path))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(lock_path(path))?;
     let until = Instant::now() + timeout;
     let mut waiting = Some(waiting);
     loop {
@@ -198,8 +204,9 @@ mod tests {
         let path = dir.path().join("daemon.json");
         std::fs::write(&path, "{\"a\": 1}").expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let backup =
-            write_with_backup(&path, Some("{\"a\": 1}"), "{\n  \"a\": 2\n}\n").expect("write").expect("a backup");
+        let backup = write_with_backup(&path, Some("{\"a\": 1}"), "{\n  \"a\": 2\n}\n")
+            .expect("write")
+            .expect("a backup");
         assert_eq!(std::fs::read_to_string(&backup).expect("read"), "{\"a\": 1}");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\n  \"a\": 2\n}\n");
         assert_eq!(std::fs::metadata(&path).expect("meta").mode() & 0o777, 0o600);
@@ -262,7 +269,9 @@ mod tests {
         let dangling = dir.path().join("dangling.json");
         std::os::unix::fs::symlink("gone/daemon.json", &dangling).expect("symlink");
         let err = resolve(&dangling).expect_err("dangling");
-        assert!(matches!(&err, LinkError::Dangling { target, .. } if *target == dir.path().join("gone/daemon.json")));
+        assert!(
+            matches!(&err, LinkError::Dangling { target, .. } if *target == dir.path().join("gone/daemon.json"))
+        );
         let looped = dir.path().join("loop.json");
         std::os::unix::fs::symlink("loop.json", &looped).expect("symlink");
         assert!(matches!(resolve(&looped), Err(LinkError::Loop { .. })));
@@ -274,11 +283,14 @@ mod tests {
         let path = dir.path().join("daemon.json");
         assert!(backups(&path).is_empty());
         for stamp in ["20261118T110640Z", "20261120T090000Z", "20261118T110640Z-1"] {
-            std::fs::write(dir.path().join(format!("daemon.json.berth-backup-{stamp}")), "{}").expect("write");
+            std::fs::write(dir.path().join(format!("daemon.json.berth-backup-{stamp}")), "{}")
+                .expect("write");
         }
         std::fs::write(dir.path().join("other.json.berth-backup-20261121T000000Z"), "{}").expect("write");
-        let found: Vec<String> =
-            backups(&path).iter().map(|p| p.file_name().expect("name").to_string_lossy().into_owned()).collect();
+        let found: Vec<String> = backups(&path)
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             found,
             [
