@@ -42,7 +42,7 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], opts: Atomic<'_>) -> anyhow:
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(|| format!("writing in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file_mut().write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
     // A full disk may only show here: a file that did not reach the disk must not replace one that did.
     tmp.as_file().sync_all().with_context(|| format!("writing {}", path.display()))?;
     // Temporary files are created 0600; the result must be readable as any file the user makes.

@@ -266,7 +266,11 @@ fn write_error(path: &Path, err: &anyhow::Error) -> anyhow::Error {
     };
     fail(
         Code::Failure,
-        format!("cannot write {}: {err:#}; it was left as it was, and no backup was kept", path.display()),
+        format!(
+            "cannot write {}: {}; it was left as it was, and no backup was kept",
+            path.display(),
+            err.root_cause()
+        ),
         hint,
     )
 }
