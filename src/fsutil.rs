@@ -98,4 +98,44 @@ mod tests {
         assert_eq!(std::fs::metadata(&p).expect("meta").mode() & 0o777, 0o644);
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1, "no temporary file is left");
     }
+
+    #[test]
+    fn a_failed_last_check_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("f.json");
+        std::fs::write(&p, "old").expect("write");
+        let mut checked = 0;
+        let mut check = || {
+            checked += 1;
+            anyhow::bail!("changed meanwhile")
+        };
+        let opts = Atomic { mode: 0o644, owner: None, before_rename: Some(&mut check) };
+        let err = write_atomic_with(&p, b"new", opts).expect_err("the check fails");
+        assert_eq!(err.to_string(), "changed meanwhile");
+        assert_eq!(checked, 1);
+        assert_eq!(std::fs::read(&p).expect("read"), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1, "no temporary file is left");
+    }
+
+    #[test]
+    fn stale_temporaries_of_that_file_only_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("f.json");
+        for name in [
+            ".f.json.Ab3dE9.tmp",
+            ".f.json.berth-lock",
+            ".g.json.Ab3dE9.tmp",
+            ".f.json.toolong1.tmp",
+            "f.json",
+        ] {
+            std::fs::write(dir.path().join(name), "x").expect("write");
+        }
+        assert_eq!(remove_stale_temporaries(&p), [dir.path().join(".f.json.Ab3dE9.tmp")]);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".f.json.berth-lock", ".f.json.toolong1.tmp", ".g.json.Ab3dE9.tmp", "f.json"]);
+    }
 }

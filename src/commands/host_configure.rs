@@ -1,10 +1,12 @@
 //! `berth host configure`: the usual daemon.json changes, made safely, and what applying them
 //! would interrupt.
 //!
-//! Order: read and parse (a file that does not parse is refused, never overwritten), merge,
-//! show the diff, back up, write atomically (`daemon_json`), then say how to apply it: a reload
-//! when every change is reloadable, else a restart, naming the running containers it stops
-//! (unless live-restore is on) and the berth jobs it interrupts.
+//! Order: follow a symbolic link to its file, read and parse (a file that does not parse is
+//! refused, never overwritten), merge, ask the engine what applying would interrupt; then, under
+//! the file's lock, read and merge again (another run may have written meanwhile), back up and
+//! write atomically, the original re-read just before the rename (`daemon_json`); show the diff
+//! and say how to apply it: a reload when every change is reloadable, else a restart, naming the
+//! running containers it stops (unless live-restore is on) and the berth jobs it interrupts.
 
 use std::path::{Path, PathBuf};
 
