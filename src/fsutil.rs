@@ -61,23 +61,21 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], opts: Atomic<'_>) -> anyhow:
     Ok(())
 }
 
-/// Remove the temporary files [`write_atomic`] left beside `path` when it was killed mid-write
-/// (`.NAME.XXXXXX.tmp`). Only for a caller that knows no other write to `path` is under way (it
-/// holds a lock), since those names are also what a running write uses. Returns what it removed.
-pub fn remove_stale_temporaries(path: &Path) -> Vec<std::path::PathBuf> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Vec::new() };
-    let prefix = format!(".{name}.");
-    let is_temporary = |file: &str| {
-        file.strip_prefix(&prefix)
-            .and_then(|rest| rest.strip_suffix(".tmp"))
-            .is_some_and(|random| random.len() == 6 && random.chars().all(|c| c.is_ascii_alphanumeric()))
+/// Remove the temporary files [`write_atomic`] left in `dir` when it was killed mid-write
+/// (`.NAME.XXXXXX.tmp`), for the files whose NAME `of` accepts. Only for a caller that knows no
+/// other write to those files is under way (it holds a lock), since those names are also what a
+/// running write uses. Returns what it removed.
+pub fn remove_stale_temporaries(dir: &Path, of: impl Fn(&str) -> bool) -> Vec<std::path::PathBuf> {
+    let target = |file: &str| -> Option<String> {
+        let rest = file.strip_prefix('.')?.strip_suffix(".tmp")?;
+        let (name, random) = rest.rsplit_once('.')?;
+        (random.len() == 6 && random.chars().all(|c| c.is_ascii_alphanumeric())).then(|| name.to_string())
     };
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter(|e| is_temporary(&e.file_name().to_string_lossy()))
+        .filter(|e| target(&e.file_name().to_string_lossy()).is_some_and(|name| of(&name)))
         .map(|e| e.path())
         .filter(|p| std::fs::remove_file(p).is_ok())
         .collect()

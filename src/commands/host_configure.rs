@@ -201,7 +201,7 @@ fn write_locked(
         Err(e) => return Err(write_error(path, &e.into())),
     };
     // Only berth writes under this lock, so these are leftovers of a berth killed mid-write.
-    crate::fsutil::remove_stale_temporaries(path);
+    daemon_json::remove_stale_temporaries(path);
     for _ in 0..WRITE_TRIES {
         let merged = merge(path, name, changes, read(path)?)?;
         if merged.changes.is_empty() {

@@ -12,7 +12,10 @@ mod write;
 
 pub use diff::diff;
 pub use ordered::{Json, Object};
-pub use write::{Changed, LinkError, backup_path, backups, lock, lock_path, resolve, write_with_backup};
+pub use write::{
+    Changed, LinkError, backup_path, backups, lock, lock_path, remove_stale_temporaries, resolve,
+    write_with_backup,
+};
 
 use serde_json::{Map, Value};
 

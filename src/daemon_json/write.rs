@@ -52,6 +52,15 @@ pub fn backups(path: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Remove what a berth killed while writing `path` or its backup left beside it. Call it holding
+/// [`lock`], so that no write is under way.
+pub fn remove_stale_temporaries(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
+    let backup = backup_prefix(path);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fsutil::remove_stale_temporaries(dir, |of| of == name || of.starts_with(&backup));
+}
+
 /// Why the file a path names cannot be found.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {

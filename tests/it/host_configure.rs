@@ -301,8 +301,10 @@ fn a_configure_killed_mid_write_leaves_the_old_or_the_new_file_and_nothing_for_l
     let file = dir.join("daemon.json");
     std::fs::write(&file, ORIGINAL).unwrap();
     // What a configure killed between writing its temporary file and renaming it leaves behind.
-    let leftover = dir.join(".daemon.json.Ab3dE9.tmp");
-    std::fs::write(&leftover, "{\"half\": ").unwrap();
+    std::fs::write(dir.join(".daemon.json.Ab3dE9.tmp"), "{\"half\": ").unwrap();
+    std::fs::write(dir.join(".daemon.json.berth-backup-20261130T190231Z.Xy12Zq.tmp"), "{\"ha").unwrap();
+    // Someone else's file is not berth's to remove.
+    std::fs::write(dir.join(".other.json.Ab3dE9.tmp"), "{}").unwrap();
 
     // Kills spread over a whole run: each leaves the file old or new, whole.
     let timed = std::time::Instant::now();
@@ -325,5 +327,5 @@ fn a_configure_killed_mid_write_leaves_the_old_or_the_new_file_and_nothing_for_l
     std::fs::write(&file, ORIGINAL).unwrap();
     env.berth(&dir, &["host", "configure", "--config", file.to_str().unwrap(), "--live-restore"]).ok();
     let temporaries: Vec<String> = listing(&dir).into_iter().filter(|n| n.ends_with(".tmp")).collect();
-    assert!(temporaries.is_empty(), "the next configure removes what a killed one left: {temporaries:?}");
+    assert_eq!(temporaries, [".other.json.Ab3dE9.tmp"], "the next configure removes what a killed one left");
 }
