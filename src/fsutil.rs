@@ -118,9 +118,9 @@ mod tests {
     #[test]
     fn stale_temporaries_of_that_file_only_are_removed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("f.json");
         for name in [
             ".f.json.Ab3dE9.tmp",
+            ".f.json.bak-1.Qw12Er.tmp",
             ".f.json.berth-lock",
             ".g.json.Ab3dE9.tmp",
             ".f.json.toolong1.tmp",
@@ -128,7 +128,13 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(name), "x").expect("write");
         }
-        assert_eq!(remove_stale_temporaries(&p), [dir.path().join(".f.json.Ab3dE9.tmp")]);
+        let mut removed =
+            remove_stale_temporaries(dir.path(), |n| n == "f.json" || n.starts_with("f.json.bak-"));
+        removed.sort();
+        assert_eq!(
+            removed,
+            [dir.path().join(".f.json.Ab3dE9.tmp"), dir.path().join(".f.json.bak-1.Qw12Er.tmp")]
+        );
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .expect("ls")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
