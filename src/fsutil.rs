@@ -43,8 +43,14 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], opts: Atomic<'_>) -> anyhow:
         .tempfile_in(dir)
         .with_context(|| format!("writing in {}", dir.display()))?;
     tmp.as_file_mut().write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    // A full disk may only show here: a file that did not reach the disk must not replace one that did.
-    tmp.as_file().sync_all().with_context(|| format!("writing {}", path.display()))?;
+    // A full disk may only show here: a file that did not reach the disk must not replace one that
+    // did. A filesystem that cannot sync at all (EINVAL) is no reason to refuse the write.
+    match tmp.as_file().sync_all() {
+        Err(e) if e.raw_os_error() != Some(libc::EINVAL) && e.kind() != std::io::ErrorKind::Unsupported => {
+            return Err(anyhow::Error::new(e).context(format!("writing {}", path.display())));
+        }
+        _ => {}
+    }
     // Temporary files are created 0600; the result must be readable as any file the user makes.
     tmp.as_file().set_permissions(std::fs::Permissions::from_mode(opts.mode))?;
     if let Some((uid, gid)) = opts.owner {
