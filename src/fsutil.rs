@@ -1,5 +1,6 @@
 //! Writing files so that an interruption never leaves half of one: a temporary file in the same
-//! folder, renamed over the target only when complete.
+//! folder, synced, renamed over the target only when complete, and the folder synced so that the
+//! rename itself survives a crash.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -9,15 +10,81 @@ use anyhow::Context as _;
 
 /// Write `bytes` to `path` atomically with permission bits `mode`.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    write_atomic_with(path, bytes, Atomic { mode, ..Atomic::default() })
+}
+
+/// How [`write_atomic_with`] writes, beyond the bytes.
+#[derive(Default)]
+pub struct Atomic<'a> {
+    /// Permission bits of the new file.
+    pub mode: u32,
+    /// Owner and group of the new file, as far as the writer may give them (only root can give a
+    /// file away, and only root needs to: for anyone else the old file was already theirs).
+    pub owner: Option<(u32, u32)>,
+    /// Runs once the new file is complete and on disk, just before it replaces `path`; an error
+    /// stops the write and leaves `path` as it was (e.g. a re-read that finds it changed meanwhile).
+    pub before_rename: Option<&'a mut dyn FnMut() -> anyhow::Result<()>>,
+}
+
+impl std::fmt::Debug for Atomic<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Atomic").field("mode", &self.mode).field("owner", &self.owner).finish_non_exhaustive()
+    }
+}
+
+/// [`write_atomic`] with an owner and a last check before the rename. The temporary file is
+/// `.NAME.XXXXXX.tmp` beside `path`; on any error it is removed and `path` is untouched.
+pub fn write_atomic_with(path: &Path, bytes: &[u8], opts: Atomic<'_>) -> anyhow::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    tmp.as_file().sync_all().ok();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("writing in {}", dir.display()))?;
+    tmp.as_file_mut().write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    // A full disk may only show here: a file that did not reach the disk must not replace one that
+    // did. A filesystem that cannot sync at all (EINVAL) is no reason to refuse the write.
+    match tmp.as_file().sync_all() {
+        Err(e) if e.raw_os_error() != Some(libc::EINVAL) && e.kind() != std::io::ErrorKind::Unsupported => {
+            return Err(anyhow::Error::new(e).context(format!("writing {}", path.display())));
+        }
+        _ => {}
+    }
     // Temporary files are created 0600; the result must be readable as any file the user makes.
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(opts.mode))?;
+    if let Some((uid, gid)) = opts.owner {
+        let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid));
+    }
+    if let Some(check) = opts.before_rename {
+        check()?;
+    }
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("writing {}", path.display()))?;
+    // The rename is durable only once the folder is synced; the new file is in place either way.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
+}
+
+/// Remove the temporary files [`write_atomic`] left in `dir` when it was killed mid-write
+/// (`.NAME.XXXXXX.tmp`), for the files whose NAME `of` accepts. Only for a caller that knows no
+/// other write to those files is under way (it holds a lock), since those names are also what a
+/// running write uses. Returns what it removed.
+pub fn remove_stale_temporaries(dir: &Path, of: impl Fn(&str) -> bool) -> Vec<std::path::PathBuf> {
+    let target = |file: &str| -> Option<String> {
+        let rest = file.strip_prefix('.')?.strip_suffix(".tmp")?;
+        let (name, random) = rest.rsplit_once('.')?;
+        (random.len() == 6 && random.chars().all(|c| c.is_ascii_alphanumeric())).then(|| name.to_string())
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| target(&e.file_name().to_string_lossy()).is_some_and(|name| of(&name)))
+        .map(|e| e.path())
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -34,5 +101,51 @@ mod tests {
         assert_eq!(std::fs::read(&p).expect("read"), b"two");
         assert_eq!(std::fs::metadata(&p).expect("meta").mode() & 0o777, 0o644);
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1, "no temporary file is left");
+    }
+
+    #[test]
+    fn a_failed_last_check_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("f.json");
+        std::fs::write(&p, "old").expect("write");
+        let mut checked = 0;
+        let mut check = || {
+            checked += 1;
+            anyhow::bail!("changed meanwhile")
+        };
+        let opts = Atomic { mode: 0o644, owner: None, before_rename: Some(&mut check) };
+        let err = write_atomic_with(&p, b"new", opts).expect_err("the check fails");
+        assert_eq!(err.to_string(), "changed meanwhile");
+        assert_eq!(checked, 1);
+        assert_eq!(std::fs::read(&p).expect("read"), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1, "no temporary file is left");
+    }
+
+    #[test]
+    fn stale_temporaries_of_that_file_only_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in [
+            ".f.json.Ab3dE9.tmp",
+            ".f.json.bak-1.Qw12Er.tmp",
+            ".f.json.berth-lock",
+            ".g.json.Ab3dE9.tmp",
+            ".f.json.toolong1.tmp",
+            "f.json",
+        ] {
+            std::fs::write(dir.path().join(name), "x").expect("write");
+        }
+        let mut removed =
+            remove_stale_temporaries(dir.path(), |n| n == "f.json" || n.starts_with("f.json.bak-"));
+        removed.sort();
+        assert_eq!(
+            removed,
+            [dir.path().join(".f.json.Ab3dE9.tmp"), dir.path().join(".f.json.bak-1.Qw12Er.tmp")]
+        );
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".f.json.berth-lock", ".f.json.toolong1.tmp", ".g.json.Ab3dE9.tmp", "f.json"]);
     }
 }

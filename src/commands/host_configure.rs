@@ -1,10 +1,12 @@
 //! `berth host configure`: the usual daemon.json changes, made safely, and what applying them
 //! would interrupt.
 //!
-//! Order: read and parse (a file that does not parse is refused, never overwritten), merge,
-//! show the diff, back up, write atomically (`daemon_json`), then say how to apply it: a reload
-//! when every change is reloadable, else a restart, naming the running containers it stops
-//! (unless live-restore is on) and the berth jobs it interrupts.
+//! Order: follow a symbolic link to its file, read and parse (a file that does not parse is
+//! refused, never overwritten), merge, ask the engine what applying would interrupt; then, under
+//! the file's lock, read and merge again (another run may have written meanwhile), back up and
+//! write atomically, the original re-read just before the rename (`daemon_json`); show the diff
+//! and say how to apply it: a reload when every change is reloadable, else a restart, naming the
+//! running containers it stops (unless live-restore is on) and the berth jobs it interrupts.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +31,9 @@ pub struct ConfigureOptions {
 #[derive(Debug, Serialize)]
 pub struct Outcome {
     pub file: String,
+    /// The file written when `file` is a symbolic link (the link itself stays).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     pub dry_run: bool,
     /// One line per setting that changes (empty: the file already says it all).
     pub changes: Vec<String>,
@@ -67,32 +72,9 @@ pub async fn run(ctx: &Context, opts: ConfigureOptions) -> anyhow::Result<()> {
             "give at least one of --data-root PATH, --registry-mirror URL, --nvidia-runtime, --cdi, --live-restore",
         ));
     }
-    let path = opts.config.clone();
-    let original = read(&path)?;
-    let mut map = daemon_json::parse(original.as_deref().unwrap_or("")).map_err(|e| {
-        fail(
-            Code::BadInput,
-            format!("{} cannot be changed safely: {e}; berth changed nothing", path.display()),
-            format!(
-                "fix it by hand first (`python3 -m json.tool {0}` shows where), or put back a backup \
-                 ({0}.berth-backup-*); dockerd will not start with this file",
-                path.display()
-            ),
-        )
-    })?;
-    let indent = daemon_json::indent_of(original.as_deref().unwrap_or(""));
-    let before = daemon_json::render(&map, &indent);
-    let old_data_root = map.get("data-root").and_then(|v| v.as_str()).map(str::to_string);
-    let changed = daemon_json::apply(&mut map, &opts.changes).map_err(|e| {
-        fail(
-            Code::BadInput,
-            format!("{}: {e}; berth changed nothing", path.display()),
-            "fix the value and run again",
-        )
-    })?;
-    let after = daemon_json::render(&map, &indent);
-    let name = path.display().to_string();
-    let diff = daemon_json::diff(&before, &after, &name, &format!("{name} (new)"));
+    let name = opts.config.display().to_string();
+    let path = daemon_json::resolve(&opts.config).map_err(link_error)?;
+    let mut merged = merge(&path, &name, &opts.changes, read(&path)?)?;
 
     let engine = engine_within(10).await.ok();
     let facts = engine.as_ref().map(|(_, f)| f);
@@ -105,30 +87,154 @@ pub async fn run(ctx: &Context, opts: ConfigureOptions) -> anyhow::Result<()> {
             .ok()
             .and_then(Result::ok);
     }
-    let moves_root = changed.iter().any(|c| c.starts_with("data-root"));
-    if let (true, Some(new_root)) = (moves_root, map.get("data-root").and_then(|v| v.as_str())) {
+
+    let mut backup = None;
+    let mut written = false;
+    if !merged.changes.is_empty() && !opts.dry_run {
+        (merged, backup) = write_locked(ctx, &path, &name, &opts.changes)?;
+        written = !merged.changes.is_empty();
+    }
+    let moves_root = merged.changes.iter().any(|c| c.starts_with("data-root"));
+    if let (true, Some(new_root)) = (moves_root, merged.new_data_root.as_deref()) {
         let old = facts.map(|f| f.data_root.clone()).filter(|r| !r.is_empty());
-        let old = old.or(old_data_root).unwrap_or_else(|| "/var/lib/docker".into());
+        let old = old.or(merged.old_data_root.clone()).unwrap_or_else(|| "/var/lib/docker".into());
         if old != new_root {
             apply.warnings.push(move_warning(&old, new_root));
         }
     }
 
-    let mut outcome = Outcome {
+    let outcome = Outcome {
         file: name,
+        target: (path != opts.config).then(|| path.display().to_string()),
         dry_run: opts.dry_run,
-        changes: changed,
-        diff,
-        backup: None,
-        written: false,
+        changes: merged.changes,
+        diff: merged.diff,
+        backup: backup.map(|b| b.display().to_string()),
+        written,
         apply,
     };
-    if !outcome.changes.is_empty() && !opts.dry_run {
-        let backup = daemon_json::write_with_backup(&path, &after).map_err(|e| write_error(&path, &e))?;
-        outcome.backup = backup.map(|b| b.display().to_string());
-        outcome.written = true;
-    }
     report(ctx, &outcome)
+}
+
+/// How long a second `host configure` waits for the first to finish with the same file; the
+/// locked part only reads, merges and writes one small file.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Tries before giving up on a file that something other than berth keeps changing.
+const WRITE_TRIES: usize = 3;
+
+/// What merging the changes into one reading of the file gives.
+struct Merged {
+    /// The text merged from; `None`: the file does not exist.
+    original: Option<String>,
+    after: String,
+    diff: String,
+    changes: Vec<String>,
+    old_data_root: Option<String>,
+    new_data_root: Option<String>,
+}
+
+/// Merge `changes` into `original`, the text of `path` (`name` is how the user named it).
+fn merge(path: &Path, name: &str, changes: &Changes, original: Option<String>) -> anyhow::Result<Merged> {
+    let text = original.as_deref().unwrap_or("");
+    let mut map = daemon_json::parse(text).map_err(|e| {
+        fail(
+            Code::BadInput,
+            format!("{name} cannot be changed safely: {e}; berth changed nothing"),
+            malformed_hint(path, name),
+        )
+    })?;
+    let indent = daemon_json::indent_of(text);
+    let before = daemon_json::render(&map, &indent);
+    let old_data_root = map.get("data-root").and_then(|v| v.as_str()).map(str::to_string);
+    let changed = daemon_json::apply(&mut map, changes).map_err(|e| {
+        fail(Code::BadInput, format!("{name}: {e}; berth changed nothing"), "fix the value and run again")
+    })?;
+    let after = daemon_json::render(&map, &indent);
+    let diff = daemon_json::diff(&before, &after, name, &format!("{name} (new)"));
+    let new_data_root = map.get("data-root").and_then(|v| v.as_str()).map(str::to_string);
+    Ok(Merged { original, after, diff, changes: changed, old_data_root, new_data_root })
+}
+
+/// How to recover a file that does not parse, naming only backups that are there.
+fn malformed_hint(path: &Path, name: &str) -> String {
+    let fix = format!("fix it by hand first (`python3 -m json.tool {name}` shows where)");
+    let backup = match daemon_json::backups(path).as_slice() {
+        [] => String::new(),
+        [only] => format!(", or put back berth's backup: `sudo cp {} {name}`", only.display()),
+        [newest, rest @ ..] => format!(
+            ", or put back berth's newest backup: `sudo cp {} {name}` ({} older beside it)",
+            newest.display(),
+            rest.len()
+        ),
+    };
+    format!("{fix}{backup}; dockerd will not start with this file")
+}
+
+/// Under the lock: read the file again, merge, and write, so that a change another run made
+/// since the first reading is merged into, never overwritten. Returns the merge that was written
+/// (no changes: the file already had them all by then) and the backup.
+fn write_locked(
+    ctx: &Context,
+    path: &Path,
+    name: &str,
+    changes: &Changes,
+) -> anyhow::Result<(Merged, Option<PathBuf>)> {
+    let waiting =
+        || ctx.out.status(format!("waiting for another `berth host configure` to finish with {name}"));
+    let _lock = match daemon_json::lock(path, LOCK_WAIT, waiting) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            return Err(fail(
+                Code::Failure,
+                format!(
+                    "another `berth host configure` is changing {name} and still held its lock after {}s; \
+                     berth changed nothing",
+                    LOCK_WAIT.as_secs()
+                ),
+                format!(
+                    "run it again once that one has finished (`fuser -v {}` names it; the lock ends with it)",
+                    daemon_json::lock_path(path).display()
+                ),
+            ));
+        }
+        Err(e) => return Err(write_error(path, &e.into())),
+    };
+    // Only berth writes under this lock, so these are leftovers of a berth killed mid-write.
+    daemon_json::remove_stale_temporaries(path);
+    for _ in 0..WRITE_TRIES {
+        let merged = merge(path, name, changes, read(path)?)?;
+        if merged.changes.is_empty() {
+            return Ok((merged, None));
+        }
+        match daemon_json::write_with_backup(path, merged.original.as_deref(), &merged.after) {
+            Ok(backup) => return Ok((merged, backup)),
+            Err(e) if e.downcast_ref::<daemon_json::Changed>().is_some() => continue,
+            Err(e) => return Err(write_error(path, &e)),
+        }
+    }
+    Err(fail(
+        Code::Failure,
+        format!("{name} kept changing while berth was writing it; berth changed nothing"),
+        "another program is editing it (an editor, nvidia-ctk, configuration management): run again once it is done",
+    ))
+}
+
+/// A `--config` that is a symbolic link berth cannot follow to a file.
+fn link_error(err: daemon_json::LinkError) -> anyhow::Error {
+    use daemon_json::LinkError;
+    let hint = match &err {
+        LinkError::Dangling { link, target } => format!(
+            "berth writes the file a link points to and keeps the link: create {} (an empty file will do), \
+             or replace the link {} with a file",
+            target.display(),
+            link.display()
+        ),
+        LinkError::Loop { link } => format!("point {} at the real file", link.display()),
+        LinkError::Io { .. } => "run it as root: `sudo berth host configure ...`".to_string(),
+    };
+    let code = if matches!(err, LinkError::Io { .. }) { Code::Failure } else { Code::BadInput };
+    fail(code, format!("{err}; berth changed nothing"), hint)
 }
 
 /// The file's text; `None` when it does not exist yet (berth then creates it).
@@ -144,18 +250,31 @@ fn read(path: &Path) -> anyhow::Result<Option<String>> {
     }
 }
 
-fn write_error(path: &Path, err: &std::io::Error) -> anyhow::Error {
+fn write_error(path: &Path, err: &anyhow::Error) -> anyhow::Error {
     let dir = path.parent().map(|d| d.display().to_string()).unwrap_or_default();
-    let hint = match err.kind() {
-        std::io::ErrorKind::PermissionDenied => "run it as root: `sudo berth host configure ...` \
+    let kind = err.chain().find_map(|c| c.downcast_ref::<std::io::Error>()).map(std::io::Error::kind);
+    let hint = match kind {
+        Some(std::io::ErrorKind::PermissionDenied) => "run it as root: `sudo berth host configure ...` \
             (rootless Docker: --config ~/.config/docker/daemon.json)"
             .to_string(),
-        std::io::ErrorKind::NotFound => {
+        Some(std::io::ErrorKind::NotFound) => {
             format!("the folder {dir} does not exist: is the engine installed here? (`sudo mkdir -p {dir}`)")
         }
+        Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge) => {
+            format!("free some space where {dir} lies (`df -h {dir}`) and run it again")
+        }
+        Some(std::io::ErrorKind::ReadOnlyFilesystem) => format!("{dir} is on a read-only filesystem"),
         _ => "check the folder's permissions and free space".to_string(),
     };
-    fail(Code::Failure, format!("cannot write {}: {err}; it was left as it was", path.display()), hint)
+    fail(
+        Code::Failure,
+        format!(
+            "cannot write {}: {}; it was left as it was, and no backup was kept",
+            path.display(),
+            err.root_cause()
+        ),
+        hint,
+    )
 }
 
 /// The command that applies the changes, and warnings about them.
@@ -249,11 +368,18 @@ fn report(ctx: &Context, o: &Outcome) -> anyhow::Result<()> {
     if o.dry_run {
         out.status(format!("dry run: {} was not changed", o.file));
     } else {
+        let file = match &o.target {
+            Some(target) => {
+                out.status(format!("{} is a link to {target}: writing that file, the link stays", o.file));
+                target
+            }
+            None => &o.file,
+        };
         match &o.backup {
-            Some(b) => out.status(format!("backed up {} to {b}", o.file)),
-            None => out.status(format!("{} did not exist; created it", o.file)),
+            Some(b) => out.status(format!("backed up {file} to {b}")),
+            None => out.status(format!("{file} did not exist; created it")),
         }
-        out.status(format!("wrote {} ({})", o.file, o.changes.join("; ")));
+        out.status(format!("wrote {file} ({})", o.changes.join("; ")));
     }
     let a = &o.apply;
     let when = if o.dry_run { "after writing it, apply with" } else { "to apply" };

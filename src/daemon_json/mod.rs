@@ -2,8 +2,9 @@
 //!
 //! Invariants: every key berth does not set survives with its value and its place (`ordered`);
 //! a file that does not parse, or whose keys berth touches have the wrong
-//! type, is refused before anything is written; writing is a backup beside the file, then an
-//! atomic rename (see [`write`]).
+//! type, is refused before anything is written; writing is, under a lock, a backup beside the
+//! file, then an atomic rename of a complete new file, the old one re-read just before (see
+//! [`write`]).
 
 mod diff;
 mod ordered;
@@ -11,7 +12,10 @@ mod write;
 
 pub use diff::diff;
 pub use ordered::{Json, Object};
-pub use write::{backup_path, write_with_backup};
+pub use write::{
+    Changed, LinkError, backup_path, backups, lock, lock_path, remove_stale_temporaries, resolve,
+    write_with_backup,
+};
 
 use serde_json::{Map, Value};
 
