@@ -44,6 +44,11 @@ fn walk(root: &Path, dir: &Path, patterns: &[(bool, String)], out: &mut Vec<Entr
         if rel == ".berth" {
             continue;
         }
+        // Nor are packs (`berth pack -o` may put one anywhere, under any name): baked into the
+        // image they would grow it by their own size and change its tag at every pack.
+        if md.is_file() && crate::transport::manifest::is_pack_file(&path) {
+            continue;
+        }
         if md.is_dir() {
             // A folder may be excluded while an exception re-includes something inside it.
             let has_exception = patterns.iter().any(|(neg, _)| *neg);

@@ -97,7 +97,7 @@ pub fn check_magic(path: &Path) -> Result<(), Damage> {
         }
     }
     let head = &head[..n];
-    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+    if head.starts_with(&manifest::ZSTD_MAGIC) {
         return Ok(());
     }
     let what = if head.is_empty() {

@@ -164,3 +164,84 @@ fn unpack_never_moves_a_tag_that_names_another_image_without_force() {
     env.berth(&offline, &["unpack", "../retag.tar.zst", "--force"]).ok();
     assert_eq!(docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image.tag]), image.id);
 }
+
+/// Hidden `.NAME.XXXXXX.partial` files in `dir`.
+fn partial_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n.ends_with(".partial"))
+        .collect()
+}
+
+#[test]
+fn packs_killed_mid_write_leave_no_partial_files_after_the_next_pack() {
+    let env = TestEnv::new();
+    // Large enough that each pack is still writing when it is killed.
+    let image = TestImage::build("sigkill", IMAGE, 48 << 20);
+    let dir = env.project("sigkill", &project_toml(&image.tag));
+    for _ in 0..3 {
+        let mut child = env
+            .command(&dir, &["pack", "-o", "out.tar.zst"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("berth pack");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut started = |dir: &Path| {
+            partial_files(dir).iter().any(|n| std::fs::metadata(dir.join(n)).is_ok_and(|m| m.len() > 0))
+        };
+        while !started(&dir) {
+            assert!(Instant::now() < deadline, "the pack never started writing");
+            assert!(child.try_wait().expect("wait").is_none(), "the pack ended before it could be killed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+    }
+    // A SIGKILL lets nothing run: the last kill's partial file is there (each pack cleaned the
+    // ones before it).
+    assert!(!partial_files(&dir).is_empty(), "the killed pack left no partial file");
+    assert!(!dir.join("out.tar.zst").exists(), "a killed pack named its file");
+
+    env.berth(&dir, &["pack", "-o", "out.tar.zst"]).ok();
+    assert_eq!(partial_files(&dir), Vec::<String>::new(), "stale partial files are left behind");
+    assert!(dir.join("out.tar.zst").is_file());
+}
+
+#[test]
+fn pack_then_build_keeps_the_image_tag_and_size() {
+    ensure_image();
+    let env = TestEnv::new();
+    // The user's Dockerfile copies the whole project, the build context.
+    let dir = env.project("bake", "[image]\ndockerfile = \"Dockerfile\"\n");
+    std::fs::write(dir.join("Dockerfile"), format!("FROM {IMAGE}\nCOPY . /app\n")).expect("Dockerfile");
+    std::fs::write(dir.join("train.py"), "print('train')\n").expect("train.py");
+    let build = |env: &TestEnv| -> (String, bool) {
+        let out: serde_json::Value =
+            serde_json::from_str(&env.berth(&dir, &["build", "--json"]).ok().stdout).expect("build --json");
+        (out["image"].as_str().expect("image").to_string(), out["built"] == true)
+    };
+    let size = |tag: &str| docker_ok(&["image", "inspect", "--format", "{{.Size}}", tag]);
+    let (tag, built) = build(&env);
+    assert!(built);
+    let before = size(&tag);
+
+    // By default the pack lands in berth's own folder, never in the build context.
+    let packed = env.berth(&dir, &["pack", "--json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&packed.stdout).expect("pack --json");
+    let file = Path::new(report["file"].as_str().expect("file")).to_path_buf();
+    assert!(file.starts_with(dir.join(".berth")), "{}", file.display());
+    assert_eq!(build(&env), (tag.clone(), false), "the default pack changed the image");
+
+    // A pack put into the context by hand, under any name, is left out all the same.
+    env.berth(&dir, &["pack", "-o", "mine.tar.zst"]).ok();
+    std::fs::copy(dir.join("mine.tar.zst"), dir.join("renamed.bin")).expect("copy");
+    assert_eq!(build(&env), (tag.clone(), false), "a pack in the context changed the image");
+    assert_eq!(size(&tag), before, "the image grew");
+    let ls = env.berth(&dir, &["exec", "--", "ls", "-a", "/app"]).ok();
+    assert!(ls.stdout.contains("train.py"), "{}", ls.stdout);
+    assert!(!ls.stdout.contains("mine.tar.zst") && !ls.stdout.contains(".berth"), "{}", ls.stdout);
+}
