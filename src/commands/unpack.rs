@@ -148,6 +148,10 @@ fn damaged(file: &Path, damage: Damage) -> anyhow::Error {
             "copy the file again (compare `sha256sum` on both machines), or make a new one with `berth pack`"
         }
         Damage::Foreign(_) => "give a file written by `berth pack`",
+        Damage::Mismatch(_) => {
+            "the file was damaged or changed after `berth pack` wrote it (its checksums catch \
+             accidents, not intent): copy it again from its maker and compare `sha256sum` on both machines"
+        }
         Damage::Newer(_) => "unpack it with the berth version that packed it, or a newer one",
         Damage::Unreadable(_) | Damage::Stopped(_) => "check the file's permissions and the disk",
     };
