@@ -172,6 +172,7 @@ pub fn hold_back(text: &str, held: &[Widening], consent: &str) -> anyhow::Result
     for w in held {
         header.push_str(&format!("#   {}\n#       {}\n", escaped(&w.setting), escaped(&w.effect)));
     }
+    let consent = escaped(consent);
     header.push_str(&format!(
         "# To apply them: {consent}, or write them into this file yourself.\n\
          # (`berth up` names every such setting once; `berth status` lists them.)\n\n"
