@@ -13,10 +13,8 @@ const FILE: &str = "access-announced.json";
 pub fn announce(ctx: &Context, spec: &Spec) {
     let wide = access::widening(spec);
     let path = spec.project_dir.join(".berth").join(FILE);
-    let known: BTreeSet<String> = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let known: BTreeSet<String> =
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     let now: BTreeSet<String> = wide.iter().map(|w| w.setting.clone()).collect();
     let new: Vec<&access::Widening> = wide.iter().filter(|w| !known.contains(&w.setting)).collect();
     if !new.is_empty() {

@@ -216,7 +216,10 @@ fn project_file(
         .map_err(|e| bad(format!("is not a valid project file ({e})")))?;
     let id = &peeked.header.image.id;
     if spec.image.base != *id || spec.image.needs_build() || spec.image.preset.is_some() {
-        return Err(bad(format!("does not run the packed image {id} (its [image] says {})", spec.image.base)));
+        return Err(bad(format!(
+            "does not run the packed image {id} (its [image] says {})",
+            spec.image.base
+        )));
     }
     let wide = access::widening(&spec);
     if allow || wide.is_empty() {

@@ -68,7 +68,10 @@ pub fn widening(spec: &Spec) -> Vec<Widening> {
     if !run.cap_add.is_empty() {
         push(
             format!("[run] cap-add = {}", list(&run.cap_add)),
-            format!("adds the Linux capabilities {} (SYS_ADMIN is nearly root on the host)", run.cap_add.join(", ")),
+            format!(
+                "adds the Linux capabilities {} (SYS_ADMIN is nearly root on the host)",
+                run.cap_add.join(", ")
+            ),
             Hold::Run,
         );
     }
@@ -91,7 +94,11 @@ pub fn widening(spec: &Spec) -> Vec<Widening> {
             let how = if m.read_only { "read-only" } else { "read-write" };
             push(
                 format!("mounts = [{}]", quoted(&m.raw)),
-                format!("the host folder {} ({how}) at {}: outside the project", m.source.display(), m.target),
+                format!(
+                    "the host folder {} ({how}) at {}: outside the project",
+                    m.source.display(),
+                    m.target
+                ),
                 Hold::Mount(m.raw.clone()),
             );
         }
@@ -118,7 +125,9 @@ pub fn widening(spec: &Spec) -> Vec<Widening> {
         if on {
             push(
                 format!("[cache] {name} = true"),
-                format!("the host's ~/{folder}, read-write at {CACHE_DIR}/{name} (shared with every environment)"),
+                format!(
+                    "the host's ~/{folder}, read-write at {CACHE_DIR}/{name} (shared with every environment)"
+                ),
                 Hold::Cache(name),
             );
         }
@@ -182,7 +191,9 @@ pub fn hold_back(text: &str, held: &[Widening], consent: &str) -> anyhow::Result
 
 /// `text` with control characters escaped, so it stays on its comment line.
 fn escaped(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
 }
 
 /// Remove the string `raw` from the top-level array `key` (dropping the key when it empties).
@@ -253,7 +264,10 @@ devices = ["/dev/fuse"]
         assert_eq!(safe.mounts.len(), 2, "inside mounts stay: {text}");
         assert_eq!(safe.ports.len(), 1, "{text}");
         assert!(safe.env.iter().any(|v| v.key == "PLAIN"), "{text}");
-        assert!(text.contains("--allow-access") && text.contains("#   [run] cap-add = [\"SYS_ADMIN\"]"), "{text}");
+        assert!(
+            text.contains("--allow-access") && text.contains("#   [run] cap-add = [\"SYS_ADMIN\"]"),
+            "{text}"
+        );
     }
 
     #[test]

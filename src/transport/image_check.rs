@@ -101,12 +101,17 @@ impl ImageCheck {
             },
             ([folder, "layer.tar"], "symlink") if is_hex64(folder) => {
                 let target = link.unwrap_or_default();
-                let same = self.layout.layer_of(path).zip(
-                    target.strip_prefix("../").and_then(|t| self.layout.layer_of(t)),
-                );
+                let same = self
+                    .layout
+                    .layer_of(path)
+                    .zip(target.strip_prefix("../").and_then(|t| self.layout.layer_of(t)));
                 match same {
                     Some((a, b)) if self.layers[a] == self.layers[b] => Role::Link,
-                    _ => return Err(format!("image/{path}, a link to {target:?}, which is not the same layer")),
+                    _ => {
+                        return Err(format!(
+                            "image/{path}, a link to {target:?}, which is not the same layer"
+                        ));
+                    }
                 }
             }
             (["blobs", "sha256", hex], "file") if is_hex64(hex) => match self.layout.layer_of(path) {
@@ -128,7 +133,8 @@ impl ImageCheck {
         {
             return Err(format!("image/{path} does not hash to its name"));
         }
-        let is_config = path == format!("{}.json", self.id_hex) || path == format!("blobs/sha256/{}", self.id_hex);
+        let is_config =
+            path == format!("{}.json", self.id_hex) || path == format!("blobs/sha256/{}", self.id_hex);
         if is_config {
             if hex != self.id_hex {
                 return Err(format!(
@@ -152,12 +158,15 @@ impl ImageCheck {
             self.manifest(data)?;
         } else if path == "repositories" {
             let repos: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
-                serde_json::from_slice(data).map_err(|e| format!("image/repositories does not parse: {e}"))?;
+                serde_json::from_slice(data)
+                    .map_err(|e| format!("image/repositories does not parse: {e}"))?;
             for (repo, tags) in repos {
                 for tag in tags.keys() {
                     let name = format!("{repo}:{tag}");
                     if !self.tags.contains(&name) {
-                        return Err(format!("image/repositories names {name}, a tag the pack's header does not"));
+                        return Err(format!(
+                            "image/repositories names {name}, a tag the pack's header does not"
+                        ));
                     }
                 }
             }
@@ -200,7 +209,9 @@ impl ImageCheck {
     pub fn layer(&self, path: &str, index: usize, hex: &str) -> Result<(), Refusal> {
         let want = &self.layers[index];
         if want.trim_start_matches("sha256:") != hex {
-            return Err(format!("image/{path} is not the layer {want} the image config lists (damaged, or swapped)"));
+            return Err(format!(
+                "image/{path} is not the layer {want} the image config lists (damaged, or swapped)"
+            ));
         }
         Ok(())
     }

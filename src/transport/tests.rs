@@ -63,7 +63,12 @@ fn make_pack() -> Vec<u8> {
 }
 
 fn image() -> PackedImage {
-    PackedImage { id: config_id(), tags: vec!["t:1".into()], source: "t:1".into(), layers: vec![layer_digest()] }
+    PackedImage {
+        id: config_id(),
+        tags: vec!["t:1".into()],
+        source: "t:1".into(),
+        layers: vec![layer_digest()],
+    }
 }
 
 /// A pack of `save` with `image` as its header, its manifest consistent (re-hashed): what an

@@ -245,3 +245,258 @@ fn pack_then_build_keeps_the_image_tag_and_size() {
     assert!(ls.stdout.contains("train.py"), "{}", ls.stdout);
     assert!(!ls.stdout.contains("mine.tar.zst") && !ls.stdout.contains(".berth"), "{}", ls.stdout);
 }
+
+/// One member of a pack, as a test rewrites it.
+struct Member {
+    header: tar::Header,
+    path: String,
+    data: Vec<u8>,
+}
+
+/// The members of a pack, its manifest left out.
+fn members_of(pack: &[u8]) -> Vec<Member> {
+    let mut a = tar::Archive::new(zstd::Decoder::new(pack).expect("zstd"));
+    let mut out = Vec::new();
+    for e in a.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let path = e.path().expect("path").to_string_lossy().into_owned();
+        if path == "berth-manifest.json" {
+            continue;
+        }
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).expect("read");
+        out.push(Member { header: e.header().clone(), path, data });
+    }
+    out
+}
+
+/// A pack of `members` with a manifest that matches them (re-hashed, as a forger would) and
+/// repeats the header's fields.
+fn repack(members: &[Member]) -> Vec<u8> {
+    use sha2::Digest;
+    let header: serde_json::Value = serde_json::from_slice(&members[0].data).expect("header");
+    let mut manifest = header.clone();
+    let list: Vec<serde_json::Value> = members
+        .iter()
+        .map(|m| {
+            let kind = match m.header.entry_type() {
+                tar::EntryType::Directory => "dir",
+                tar::EntryType::Symlink => "symlink",
+                _ => "file",
+            };
+            let link = m.header.link_name().expect("link").map(|l| l.to_string_lossy().into_owned());
+            let mut v = serde_json::json!({
+                "path": m.path, "kind": kind, "size": m.data.len(),
+                "sha256": hex::encode(sha2::Sha256::digest(&m.data)),
+            });
+            if let Some(l) = link {
+                v["link"] = l.into();
+            }
+            v
+        })
+        .collect();
+    manifest["members"] = list.into();
+    let mut b = tar::Builder::new(zstd::Encoder::new(Vec::new(), 3).expect("zstd"));
+    for m in members {
+        let mut h = m.header.clone();
+        h.set_size(m.data.len() as u64);
+        if h.entry_type() == tar::EntryType::Symlink {
+            let target = h.link_name().expect("link").expect("target").into_owned();
+            b.append_link(&mut h, &m.path, target).expect("link");
+        } else {
+            b.append_data(&mut h, &m.path, m.data.as_slice()).expect("member");
+        }
+    }
+    let text = serde_json::to_vec(&manifest).expect("json");
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(text.len() as u64);
+    b.append_data(&mut h, "berth-manifest.json", text.as_slice()).expect("manifest");
+    b.into_inner().expect("tar").finish().expect("zstd")
+}
+
+fn member<'a>(members: &'a mut [Member], path: &str) -> &'a mut Member {
+    members.iter_mut().find(|m| m.path == path).unwrap_or_else(|| panic!("no member {path}"))
+}
+
+/// `docker images --no-trunc` lines for these tags.
+fn images_for(tags: &[&str]) -> Vec<String> {
+    let out = docker_ok(&["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let mut lines: Vec<String> = out
+        .lines()
+        .filter(|l| tags.iter().any(|t| l.starts_with(&format!("{t} "))))
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn hostile_packs_are_refused_and_the_engines_images_and_tags_stay_as_they_were() {
+    let env = TestEnv::new();
+    let image = TestImage::build("hostile", IMAGE, 300_000);
+    let victim = TestImage::build("hostile-victim", IMAGE, 1000);
+    let dir = env.project("hostile", &project_toml(&image.tag));
+    env.berth(&dir, &["pack", "-o", "good.tar.zst"]).ok();
+    let good = std::fs::read(dir.join("good.tar.zst")).expect("pack");
+    image.remove();
+    let good_members = members_of(&good);
+    let manifest_json =
+        good_members.iter().position(|m| m.path == "image/manifest.json").expect("manifest.json");
+    let top_layer = good_members
+        .iter()
+        .filter(|m| m.path.ends_with("/layer.tar"))
+        .max_by_key(|m| m.data.len())
+        .map(|m| m.path.clone())
+        .expect("a layer");
+
+    type Edit = Box<dyn Fn(&mut Vec<Member>)>;
+    let victim_tag = victim.tag.clone();
+    let victim_id = victim.id.clone();
+    let image_id = image.id.clone();
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "lying tags in manifest.json",
+            Box::new(move |m| {
+                let text = String::from_utf8(m[manifest_json].data.clone()).expect("utf-8");
+                m[manifest_json].data =
+                    text.replace("\"RepoTags\":[", &format!("\"RepoTags\":[\"{victim_tag}\",")).into_bytes();
+            }),
+            "manifest.json sets the tags",
+        ),
+        (
+            "a header naming another image id",
+            Box::new(move |m| {
+                for path in ["berth-pack.json", "berth.toml"] {
+                    let text = String::from_utf8(member(m, path).data.clone()).expect("utf-8");
+                    member(m, path).data = text.replace(&image_id, &victim_id).into_bytes();
+                }
+            }),
+            "does not hold what its header says",
+        ),
+        (
+            "an extra member",
+            Box::new(|m| {
+                let mut h = tar::Header::new_gnu();
+                h.set_mode(0o644);
+                m.insert(3, Member { header: h, path: "image/zeros.bin".into(), data: vec![0; 1 << 20] });
+            }),
+            "no part of a saved image",
+        ),
+        (
+            "a swapped layer",
+            Box::new(move |m| {
+                let layer = member(m, &top_layer);
+                let at = layer.data.len() - 2000;
+                layer.data[at] ^= 0x20;
+            }),
+            "swapped",
+        ),
+        (
+            "a berth.toml that is not TOML",
+            Box::new(|m| member(m, "berth.toml").data = b"[image\nbase = \"x\"".to_vec()),
+            "not a valid project file",
+        ),
+        (
+            "a berth.toml whose base is not the packed image",
+            Box::new(|m| {
+                member(m, "berth.toml").data = format!("[image]\nbase = \"{IMAGE}\"\n").into_bytes()
+            }),
+            "does not run the packed image",
+        ),
+    ];
+    let tags = [image.tag.as_str(), victim.tag.as_str()];
+    for (what, edit, says) in cases {
+        let mut members = members_of(&good);
+        edit(&mut members);
+        std::fs::write(dir.join("bad.tar.zst"), repack(&members)).expect("write");
+        let before = images_for(&tags);
+        let outside = listing(env.root.path());
+        let target = env.root.path().join("into");
+        let started = Instant::now();
+        let run = env.berth(&dir, &["-C", target.to_str().expect("utf-8"), "unpack", "bad.tar.zst"]);
+        assert!(run.code == 2 || run.code == 4, "{what}: exit {}: {}", run.code, run.stderr);
+        assert!(run.stderr.contains(says), "{what}: {}", run.stderr);
+        assert!(started.elapsed() < Duration::from_secs(60), "{what}: took {:?}", started.elapsed());
+        assert_eq!(images_for(&tags), before, "{what}: the engine's images or tags changed");
+        assert!(!docker(&["image", "inspect", &image.id]).status.success(), "{what}: the image was loaded");
+        assert_eq!(listing(env.root.path()), outside, "{what}: something was written");
+        assert!(!target.exists(), "{what}: the target folder was made");
+    }
+    // --expect refuses any other image id.
+    let wrong = env.berth(&dir, &["unpack", "good.tar.zst", "--expect", &victim.id]).code(2);
+    assert!(wrong.stderr.contains("not"), "{}", wrong.stderr);
+    assert!(!docker(&["image", "inspect", &image.id]).status.success());
+    let into = env.root.path().join("ok");
+    env.berth(&dir, &["-C", into.to_str().expect("utf-8"), "unpack", "good.tar.zst", "--expect", &image.id])
+        .ok();
+    assert_eq!(docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image.tag]), image.id);
+}
+
+#[test]
+fn a_pack_asking_for_the_host_root_and_sys_admin_gets_neither_until_the_user_consents() {
+    let image = TestImage::build("wide", IMAGE, 1000);
+    let env = TestEnv::new();
+    let toml = format!(
+        "name = \"wide\"\nmounts = [\".:/workspace\", \"/:/host:rw\"]\n{}\n[user]\nas = \"root\"\n\
+         [env]\nSOME_TOKEN = {{ from-host = true }}\n[run]\ncap-add = [\"SYS_ADMIN\"]\nulimits = {{ nofile = 4096 }}\n",
+        project_toml(&image.tag)
+    );
+    let dir = env.project("wide", &toml);
+    env.berth(&dir, &["pack", "-o", "../wide.tar.zst"]).ok();
+    let offline = env.root.path().join("offline");
+    std::fs::create_dir_all(&offline).expect("mkdir");
+    let unpacked = env.berth(&offline, &["unpack", "../wide.tar.zst", "--json"]).ok();
+    assert!(unpacked.stderr.contains("held back"), "{}", unpacked.stderr);
+    assert!(unpacked.stderr.contains("--allow-access"), "{}", unpacked.stderr);
+    let report: serde_json::Value = serde_json::from_str(&unpacked.stdout).expect("json");
+    let held: Vec<String> =
+        report["held_back"].as_array().expect("held_back").iter().map(|w| w["setting"].to_string()).collect();
+    for want in [
+        "/:/host:rw",
+        "SYS_ADMIN",
+        "ulimits.nofile",
+        "as = \\\"root\\\"",
+        "SOME_TOKEN",
+        "[cache] pip",
+        "[cache] huggingface",
+    ] {
+        assert!(held.iter().any(|h| h.contains(want)), "{want} not held back: {held:?}");
+    }
+    let there = offline.join("wide");
+    let status: serde_json::Value =
+        serde_json::from_str(&env.berth(&there, &["status", "--json"]).ok().stdout).expect("status");
+    assert_eq!(status["access"], serde_json::json!([]), "a plain unpack applies nothing");
+
+    env.berth(&there, &["up"]).ok();
+    let c = env.inspect(&there);
+    let caps = c["HostConfig"]["CapAdd"].to_string();
+    assert!(!caps.contains("SYS_ADMIN"), "{caps}");
+    let mounts = c["Mounts"].to_string();
+    assert!(!mounts.contains("\"/host\""), "{mounts}");
+    assert!(!mounts.contains("/berth/cache"), "host caches are off: {mounts}");
+    env.berth(&there, &["down"]).ok();
+
+    // Consent: the same pack, with --allow-access.
+    env.berth(&offline, &["unpack", "../wide.tar.zst", "--allow-access", "--force"]).ok();
+    let up = env.berth(&there, &["up"]).ok();
+    assert!(up.stderr.contains("SYS_ADMIN") && up.stderr.contains("/:/host:rw"), "{}", up.stderr);
+    let c = env.inspect(&there);
+    assert!(c["HostConfig"]["CapAdd"].to_string().contains("SYS_ADMIN"), "{}", c["HostConfig"]);
+    assert!(c["Mounts"].to_string().contains("\"/host\""), "{}", c["Mounts"]);
+    let again = env.berth(&there, &["up"]).ok();
+    assert!(!again.stderr.contains("SYS_ADMIN"), "announced twice: {}", again.stderr);
+    let status = env.berth(&there, &["status"]).ok();
+    assert!(status.stdout.contains("SYS_ADMIN") && status.stdout.contains("/:/host:rw"), "{}", status.stdout);
+    env.berth(&there, &["down"]).ok();
+}
