@@ -190,7 +190,7 @@ fn packs_killed_mid_write_leave_no_partial_files_after_the_next_pack() {
             .spawn()
             .expect("berth pack");
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut started = |dir: &Path| {
+        let started = |dir: &Path| {
             partial_files(dir).iter().any(|n| std::fs::metadata(dir.join(n)).is_ok_and(|m| m.len() > 0))
         };
         while !started(&dir) {
