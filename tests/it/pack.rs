@@ -500,3 +500,58 @@ fn a_pack_asking_for_the_host_root_and_sys_admin_gets_neither_until_the_user_con
     assert!(status.stdout.contains("SYS_ADMIN") && status.stdout.contains("/:/host:rw"), "{}", status.stdout);
     env.berth(&there, &["down"]).ok();
 }
+
+#[test]
+fn a_rewritten_berth_toml_asking_for_every_kind_of_access_is_unpacked_with_all_of_it_held_back() {
+    let env = TestEnv::new();
+    let image = TestImage::build("rewritten", IMAGE, 1000);
+    let dir = env.project("rewritten", &project_toml(&image.tag));
+    env.berth(&dir, &["pack", "-o", "good.tar.zst"]).ok();
+    let mut members = members_of(&std::fs::read(dir.join("good.tar.zst")).expect("pack"));
+    // What a forger writes, the pack's manifest re-hashed to match.
+    let wide = format!(
+        "name = \"rewritten\"\nmounts = [\"/:/host:rw\", \"/etc:/e\"]\nports = [\"0.0.0.0:8888:8888\"]\n\
+         [image]\nbase = \"{}\"\n[user]\nas = \"root\"\n[env]\nAWS_SECRET_ACCESS_KEY = {{ from-host = true }}\n\
+         [run]\nnetwork = \"host\"\nipc = \"host\"\ncap-add = [\"SYS_ADMIN\", \"NET_ADMIN\"]\n\
+         devices = [\"/dev/fuse\"]\nulimits = {{ memlock = -1 }}\n",
+        image.id
+    );
+    member(&mut members, "berth.toml").data = wide.into_bytes();
+    std::fs::write(dir.join("wide.tar.zst"), repack(&members)).expect("write");
+    let outside = listing(env.root.path());
+    let target = env.root.path().join("into");
+    let run =
+        env.berth(&dir, &["-C", target.to_str().expect("utf-8"), "unpack", "wide.tar.zst", "--json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let held: Vec<String> =
+        report["held_back"].as_array().expect("held_back").iter().map(|w| w["setting"].to_string()).collect();
+    for want in [
+        "/:/host:rw",
+        "/etc:/e",
+        "0.0.0.0:8888",
+        "as = \\\"root\\\"",
+        "AWS_SECRET_ACCESS_KEY",
+        "network",
+        "ipc",
+        "SYS_ADMIN",
+        "/dev/fuse",
+        "memlock",
+        "[cache] pip",
+        "[cache] huggingface",
+    ] {
+        assert!(held.iter().any(|h| h.contains(want)), "{want} not held back: {held:?}");
+    }
+    let mut expected = outside.clone();
+    expected.push("into".into());
+    expected.sort();
+    assert_eq!(listing(env.root.path()), expected, "written outside the target folder");
+    assert_eq!(listing(&target), vec!["berth.toml".to_string()]);
+    let status: serde_json::Value =
+        serde_json::from_str(&env.berth(&target, &["status", "--json"]).ok().stdout).expect("status");
+    assert_eq!(
+        status["access"],
+        serde_json::json!([]),
+        "{}",
+        std::fs::read_to_string(target.join("berth.toml")).unwrap_or_default()
+    );
+}
