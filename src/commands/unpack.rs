@@ -1,11 +1,16 @@
-//! `berth unpack FILE [-C DIR] [--force]`: load a pack's image, verified, and write its pinned
-//! `berth.toml` into DIR (default `./<name>`), then say which `berth up` follows.
+//! `berth unpack FILE [-C DIR] [--force] [--expect ID] [--allow-access]`: load a pack's image,
+//! verified, and write its pinned `berth.toml` into DIR (default `./<name>`), then say which
+//! `berth up` follows.
 //!
-//! Order matters: the file is recognised and DIR checked before the engine is touched; the
-//! image streams to the engine with every member hashed and the tail held back until all of
-//! them matched (`transport::unpack`), so a truncated, corrupted or foreign file leaves the
-//! engine as it was. `berth.toml` is written last, atomically, and never over an existing one
-//! without `--force`.
+//! A pack is untrusted input: its checksums travel inside it, so they prove integrity against
+//! accidents, never who made it. Order matters: the file is recognised, its `berth.toml`
+//! validated like any project file and required to run exactly the packed image, `--expect`
+//! checked and DIR checked, all before the engine is touched; the image streams to the engine
+//! checked against the header as it goes (`transport::image_check`) with the tail held back
+//! until every member matched (`transport::unpack`), so a truncated, corrupted, foreign or
+//! forged file leaves the engine as it was. `berth.toml` is written last, atomically, never over
+//! an existing one without `--force`, and without the settings that widen access on this host
+//! (`plan::access`) unless `--allow-access` says so.
 
 use std::collections::BTreeSet;
 use std::io::{BufReader, Write};

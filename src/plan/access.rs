@@ -69,7 +69,7 @@ pub fn widening(spec: &Spec) -> Vec<Widening> {
         push(
             format!("[run] cap-add = {}", list(&run.cap_add)),
             format!(
-                "adds the Linux capabilities {} (SYS_ADMIN is nearly root on the host)",
+                "adds the Linux capabilities {} (some, SYS_ADMIN first, amount to root on the host)",
                 run.cap_add.join(", ")
             ),
             Hold::Run,
@@ -186,7 +186,11 @@ pub fn hold_back(text: &str, held: &[Widening], consent: &str) -> anyhow::Result
         "# To apply them: {consent}, or write them into this file yourself.\n\
          # (`berth up` names every such setting once; `berth status` lists them.)\n\n"
     ));
-    Ok(header + &doc.to_string())
+    let mut text = header + &doc.to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// `text` with control characters escaped, so it stays on its comment line.
