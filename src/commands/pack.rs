@@ -129,7 +129,9 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
         format_size(bytes),
         format_size(stats.image_bytes),
     ));
-    ctx.out.status(format!("on the other machine: berth unpack {}", file_name));
+    // The id, sent by another way than the pack, is what lets the other side know it got this
+    // image: the pack's own checksums only catch accidents.
+    ctx.out.status(format!("on the other machine: berth unpack {file_name} --expect {}", facts.id));
     if ctx.out.json {
         ctx.out.json(&PackResult {
             file: target.display().to_string(),

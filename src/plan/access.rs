@@ -9,7 +9,7 @@ use serde::Serialize;
 use toml_edit::{DocumentMut, Item, Table, value};
 
 use super::CACHE_DIR;
-use crate::spec::{EnvValue, Spec, UserMode};
+use crate::spec::{EnvValue, RunOptions, Spec, UserMode};
 
 /// One setting that widens access, with what it does in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,43 +52,8 @@ fn list(items: &[String]) -> String {
 
 /// Every setting of `spec` that widens access, in file order of kind.
 pub fn widening(spec: &Spec) -> Vec<Widening> {
-    let mut out = Vec::new();
+    let mut out = run_widening(&spec.run);
     let mut push = |setting: String, effect: String, hold: Hold| out.push(Widening { setting, effect, hold });
-    let run = &spec.run;
-    if let Some(ipc) = &run.ipc {
-        push(format!("[run] ipc = {}", quoted(ipc)), format!("shares the IPC namespace {ipc}"), Hold::Run);
-    }
-    if let Some(net) = &run.network {
-        push(
-            format!("[run] network = {}", quoted(net)),
-            format!("joins the network {net} (\"host\": every port and interface of the host)"),
-            Hold::Run,
-        );
-    }
-    if !run.cap_add.is_empty() {
-        push(
-            format!("[run] cap-add = {}", list(&run.cap_add)),
-            format!(
-                "adds the Linux capabilities {} (some, SYS_ADMIN first, amount to root on the host)",
-                run.cap_add.join(", ")
-            ),
-            Hold::Run,
-        );
-    }
-    if !run.devices.is_empty() {
-        push(
-            format!("[run] devices = {}", list(&run.devices)),
-            format!("opens the host devices {}", run.devices.join(", ")),
-            Hold::Run,
-        );
-    }
-    for (name, limit) in &run.ulimits {
-        push(
-            format!("[run] ulimits.{name} = {limit}"),
-            format!("raises the {name} limit past the engine's default"),
-            Hold::Run,
-        );
-    }
     for m in &spec.mounts {
         if !m.source.starts_with(&spec.project_dir) {
             let how = if m.read_only { "read-only" } else { "read-write" };
@@ -138,6 +103,56 @@ pub fn widening(spec: &Spec) -> Vec<Widening> {
             format!("reads ${} from your shell into the environment", v.key),
             Hold::HostEnv(v.key.clone()),
         );
+    }
+    out
+}
+
+/// `[run]`'s settings, each named.
+fn run_widening(run: &RunOptions) -> Vec<Widening> {
+    let mut out = Vec::new();
+    let mut push = |setting: String, effect: String, hold: Hold| out.push(Widening { setting, effect, hold });
+    if let Some(ipc) = &run.ipc {
+        push(format!("[run] ipc = {}", quoted(ipc)), format!("shares the IPC namespace {ipc}"), Hold::Run);
+    }
+    if let Some(net) = &run.network {
+        push(
+            format!("[run] network = {}", quoted(net)),
+            format!("joins the network {net} (\"host\": every port and interface of the host)"),
+            Hold::Run,
+        );
+    }
+    if !run.cap_add.is_empty() {
+        push(
+            format!("[run] cap-add = {}", list(&run.cap_add)),
+            format!(
+                "adds the Linux capabilities {} (some, SYS_ADMIN first, amount to root on the host)",
+                run.cap_add.join(", ")
+            ),
+            Hold::Run,
+        );
+    }
+    if !run.devices.is_empty() {
+        push(
+            format!("[run] devices = {}", list(&run.devices)),
+            format!("opens the host devices {}", run.devices.join(", ")),
+            Hold::Run,
+        );
+    }
+    for (name, limit) in &run.ulimits {
+        push(
+            format!("[run] ulimits.{name} = {limit}"),
+            format!("raises the {name} limit past the engine's default"),
+            Hold::Run,
+        );
+    }
+    // `[run]` holds nothing but opt-ins that weaken isolation: one berth does not describe yet
+    // is still named, and held back with the table.
+    if *run != RunOptions::default() && !out.iter().any(|w| w.hold == Hold::Run) {
+        out.push(Widening {
+            setting: "[run]".into(),
+            effect: "options that weaken the container's isolation".into(),
+            hold: Hold::Run,
+        });
     }
     out
 }
