@@ -223,6 +223,26 @@ mod tests {
     }
 
     #[test]
+    fn packs_and_their_partial_files_never_enter_a_context() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("Dockerfile"), "FROM x\nCOPY . /app\n").expect("write");
+        let before = hash(&folder_entries(dir.path()).expect("entries")).expect("hash");
+        let mut tar = tar::Builder::new(zstd::Encoder::new(Vec::new(), 1).expect("zstd"));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        tar.append_data(&mut h, crate::transport::manifest::HEADER_MEMBER, &b"{}"[..]).expect("member");
+        let pack = tar.into_inner().expect("tar").finish().expect("zstd");
+        std::fs::write(dir.path().join("renamed.bin"), &pack).expect("write");
+        std::fs::write(dir.path().join(".x.tar.zst.AbC123.partial"), &pack[..8]).expect("write");
+        std::fs::write(dir.path().join(".y.tar.zst.AbC123.partial"), b"").expect("write");
+        assert_eq!(hash(&folder_entries(dir.path()).expect("entries")).expect("hash"), before);
+        // Other zstd files are the user's inputs.
+        std::fs::write(dir.path().join("data.zst"), zstd::encode_all(&b"data"[..], 1).expect("zstd"))
+            .expect("write");
+        assert_ne!(hash(&folder_entries(dir.path()).expect("entries")).expect("hash"), before);
+    }
+
+    #[test]
     fn folders_hash_what_dockerignore_keeps() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("Dockerfile"), "FROM x\n").expect("write");
