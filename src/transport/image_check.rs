@@ -4,6 +4,11 @@
 //! from its position, so a swapped layer stops the load at its last byte); `manifest.json`, whose
 //! tags the engine applies, must name that config and exactly the header's tags. The header
 //! itself is checked against the pack's manifest at the end, and the load is held back until then.
+//!
+//! Layouts: the legacy one (Docker before 25: `<v1 id>/layer.tar`, recognised through `Layout`)
+//! and the OCI one (`blobs/sha256/<digest>`). With the containerd image store the layer blobs are
+//! compressed, so their names are not diff ids: such a blob must hash to its name and be a layer
+//! `manifest.json` lists, and the engine checks the diff ids as it unpacks them.
 
 use std::collections::BTreeSet;
 
@@ -24,6 +29,10 @@ pub enum Role {
     Layer(usize),
     /// A link to a layer the stream already carried.
     Link,
+    /// A blob berth cannot tie to a diff id (a compressed layer of the containerd image store,
+    /// an OCI manifest): streamed, its digest checked against its name at its end, and a large
+    /// one must be a layer `manifest.json` lists.
+    Blob,
 }
 
 /// Why a member is refused (the caller turns it into `Damage`).
@@ -40,6 +49,10 @@ pub struct ImageCheck {
     layout: Layout,
     config_seen: bool,
     manifest_seen: bool,
+    /// Blobs over [`META`] bytes that streamed: each must be a layer `manifest.json` lists.
+    large_blobs: Vec<String>,
+    /// The layers `manifest.json` lists.
+    listed: BTreeSet<String>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +89,8 @@ impl ImageCheck {
             layout: Layout::new(&header.image.layers),
             config_seen: false,
             manifest_seen: false,
+            large_blobs: Vec::new(),
+            listed: BTreeSet::new(),
         }
     }
 
@@ -117,7 +132,7 @@ impl ImageCheck {
             (["blobs", "sha256", hex], "file") if is_hex64(hex) => match self.layout.layer_of(path) {
                 Some(i) => Role::Layer(i),
                 None if *hex == self.id_hex => Role::Small(CONFIG),
-                None => Role::Small(META),
+                None => Role::Blob,
             },
             _ => return Err(unknown()),
         };
@@ -201,6 +216,7 @@ impl ImageCheck {
         if entry.layers.len() != self.layers.len() {
             return Err("image/manifest.json lists other layers than the pack's header".into());
         }
+        self.listed = entry.layers.iter().cloned().collect();
         self.manifest_seen = true;
         Ok(())
     }
@@ -216,13 +232,28 @@ impl ImageCheck {
         Ok(())
     }
 
-    /// The stream ended: the config and `manifest.json` were both there.
+    /// A blob of `size` bytes ended with this sha256 (hex).
+    pub fn blob(&mut self, path: &str, size: u64, hex: &str) -> Result<(), Refusal> {
+        if path.strip_prefix("blobs/sha256/") != Some(hex) {
+            return Err(format!("image/{path} does not hash to its name"));
+        }
+        if size > META {
+            self.large_blobs.push(path.to_string());
+        }
+        Ok(())
+    }
+
+    /// The stream ended: the config and `manifest.json` were both there, and every large blob
+    /// is a layer the image loads.
     pub fn finish(&self) -> Result<(), Refusal> {
         if !self.config_seen {
             return Err("it holds no image config for the image id it names".into());
         }
         if !self.manifest_seen {
             return Err("its image holds no manifest.json".into());
+        }
+        if let Some(extra) = self.large_blobs.iter().find(|b| !self.listed.contains(*b)) {
+            return Err(format!("image/{extra}, which is no layer of the image"));
         }
         Ok(())
     }

@@ -79,7 +79,12 @@ fn pack_of(save: Vec<u8>, image: PackedImage) -> (Vec<u8>, pack::PackStats) {
 
 /// `save_tar()` with the member `path` replaced by `data` (or added, when it is not there).
 fn save_with(path: &str, data: &[u8]) -> Vec<u8> {
-    let mut a = tar::Archive::new(Cursor::new(save_tar()));
+    save_with_in(save_tar(), path, data)
+}
+
+/// `save` with the member `path` replaced by `data` (or added, when it is not there).
+fn save_with_in(save: Vec<u8>, path: &str, data: &[u8]) -> Vec<u8> {
+    let mut a = tar::Archive::new(Cursor::new(save));
     let mut b = tar::Builder::new(Vec::new());
     let mut replaced = false;
     for e in a.entries().expect("entries") {
@@ -260,4 +265,60 @@ fn a_swapped_layer_stops_the_stream_at_its_end() {
     // The config and manifest.json come after the layer: none of them reached the engine.
     let config = config();
     assert!(!received.windows(config.len()).any(|w| w == config.as_bytes()), "the stream went on");
+}
+
+/// A save tar of these blobs (named by their sha256), the config and a `manifest.json` listing
+/// `layers` (blob hexes): the containerd image store's layout, where layers are stored
+/// compressed and so are named by a digest that is not their diff id.
+fn store_save(blobs: &[Vec<u8>], layers: &[String]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut file = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, path, data).expect("member");
+    };
+    let sha = |d: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(d));
+    for blob in blobs {
+        file(&format!("blobs/sha256/{}", sha(blob)), blob);
+    }
+    file(&format!("blobs/sha256/{}", config_id().trim_start_matches("sha256:")), config().as_bytes());
+    let listed: Vec<String> = layers.iter().map(|l| format!("\"blobs/sha256/{l}\"")).collect();
+    let manifest = format!(
+        r#"[{{"Config":"blobs/sha256/{}","RepoTags":["t:1"],"Layers":[{}]}}]"#,
+        config_id().trim_start_matches("sha256:"),
+        listed.join(",")
+    );
+    file("manifest.json", manifest.as_bytes());
+    b.into_inner().expect("tar")
+}
+
+#[test]
+fn a_pack_from_the_containerd_store_loads_and_an_unlisted_large_blob_is_refused() {
+    let sha = |d: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(d));
+    let compressed = zstd::encode_all(layer_data().as_slice(), 1).expect("zstd");
+    let (pack, _) = pack_of(store_save(&[compressed.clone()], &[sha(&compressed)]), image());
+    let (verified, _, aborted) = unpack_bytes(pack);
+    assert!(verified.is_ok() && !aborted, "{:?}", verified.err());
+
+    let zeros = vec![0u8; 2 << 20];
+    let (pack, _) = pack_of(store_save(&[compressed.clone(), zeros], &[sha(&compressed)]), image());
+    let (verified, _, aborted) = unpack_bytes(pack);
+    let err = verified.expect_err("an extra blob");
+    assert!(err.to_string().contains("no layer of the image") && aborted, "{err}");
+}
+
+#[test]
+fn a_blob_that_does_not_hash_to_its_name_is_refused() {
+    let compressed = zstd::encode_all(layer_data().as_slice(), 1).expect("zstd");
+    let name = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&compressed));
+    let save = store_save(&[compressed], std::slice::from_ref(&name));
+    // Same name, other bytes: the manifest of the pack re-hashed, the blob's name not.
+    let mut other = zstd::encode_all(layer_data().as_slice(), 1).expect("zstd");
+    let at = other.len() / 2;
+    other[at] ^= 1;
+    let (pack, _) = pack_of(save_with_in(save, &format!("blobs/sha256/{name}"), &other), image());
+    let (verified, _, aborted) = unpack_bytes(pack);
+    let err = verified.expect_err("a blob under another name");
+    assert!(err.to_string().contains("does not hash to its name") && aborted, "{err}");
 }

@@ -284,6 +284,20 @@ fn copy_verified<R: Read, W: Write>(
                         check.layer(&inner, layer, &digest).map_err(Damage::Mismatch)?;
                         Member { path: String::new(), kind: "file".into(), size, sha256: digest, link: None }
                     }
+                    Role::Blob => {
+                        let size = entry.size();
+                        let mut header = entry.header().clone();
+                        header.set_size(size);
+                        let mut tee = Tee { inner: &mut entry, hasher: &mut hasher, bytes: 0 };
+                        out.append_data(&mut header, &inner, &mut tee)?;
+                        if tee.bytes != size {
+                            return Err(anyhow::Error::new(io::Error::from(io::ErrorKind::UnexpectedEof))
+                                .context(format!("{path} ended early")));
+                        }
+                        let digest = hasher.end();
+                        check.blob(&inner, size, &digest).map_err(Damage::Mismatch)?;
+                        Member { path: String::new(), kind: "file".into(), size, sha256: digest, link: None }
+                    }
                     Role::Folder | Role::Link => copy_entry(out, entry, &inner)?,
                 };
                 member.path = path;
