@@ -297,7 +297,7 @@ fn store_save(blobs: &[Vec<u8>], layers: &[String]) -> Vec<u8> {
 fn a_pack_from_the_containerd_store_loads_and_an_unlisted_large_blob_is_refused() {
     let sha = |d: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(d));
     let compressed = zstd::encode_all(layer_data().as_slice(), 1).expect("zstd");
-    let (pack, _) = pack_of(store_save(&[compressed.clone()], &[sha(&compressed)]), image());
+    let (pack, _) = pack_of(store_save(std::slice::from_ref(&compressed), &[sha(&compressed)]), image());
     let (verified, _, aborted) = unpack_bytes(pack);
     assert!(verified.is_ok() && !aborted, "{:?}", verified.err());
 
