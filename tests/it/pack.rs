@@ -182,6 +182,7 @@ fn packs_killed_mid_write_leave_no_partial_files_after_the_next_pack() {
     let image = TestImage::build("sigkill", IMAGE, 48 << 20);
     let dir = env.project("sigkill", &project_toml(&image.tag));
     for _ in 0..3 {
+        let before = partial_files(&dir);
         let mut child = env
             .command(&dir, &["pack", "-o", "out.tar.zst"])
             .stdin(Stdio::null())
@@ -190,10 +191,13 @@ fn packs_killed_mid_write_leave_no_partial_files_after_the_next_pack() {
             .spawn()
             .expect("berth pack");
         let deadline = Instant::now() + Duration::from_secs(60);
-        let started = |dir: &Path| {
-            partial_files(dir).iter().any(|n| std::fs::metadata(dir.join(n)).is_ok_and(|m| m.len() > 0))
+        // This pack's own file, with data in it (not the one an earlier kill left).
+        let writing = |dir: &Path| {
+            partial_files(dir).iter().any(|n| {
+                !before.contains(n) && std::fs::metadata(dir.join(n)).is_ok_and(|m| m.len() > 1 << 20)
+            })
         };
-        while !started(&dir) {
+        while !writing(&dir) {
             assert!(Instant::now() < deadline, "the pack never started writing");
             assert!(child.try_wait().expect("wait").is_none(), "the pack ended before it could be killed");
             std::thread::sleep(Duration::from_millis(5));
