@@ -338,6 +338,13 @@ pub struct UnpackArgs {
     /// Replace an existing berth.toml in the target folder.
     #[arg(long)]
     pub force: bool,
+    /// Refuse the pack unless its image has this id (`sha256:...`, as `berth pack` printed it).
+    #[arg(long, value_name = "IMAGE_ID")]
+    pub expect: Option<String>,
+    /// Apply the pack's settings that widen access on this host ([run], mounts outside the
+    /// project, root, host caches, host variables); without it they are written commented out.
+    #[arg(long)]
+    pub allow_access: bool,
 }
 
 #[derive(Debug, Args)]

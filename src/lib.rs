@@ -121,7 +121,12 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
                 commands::pack::run(ctx, opts).await.map(|_| 0)
             }
             C::Unpack(a) => {
-                let opts = commands::unpack::UnpackOptions { file: a.file, force: a.force };
+                let opts = commands::unpack::UnpackOptions {
+                    file: a.file,
+                    force: a.force,
+                    expect: a.expect,
+                    allow_access: a.allow_access,
+                };
                 commands::unpack::run(ctx, opts).await.map(|_| 0)
             }
             C::Ship(a) => {

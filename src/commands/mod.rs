@@ -3,6 +3,7 @@
 //! Commands receive a [`Context`] (resolved global options), never clap types. Shared steps
 //! (finding the project, reading facts, checking a container is berth's) live here.
 
+pub mod announce;
 pub mod build;
 pub mod clean;
 pub mod code;

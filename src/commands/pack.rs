@@ -1,6 +1,9 @@
 //! `berth pack [-o FILE]`: the environment's image and a `berth.toml` pinned to it, in one
 //! checksummed zstd archive for servers without network (format: `transport::manifest`).
 //!
+//! The archive goes to `-o FILE`, or by default to `.berth/packs/` in the project: never into
+//! the build context (a pack found in one is left out of it anyway, `image::context`).
+//!
 //! Needs the image, not a container. The archive is written under a temporary name beside the
 //! target and renamed only when complete and synced; Ctrl-C removes it, so the target path
 //! never holds a partial pack. An existing file is replaced only with `--force`.
@@ -43,7 +46,7 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
     let engine = Engine::connect().await?;
     let reference = project.image()?;
     let facts = local_image(&engine, &reference).await?;
-    let target = target_path(opts.output.as_deref(), &project.spec.name)?;
+    let target = target_path(opts.output.as_deref(), &project.spec)?;
     if target.exists() && !opts.force {
         return Err(fail(
             Code::Refused,
@@ -56,12 +59,16 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
     let pinned = pinned::pin(&original, &project.spec.name, &facts.id, &reference)?;
     let folder = target.parent().unwrap_or(Path::new("."));
     let file_name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    remove_stale_partials(folder, &file_name);
     let temp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}."))
         .suffix(".partial")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(folder)
         .with_context(|| format!("creating a file in {}", folder.display()))?;
+    // Held while the file is written, and released by the kernel however berth ends (SIGKILL
+    // too): the next pack tells a stale partial file from one being written by the lock.
+    temp.as_file().lock().with_context(|| format!("locking {}", temp.path().display()))?;
     // The path stays here, so it is removed whenever this function returns early (Ctrl-C too);
     // the writing thread only gets the open file.
     let (file, temp_path) = temp.into_parts();
@@ -122,7 +129,9 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
         format_size(bytes),
         format_size(stats.image_bytes),
     ));
-    ctx.out.status(format!("on the other machine: berth unpack {}", file_name));
+    // The id, sent by another way than the pack, is what lets the other side know it got this
+    // image: the pack's own checksums only catch accidents.
+    ctx.out.status(format!("on the other machine: berth unpack {file_name} --expect {}", facts.id));
     if ctx.out.json {
         ctx.out.json(&PackResult {
             file: target.display().to_string(),
@@ -154,17 +163,49 @@ pub fn save_names(facts: &ImageFacts) -> Vec<String> {
     if facts.tags.is_empty() { vec![facts.id.clone()] } else { facts.tags.clone() }
 }
 
-/// `-o FILE` (relative to the current folder), or `./<name>.berth.tar.zst`.
-fn target_path(output: Option<&Path>, name: &str) -> anyhow::Result<PathBuf> {
-    let cwd = std::env::current_dir().context("reading the current folder")?;
+/// `-o FILE` (relative to the current folder; a folder gets `<name>.berth.tar.zst` in it), or
+/// `<project>/.berth/packs/<name>.berth.tar.zst`: berth's own folder, which never enters a build
+/// context, so the next build cannot bake the pack into the image.
+fn target_path(output: Option<&Path>, spec: &crate::spec::Spec) -> anyhow::Result<PathBuf> {
+    let file_name = format!("{}.berth.tar.zst", spec.name);
     let target = match output {
-        Some(p) => cwd.join(p),
-        None => cwd.join(format!("{name}.berth.tar.zst")),
+        Some(p) => std::env::current_dir().context("reading the current folder")?.join(p),
+        None => {
+            let folder = spec.project_dir.join(".berth").join("packs");
+            std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+            return Ok(folder.join(file_name));
+        }
     };
     if target.is_dir() {
-        return Ok(target.join(format!("{name}.berth.tar.zst")));
+        return Ok(target.join(file_name));
     }
     Ok(target)
+}
+
+/// Remove the partial files earlier packs to `file_name` in `folder` left when they were killed
+/// (SIGKILL, a power cut: nothing ran to remove them). One still locked belongs to a pack that is
+/// running now and is left alone; a file that only looks like ours is never touched.
+fn remove_stale_partials(folder: &Path, file_name: &str) {
+    let prefix = format!(".{file_name}.");
+    let Ok(entries) = std::fs::read_dir(folder) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(middle) = name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".partial")) else {
+            continue;
+        };
+        // tempfile's random part: six letters or digits.
+        if middle.len() != 6 || !middle.chars().all(|c| c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = std::fs::File::open(&path) else { continue };
+        if file.try_lock().is_ok() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// The first 12 hex digits of an id, like `docker images` shows.

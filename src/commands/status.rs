@@ -35,6 +35,8 @@ pub struct Status {
     pub drift: Vec<String>,
     /// Why the file could not be planned (then drift is unknown).
     pub plan_error: Option<String>,
+    /// Settings that widen access beyond the project folder (`plan::access`).
+    pub access: Vec<crate::plan::access::Widening>,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,6 +73,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         python_packages_changed: 0,
         drift: Vec::new(),
         plan_error: None,
+        access: crate::plan::access::widening(&project.spec),
     };
     if let Some(c) = &c {
         fill(&mut st, c);
@@ -228,6 +231,9 @@ fn render(st: &Status) -> String {
     }
     if !st.running_jobs.is_empty() {
         line("jobs", &format!("running: {}", st.running_jobs.join(", ")));
+    }
+    for (i, w) in st.access.iter().enumerate() {
+        line(if i == 0 { "access" } else { "" }, &format!("{}: {}", w.setting, w.effect));
     }
     if let Some(e) = &st.last_exit {
         line("last exit", &format!("{}: {}", e.code, e.explanation));

@@ -1,11 +1,16 @@
-//! `berth unpack FILE [-C DIR] [--force]`: load a pack's image, verified, and write its pinned
-//! `berth.toml` into DIR (default `./<name>`), then say which `berth up` follows.
+//! `berth unpack FILE [-C DIR] [--force] [--expect ID] [--allow-access]`: load a pack's image,
+//! verified, and write its pinned `berth.toml` into DIR (default `./<name>`), then say which
+//! `berth up` follows.
 //!
-//! Order matters: the file is recognised and DIR checked before the engine is touched; the
-//! image streams to the engine with every member hashed and the tail held back until all of
-//! them matched (`transport::unpack`), so a truncated, corrupted or foreign file leaves the
-//! engine as it was. `berth.toml` is written last, atomically, and never over an existing one
-//! without `--force`.
+//! A pack is untrusted input: its checksums travel inside it, so they prove integrity against
+//! accidents, never who made it. Order matters: the file is recognised, its `berth.toml`
+//! validated like any project file and required to run exactly the packed image, `--expect`
+//! checked and DIR checked, all before the engine is touched; the image streams to the engine
+//! checked against the header as it goes (`transport::image_check`) with the tail held back
+//! until every member matched (`transport::unpack`), so a truncated, corrupted, foreign or
+//! forged file leaves the engine as it was. `berth.toml` is written last, atomically, never over
+//! an existing one without `--force`, and without the settings that widen access on this host
+//! (`plan::access`) unless `--allow-access` says so.
 
 use std::collections::BTreeSet;
 use std::io::{BufReader, Write};
@@ -19,6 +24,7 @@ use super::Context;
 use super::pack::short;
 use crate::engine::Engine;
 use crate::error::{Code, Hint, fail};
+use crate::plan::access::{self, Widening};
 use crate::spec::FILE_NAME;
 use crate::transport::layout::chain_ids;
 use crate::transport::unpack::{self, Damage, HOLD_BACK, Verified};
@@ -28,6 +34,10 @@ use crate::transport::{bridge, progress};
 pub struct UnpackOptions {
     pub file: PathBuf,
     pub force: bool,
+    /// The image id the user expects (`--expect`).
+    pub expect: Option<String>,
+    /// Write the settings that widen access active (`--allow-access`).
+    pub allow_access: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,6 +53,10 @@ pub struct UnpackResult {
     pub seconds: f64,
     /// The command that brings the environment up.
     pub next: String,
+    /// Settings of the pack that widen access, written commented out (not applied).
+    pub held_back: Vec<Widening>,
+    /// Settings that widen access written active (`--allow-access`).
+    pub allowed: Vec<Widening>,
 }
 
 pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
@@ -59,6 +73,15 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
     let peeked = unpack::peek(&file).map_err(|d| damaged(&file, d))?;
     let dir = if ctx.dir_given { ctx.dir.clone() } else { cwd.join(&peeked.header.name) };
     let toml_path = dir.join(FILE_NAME);
+    if let Some(expect) = &opts.expect {
+        expected(expect, &peeked.header.image.id)?;
+    }
+    let consent = format!(
+        "unpack again with --allow-access --force (`berth -C {} unpack {} --allow-access --force`)",
+        crate::ssh::sh_quote(&dir.display().to_string()),
+        crate::ssh::sh_quote(&file.display().to_string())
+    );
+    let (text, wide) = project_file(&peeked, &toml_path, opts.allow_access, &consent)?;
     if toml_path.exists() && !opts.force {
         return Err(fail(
             Code::Refused,
@@ -117,12 +140,33 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
         ));
     }
 
-    write_toml(&dir, &verified.pinned, opts.force)?;
+    if verified.pinned != peeked.pinned {
+        return Err(fail(
+            Code::BadInput,
+            format!("{}: its berth.toml changed while it was read; nothing was written", file.display()),
+            "make sure nothing writes to the file, then unpack again",
+        ));
+    }
+    write_toml(&dir, &text, opts.force)?;
     let seconds = started.elapsed().as_secs_f64();
     let shown = if image.tags.is_empty() { short(&image.id) } else { image.tags.join(", ") };
     ctx.out
         .status(format!("loaded {shown} ({}) in {seconds:.1} s, every checksum verified", short(&image.id)));
     ctx.out.status(format!("wrote {} (pinned to that image)", toml_path.display()));
+    let (held_back, allowed) = if opts.allow_access { (Vec::new(), wide) } else { (wide, Vec::new()) };
+    if !held_back.is_empty() {
+        ctx.out.warn(format!(
+            "held back {} setting(s) of the pack that widen access on this host (written commented out, not applied):",
+            held_back.len()
+        ));
+        for w in &held_back {
+            ctx.out.warn(format!("  {}: {}", w.setting, w.effect));
+        }
+        ctx.out.warn(format!("to apply them: {consent}, or edit {}", toml_path.display()));
+    }
+    for w in &allowed {
+        ctx.out.warn(format!("applied, as --allow-access says: {}: {}", w.setting, w.effect));
+    }
     let next = format!("berth -C {} up", shown_path(&dir, &cwd));
     ctx.out.status(format!("next: {next}"));
     if ctx.out.json {
@@ -136,9 +180,66 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
             tags: image.tags,
             seconds,
             next,
+            held_back,
+            allowed,
         })?;
     }
     Ok(())
+}
+
+/// `--expect`: the pack's image id is the one given (in full, or its first 12 or more digits).
+fn expected(expect: &str, id: &str) -> anyhow::Result<()> {
+    let want = expect.trim().trim_start_matches("sha256:").to_ascii_lowercase();
+    let have = id.trim_start_matches("sha256:");
+    if want.len() >= 12 && want.bytes().all(|b| b.is_ascii_hexdigit()) && have.starts_with(&want) {
+        return Ok(());
+    }
+    Err(fail(
+        Code::BadInput,
+        format!("the pack holds the image {id}, not {expect}; nothing was loaded"),
+        "ask whoever made the pack which image id `berth pack` printed, or drop --expect",
+    ))
+}
+
+/// The pack's `berth.toml`, checked like any project file and pinned to the packed image, as it
+/// is written: with the settings that widen access held back (commented out) unless `allow`.
+/// Returns the text and those settings.
+fn project_file(
+    peeked: &unpack::Peeked,
+    toml_path: &Path,
+    allow: bool,
+    consent: &str,
+) -> anyhow::Result<(String, Vec<Widening>)> {
+    let bad = |what: String| {
+        fail(
+            Code::BadInput,
+            format!("the pack's berth.toml {what}; nothing was loaded"),
+            "this is not a file `berth pack` writes: get the pack again from its maker",
+        )
+    };
+    let spec = crate::spec::parse_portable(&peeked.pinned, toml_path)
+        .map_err(|e| bad(format!("is not a valid project file ({e})")))?;
+    let id = &peeked.header.image.id;
+    if spec.image.base != *id || spec.image.needs_build() || spec.image.preset.is_some() {
+        return Err(bad(format!(
+            "does not run the packed image {id} (its [image] says {})",
+            spec.image.base
+        )));
+    }
+    let wide = access::widening(&spec);
+    if allow || wide.is_empty() {
+        return Ok((peeked.pinned.clone(), wide));
+    }
+    let text = access::hold_back(&peeked.pinned, &wide, consent)
+        .map_err(|e| bad(format!("cannot be rewritten ({e})")))?;
+    let safe = crate::spec::parse_portable(&text, toml_path)
+        .map_err(|e| bad(format!("cannot be rewritten without its wider settings ({e})")))?;
+    let left = access::widening(&safe);
+    if !left.is_empty() || safe.image.base != *id {
+        let names: Vec<&str> = left.iter().map(|w| w.setting.as_str()).collect();
+        return Err(bad(format!("holds settings berth cannot hold back: {}", names.join(", "))));
+    }
+    Ok((text, wide))
 }
 
 /// The error for a file that is not a good pack: what is wrong, that nothing changed, the fix.
@@ -148,6 +249,10 @@ fn damaged(file: &Path, damage: Damage) -> anyhow::Error {
             "copy the file again (compare `sha256sum` on both machines), or make a new one with `berth pack`"
         }
         Damage::Foreign(_) => "give a file written by `berth pack`",
+        Damage::Mismatch(_) => {
+            "the file was damaged or changed after `berth pack` wrote it (its checksums catch \
+             accidents, not intent): copy it again from its maker and compare `sha256sum` on both machines"
+        }
         Damage::Newer(_) => "unpack it with the berth version that packed it, or a newer one",
         Damage::Unreadable(_) | Damage::Stopped(_) => "check the file's permissions and the disk",
     };

@@ -52,6 +52,7 @@ pub async fn run(ctx: &Context, opts: UpOptions) -> anyhow::Result<()> {
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
     let result = apply(ctx, &project, &engine, opts).await?;
+    super::announce::announce(ctx, &project.spec);
     if ctx.out.json {
         ctx.out.json(&result)?;
     }

@@ -44,6 +44,11 @@ fn walk(root: &Path, dir: &Path, patterns: &[(bool, String)], out: &mut Vec<Entr
         if rel == ".berth" {
             continue;
         }
+        // Nor are packs (`berth pack -o` may put one anywhere, under any name): baked into the
+        // image they would grow it by their own size and change its tag at every pack.
+        if md.is_file() && crate::transport::manifest::is_pack_file(&path) {
+            continue;
+        }
         if md.is_dir() {
             // A folder may be excluded while an exception re-includes something inside it.
             let has_exception = patterns.iter().any(|(neg, _)| *neg);
@@ -215,6 +220,26 @@ mod tests {
         assert!(ignored("tmp1", &p) && !ignored("tmp12", &p));
         assert!(ignored("a.log", &p) && !ignored("c.log", &p));
         assert!(!ignored("train.py", &p));
+    }
+
+    #[test]
+    fn packs_and_their_partial_files_never_enter_a_context() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("Dockerfile"), "FROM x\nCOPY . /app\n").expect("write");
+        let before = hash(&folder_entries(dir.path()).expect("entries")).expect("hash");
+        let mut tar = tar::Builder::new(zstd::Encoder::new(Vec::new(), 1).expect("zstd"));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        tar.append_data(&mut h, crate::transport::manifest::HEADER_MEMBER, &b"{}"[..]).expect("member");
+        let pack = tar.into_inner().expect("tar").finish().expect("zstd");
+        std::fs::write(dir.path().join("renamed.bin"), &pack).expect("write");
+        std::fs::write(dir.path().join(".x.tar.zst.AbC123.partial"), &pack[..8]).expect("write");
+        std::fs::write(dir.path().join(".y.tar.zst.AbC123.partial"), b"").expect("write");
+        assert_eq!(hash(&folder_entries(dir.path()).expect("entries")).expect("hash"), before);
+        // Other zstd files are the user's inputs.
+        std::fs::write(dir.path().join("data.zst"), zstd::encode_all(&b"data"[..], 1).expect("zstd"))
+            .expect("write");
+        assert_ne!(hash(&folder_entries(dir.path()).expect("entries")).expect("hash"), before);
     }
 
     #[test]

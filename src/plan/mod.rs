@@ -4,6 +4,7 @@
 //! [`Inputs`], so plans for recorded hosts are snapshot-tested. The engine module turns a
 //! [`ContainerPlan`] into the API request; `drift` compares a plan with a running container.
 
+pub mod access;
 mod account;
 pub mod drift;
 mod gpu;

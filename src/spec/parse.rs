@@ -120,6 +120,13 @@ pub fn load_existing(file: &Path) -> Result<Spec, SpecError> {
     parse_checked(&text, &file, home, false)
 }
 
+/// Like [`parse_str`], but files the spec names need not exist: for a file made on another
+/// machine (`unpack` checks a pack's `berth.toml` before writing it).
+pub fn parse_portable(text: &str, file: &Path) -> Result<Spec, SpecError> {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    parse_checked(text, file, home, false)
+}
+
 /// Validates `text` as the contents of the project file at `file` (absolute; its folder is
 /// the project). Mount sources are checked on disk; nothing is created.
 pub fn parse_str(text: &str, file: &Path) -> Result<Spec, SpecError> {

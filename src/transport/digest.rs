@@ -1,7 +1,7 @@
 //! sha256 on a thread of its own, so hashing an image overlaps with decompressing it: `unpack`
 //! hashes every member, including the layers it does not send, and on two cores the engine is
-//! waiting for the end of the stream meanwhile. Digests come back in order, all at the end, which
-//! is when the manifest (the last member) can be compared anyway.
+//! waiting for the end of the stream meanwhile. A member's digest comes back when it ends (the
+//! thread is at most a few batches behind), so a swapped layer stops the stream right there.
 
 use std::io::{self, Read};
 use std::sync::mpsc;
@@ -17,12 +17,12 @@ enum Msg {
     End,
 }
 
-/// A hashing thread: feed one member's bytes, [`HashThread::end`] it, repeat; then
-/// [`HashThread::finish`] returns the digests (hex) in the order the members ended.
+/// A hashing thread: feed one member's bytes, [`HashThread::end`] it for its digest, repeat.
 #[derive(Debug)]
 pub struct HashThread {
     tx: Option<mpsc::SyncSender<Msg>>,
-    handle: Option<JoinHandle<Vec<String>>>,
+    digests: mpsc::Receiver<String>,
+    handle: Option<JoinHandle<()>>,
     batch: Vec<u8>,
 }
 
@@ -38,18 +38,21 @@ impl std::fmt::Debug for Msg {
 impl HashThread {
     pub fn start() -> io::Result<HashThread> {
         let (tx, rx) = mpsc::sync_channel::<Msg>(16);
+        let (digest_tx, digests) = mpsc::channel::<String>();
         let handle = std::thread::Builder::new().name("berth-sha256".into()).spawn(move || {
             let mut hasher = Sha256::new();
-            let mut digests = Vec::new();
             for msg in rx {
                 match msg {
                     Msg::Data(d) => hasher.update(&d),
-                    Msg::End => digests.push(hex::encode(hasher.finalize_reset())),
+                    Msg::End => {
+                        if digest_tx.send(hex::encode(hasher.finalize_reset())).is_err() {
+                            return;
+                        }
+                    }
                 }
             }
-            digests
         })?;
-        Ok(HashThread { tx: Some(tx), handle: Some(handle), batch: Vec::with_capacity(BATCH) })
+        Ok(HashThread { tx: Some(tx), digests, handle: Some(handle), batch: Vec::with_capacity(BATCH) })
     }
 
     fn send(&mut self, msg: Msg) {
@@ -67,19 +70,23 @@ impl HashThread {
         }
     }
 
-    /// The current member is complete.
-    pub fn end(&mut self) {
+    /// The current member is complete: its digest (hex; empty if the thread died).
+    pub fn end(&mut self) -> String {
         let rest = std::mem::take(&mut self.batch);
         if !rest.is_empty() {
             self.send(Msg::Data(rest));
         }
         self.send(Msg::End);
+        self.digests.recv().unwrap_or_default()
     }
+}
 
-    /// Every member's digest, in order.
-    pub fn finish(mut self) -> Vec<String> {
+impl Drop for HashThread {
+    fn drop(&mut self) {
         drop(self.tx.take());
-        self.handle.take().and_then(|h| h.join().ok()).unwrap_or_default()
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -109,16 +116,12 @@ mod tests {
         let mut h = HashThread::start().expect("thread");
         h.update(b"ab");
         h.update(b"c");
-        h.end();
-        h.end();
+        assert_eq!(h.end(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(h.end(), hex::encode(Sha256::digest(b"")));
         let big = vec![7u8; BATCH * 3 + 5];
         let mut tee = Tee { inner: big.as_slice(), hasher: &mut h, bytes: 0 };
         std::io::copy(&mut tee, &mut std::io::sink()).expect("copy");
         assert_eq!(tee.bytes, big.len() as u64);
-        h.end();
-        let d = h.finish();
-        assert_eq!(d[0], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(d[1], hex::encode(Sha256::digest(b"")));
-        assert_eq!(d[2], hex::encode(Sha256::digest(&big)));
+        assert_eq!(h.end(), hex::encode(Sha256::digest(&big)));
     }
 }

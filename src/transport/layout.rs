@@ -48,12 +48,13 @@ impl Layout {
         &self.chains
     }
 
-    /// Learn from a member that is not a layer (only `<v1 id>/json` teaches anything).
-    pub fn observe(&mut self, path: &str, data: &[u8]) {
-        let Some((folder, "json")) = path.split_once('/') else { return };
-        if let Some(i) = self.v1_position(folder, data) {
-            self.folders.insert(folder.to_string(), i);
-        }
+    /// Learn from a member that is not a layer (only `<v1 id>/json` teaches anything); whether
+    /// it named a layer of this image.
+    pub fn observe(&mut self, path: &str, data: &[u8]) -> bool {
+        let Some((folder, "json")) = path.split_once('/') else { return false };
+        let Some(i) = self.v1_position(folder, data) else { return false };
+        self.folders.insert(folder.to_string(), i);
+        true
     }
 
     /// The layer index a member holds, if it is a layer berth recognised.

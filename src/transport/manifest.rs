@@ -133,6 +133,36 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// Whether the file at `path` is a pack berth wrote, or the hidden `.partial` file of one it was
+/// writing: recognised by its content (a zstd frame whose first member is the header), so a pack
+/// renamed by the user is still one. Build contexts leave these out (`image::context`).
+pub fn is_pack_file(path: &std::path::Path) -> bool {
+    let Ok(mut file) = std::fs::File::open(path) else { return false };
+    let mut magic = [0u8; 4];
+    let n = file.read(&mut magic).unwrap_or(0);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let partial_name = name.starts_with('.') && name.ends_with(".partial");
+    if n == 0 {
+        return partial_name;
+    }
+    if n < 4 || magic != ZSTD_MAGIC {
+        return false;
+    }
+    if partial_name {
+        return true;
+    }
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    let Ok(decoder) = zstd::Decoder::new(file) else { return false };
+    let mut first = [0u8; 512];
+    if decoder.take(512).read_exact(&mut first).is_err() {
+        return false;
+    }
+    first.starts_with(HEADER_MEMBER.as_bytes()) && first[HEADER_MEMBER.len()] == 0
+}
+
+/// The first bytes of a zstd frame.
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
 /// The sha256 of no data, recorded for folders and links.
 pub fn empty_sha256() -> String {
     hex::encode(Sha256::digest(b""))

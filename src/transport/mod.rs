@@ -8,6 +8,7 @@
 
 pub mod bridge;
 pub mod digest;
+pub mod image_check;
 pub mod layout;
 pub mod manifest;
 pub mod pack;

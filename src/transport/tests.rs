@@ -2,7 +2,7 @@
 //! pack never lets its last bytes through (so the engine, on the other end, keeps nothing).
 
 use std::collections::BTreeSet;
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 
 use futures_util::StreamExt;
 
@@ -11,32 +11,41 @@ use super::manifest::PackedImage;
 use super::pack;
 use super::unpack::{self, Damage, HOLD_BACK};
 
-/// A stand-in for a `docker save` tar: a folder, a layer (legacy name), the same layer as a
-/// blob named by its digest (Docker 25's layout), a link and a manifest.
+/// A stand-in for a `docker save` tar in Docker 25's layout: folders, a layer and the config
+/// as blobs named by their digests, and the `manifest.json` that ties them to a tag.
 fn save_tar() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut dir = tar::Header::new_ustar();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
-    b.append_data(&mut dir, "abc/", std::io::empty()).expect("dir");
-    let layer = layer_data();
-    let mut h = tar::Header::new_ustar();
-    h.set_mode(0o644);
-    h.set_size(layer.len() as u64);
-    b.append_data(&mut h, "abc/layer.tar", layer.as_slice()).expect("layer");
-    let blob = format!("blobs/sha256/{}", layer_digest().trim_start_matches("sha256:"));
-    b.append_data(&mut h.clone(), blob, layer.as_slice()).expect("blob");
-    let mut l = tar::Header::new_ustar();
-    l.set_entry_type(tar::EntryType::Symlink);
-    l.set_size(0);
-    b.append_link(&mut l, "def/layer.tar", "../abc/layer.tar").expect("link");
-    let manifest = br#"[{"Config":"x.json","RepoTags":["t:1"],"Layers":["abc/layer.tar"]}]"#;
-    let mut m = tar::Header::new_ustar();
-    m.set_mode(0o644);
-    m.set_size(manifest.len() as u64);
-    b.append_data(&mut m, "manifest.json", &manifest[..]).expect("manifest");
+    for folder in ["blobs/", "blobs/sha256/"] {
+        let mut dir = tar::Header::new_ustar();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o755);
+        dir.set_size(0);
+        b.append_data(&mut dir, folder, std::io::empty()).expect("dir");
+    }
+    let file = |b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, path, data).expect("member");
+    };
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
+    file(&mut b, &format!("blobs/sha256/{}", hex(&layer_digest())), &layer_data());
+    file(&mut b, &format!("blobs/sha256/{}", hex(&config_id())), config().as_bytes());
+    let manifest = format!(
+        r#"[{{"Config":"blobs/sha256/{}","RepoTags":["t:1"],"Layers":["blobs/sha256/{}"]}}]"#,
+        hex(&config_id()),
+        hex(&layer_digest())
+    );
+    file(&mut b, "manifest.json", manifest.as_bytes());
     b.into_inner().expect("tar")
+}
+
+fn config() -> String {
+    format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#, layer_digest())
+}
+
+fn config_id() -> String {
+    format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(config().as_bytes())))
 }
 
 fn layer_data() -> Vec<u8> {
@@ -48,16 +57,57 @@ fn layer_digest() -> String {
 }
 
 fn make_pack() -> Vec<u8> {
-    let image = PackedImage {
-        id: "sha256:00".into(),
+    let (out, stats) = pack_of(save_tar(), image());
+    assert_eq!(stats.members, 7);
+    out
+}
+
+fn image() -> PackedImage {
+    PackedImage {
+        id: config_id(),
         tags: vec!["t:1".into()],
         source: "t:1".into(),
         layers: vec![layer_digest()],
-    };
-    let (out, stats) =
-        pack::write(Cursor::new(save_tar()), Vec::new(), "name = \"demo\"\n", "demo", image).expect("pack");
-    assert_eq!(stats.members, 7);
-    out
+    }
+}
+
+/// A pack of `save` with `image` as its header, its manifest consistent (re-hashed): what an
+/// attacker who rewrote a pack would make.
+fn pack_of(save: Vec<u8>, image: PackedImage) -> (Vec<u8>, pack::PackStats) {
+    pack::write(Cursor::new(save), Vec::new(), "name = \"demo\"\n", "demo", image).expect("pack")
+}
+
+/// `save_tar()` with the member `path` replaced by `data` (or added, when it is not there).
+fn save_with(path: &str, data: &[u8]) -> Vec<u8> {
+    save_with_in(save_tar(), path, data)
+}
+
+/// `save` with the member `path` replaced by `data` (or added, when it is not there).
+fn save_with_in(save: Vec<u8>, path: &str, data: &[u8]) -> Vec<u8> {
+    let mut a = tar::Archive::new(Cursor::new(save));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut replaced = false;
+    for e in a.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let name = e.path().expect("path").to_string_lossy().into_owned();
+        let mut h = e.header().clone();
+        if name.trim_end_matches('/') == path {
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, &name, data).expect("member");
+            replaced = true;
+        } else {
+            let mut d = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut d).expect("read");
+            b.append_data(&mut h, &name, d.as_slice()).expect("member");
+        }
+    }
+    if !replaced {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, path, data).expect("member");
+    }
+    b.into_inner().expect("tar")
 }
 
 /// Run `stream` over `pack` and collect what the engine would have received, and whether the
@@ -107,16 +157,9 @@ fn a_pack_unpacks_to_the_same_docker_save_tar() {
     let (verified, received, aborted) = unpack_bytes(pack);
     let verified = verified.expect("verified");
     assert!(!aborted);
-    assert_eq!(verified.manifest.image.id, "sha256:00");
+    assert_eq!(verified.manifest.image.id, config_id());
     assert_eq!(names(&received), names(&save_tar()));
-    let mut original = tar::Archive::new(Cursor::new(save_tar()));
-    let mut layer = Vec::new();
-    for e in original.entries().expect("entries") {
-        let mut e = e.expect("entry");
-        if e.path().expect("path").ends_with("layer.tar") && e.size() > 0 {
-            e.read_to_end(&mut layer).expect("read");
-        }
-    }
+    let layer = layer_data();
     assert!(received.windows(layer.len()).any(|w| w == layer.as_slice()), "the layer arrives intact");
 }
 
@@ -160,7 +203,8 @@ fn layers_the_engine_has_are_verified_but_not_sent() {
     let verified = verified.expect("verified");
     assert_eq!(verified.layers_skipped, 1, "the blob named by its digest is recognised");
     let names = names(&received);
-    assert!(!names.iter().any(|n| n.starts_with("blobs/")), "{names:?}");
+    let layer = format!("blobs/sha256/{}", layer_digest().trim_start_matches("sha256:"));
+    assert!(!names.contains(&layer), "{names:?}");
     assert!(names.contains(&"manifest.json".to_string()), "{names:?}");
     // A damaged skipped layer is still caught: skipping never skips the check.
     let mut bad = make_pack();
@@ -168,4 +212,113 @@ fn layers_the_engine_has_are_verified_but_not_sent() {
     bad[at] ^= 0x40;
     let (verified, _, aborted) = unpack_skipping(bad, BTreeSet::from([0]));
     assert!(verified.is_err() && aborted);
+}
+
+#[test]
+fn hostile_packs_with_consistent_checksums_are_refused_before_the_engine_keeps_anything() {
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
+    let layer_path = format!("blobs/sha256/{}", hex(&layer_digest()));
+    let manifest = |config: &str, tags: &str| {
+        format!(r#"[{{"Config":"blobs/sha256/{config}","RepoTags":{tags},"Layers":["{layer_path}"]}}]"#)
+    };
+    let mut swapped = layer_data();
+    swapped[10] ^= 1;
+    let mut other_id = image();
+    other_id.id = format!("sha256:{}", "ab".repeat(32));
+    let cases: Vec<(&str, Vec<u8>, PackedImage, &str)> = vec![
+        (
+            "lying tags in manifest.json",
+            save_with("manifest.json", manifest(&hex(&config_id()), r#"["t:1","victim:latest"]"#).as_bytes()),
+            image(),
+            "victim:latest",
+        ),
+        ("a header naming another image id", save_tar(), other_id, "not sha256:abababab"),
+        ("an extra member", save_with("zeros.bin", &[0u8; 4096]), image(), "no part of a saved image"),
+        ("a swapped layer", save_with(&layer_path, &swapped), image(), "swapped"),
+        (
+            "manifest.json loading another config",
+            save_with("manifest.json", manifest(&"cd".repeat(32), r#"["t:1"]"#).as_bytes()),
+            image(),
+            "loads the image",
+        ),
+    ];
+    for (what, save, header, says) in cases {
+        let (pack, _) = pack_of(save, header);
+        let (verified, received, aborted) = unpack_bytes(pack.clone());
+        let err = verified.expect_err(what);
+        assert!(matches!(err, Damage::Mismatch(_)), "{what}: {err}");
+        assert!(err.to_string().contains(says), "{what}: {err}");
+        assert!(aborted, "{what}: the upload ended normally");
+        let (_, complete, _) = unpack_bytes(make_pack());
+        assert!(received.len() + HOLD_BACK <= complete.len() + 4096 + 1, "{what}: the tail was sent");
+    }
+}
+
+#[test]
+fn a_swapped_layer_stops_the_stream_at_its_end() {
+    let mut swapped = layer_data();
+    swapped[10] ^= 1;
+    let path = format!("blobs/sha256/{}", layer_digest().trim_start_matches("sha256:"));
+    let (pack, _) = pack_of(save_with(&path, &swapped), image());
+    let (_, received, aborted) = unpack_bytes(pack);
+    assert!(aborted);
+    // The config and manifest.json come after the layer: none of them reached the engine.
+    let config = config();
+    assert!(!received.windows(config.len()).any(|w| w == config.as_bytes()), "the stream went on");
+}
+
+/// A save tar of these blobs (named by their sha256), the config and a `manifest.json` listing
+/// `layers` (blob hexes): the containerd image store's layout, where layers are stored
+/// compressed and so are named by a digest that is not their diff id.
+fn store_save(blobs: &[Vec<u8>], layers: &[String]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut file = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, path, data).expect("member");
+    };
+    let sha = |d: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(d));
+    for blob in blobs {
+        file(&format!("blobs/sha256/{}", sha(blob)), blob);
+    }
+    file(&format!("blobs/sha256/{}", config_id().trim_start_matches("sha256:")), config().as_bytes());
+    let listed: Vec<String> = layers.iter().map(|l| format!("\"blobs/sha256/{l}\"")).collect();
+    let manifest = format!(
+        r#"[{{"Config":"blobs/sha256/{}","RepoTags":["t:1"],"Layers":[{}]}}]"#,
+        config_id().trim_start_matches("sha256:"),
+        listed.join(",")
+    );
+    file("manifest.json", manifest.as_bytes());
+    b.into_inner().expect("tar")
+}
+
+#[test]
+fn a_pack_from_the_containerd_store_loads_and_an_unlisted_large_blob_is_refused() {
+    let sha = |d: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(d));
+    let compressed = zstd::encode_all(layer_data().as_slice(), 1).expect("zstd");
+    let (pack, _) = pack_of(store_save(std::slice::from_ref(&compressed), &[sha(&compressed)]), image());
+    let (verified, _, aborted) = unpack_bytes(pack);
+    assert!(verified.is_ok() && !aborted, "{:?}", verified.err());
+
+    let zeros = vec![0u8; 2 << 20];
+    let (pack, _) = pack_of(store_save(&[compressed.clone(), zeros], &[sha(&compressed)]), image());
+    let (verified, _, aborted) = unpack_bytes(pack);
+    let err = verified.expect_err("an extra blob");
+    assert!(err.to_string().contains("no layer of the image") && aborted, "{err}");
+}
+
+#[test]
+fn a_blob_that_does_not_hash_to_its_name_is_refused() {
+    let compressed = zstd::encode_all(layer_data().as_slice(), 1).expect("zstd");
+    let name = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&compressed));
+    let save = store_save(&[compressed], std::slice::from_ref(&name));
+    // Same name, other bytes: the manifest of the pack re-hashed, the blob's name not.
+    let mut other = zstd::encode_all(layer_data().as_slice(), 1).expect("zstd");
+    let at = other.len() / 2;
+    other[at] ^= 1;
+    let (pack, _) = pack_of(save_with_in(save, &format!("blobs/sha256/{name}"), &other), image());
+    let (verified, _, aborted) = unpack_bytes(pack);
+    let err = verified.expect_err("a blob under another name");
+    assert!(err.to_string().contains("does not hash to its name") && aborted, "{err}");
 }

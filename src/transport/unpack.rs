@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::bridge::ChannelWriter;
 use super::digest::{HashThread, Tee};
-use super::layout::Layout;
+use super::image_check::{ImageCheck, Role};
 use super::manifest::{
     self, FORMAT, HEADER_MEMBER, Hashing, Header, IMAGE_PREFIX, MANIFEST_MEMBER, Manifest, Member,
     TOML_MEMBER,
@@ -37,6 +37,10 @@ pub enum Damage {
     Newer(String),
     #[error("cannot read it: {0}")]
     Unreadable(io::Error),
+    /// The image inside is not the one the header names, or holds what no saved image holds:
+    /// damaged, or changed on purpose (the checksums beside it only catch accidents).
+    #[error("it does not hold what its header says: {0}")]
+    Mismatch(String),
     /// The engine side stopped taking bytes (its own error says why).
     #[error("the engine stopped reading: {0}")]
     Stopped(String),
@@ -97,7 +101,7 @@ pub fn check_magic(path: &Path) -> Result<(), Damage> {
         }
     }
     let head = &head[..n];
-    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+    if head.starts_with(&manifest::ZSTD_MAGIC) {
         return Ok(());
     }
     let what = if head.is_empty() {
@@ -205,11 +209,9 @@ fn copy_verified<R: Read, W: Write>(
     let mut header: Option<Header> = None;
     let mut pinned = None;
     let mut manifest: Option<Manifest> = None;
-    let mut layout = Layout::new(&[]);
+    let mut check: Option<ImageCheck> = None;
     let mut layers_skipped = 0;
     let mut hasher = HashThread::start()?;
-    // Members in `seen` whose digest the hashing thread will give, in order.
-    let mut pending: Vec<usize> = Vec::new();
     {
         let mut archive = tar::Archive::new(&mut *decoder);
         for entry in archive.entries()? {
@@ -223,7 +225,7 @@ fn copy_verified<R: Read, W: Write>(
             if header.is_none() {
                 let (text, member) = read_small(entry, HEADER_MEMBER, 16 << 20)?;
                 let h = parse_header(&text)?;
-                layout = Layout::new(&h.image.layers);
+                check = Some(ImageCheck::new(&h));
                 header = Some(h);
                 seen.push(member);
             } else if pinned.is_none() {
@@ -239,41 +241,64 @@ fn copy_verified<R: Read, W: Write>(
                 manifest = Some(m);
             } else if let Some(inner) = path.strip_prefix(IMAGE_PREFIX) {
                 let inner = inner.to_string();
-                let layer = layout.layer_of(&inner);
-                let is_file = entry.header().entry_type().is_file();
-                let mut member = if is_file && inner.ends_with("/json") && entry.size() < (1 << 20) {
-                    let mut data = Vec::new();
-                    entry.read_to_end(&mut data)?;
-                    layout.observe(&inner, &data);
-                    let size = data.len() as u64;
-                    copy_file(out, entry.header().clone(), &inner, size, data.as_slice(), "file")?
-                } else if is_file {
-                    let size = entry.size();
-                    let mut header = entry.header().clone();
-                    let mut tee = Tee { inner: &mut entry, hasher: &mut hasher, bytes: 0 };
-                    if layer.is_some_and(|i| skip.contains(&i)) {
-                        // The engine has this layer: verify it, but do not send it.
-                        layers_skipped += 1;
-                        io::copy(&mut tee, &mut io::sink())?;
-                    } else {
+                let Some(check) = check.as_mut() else {
+                    return Err(Damage::Corrupt("its image comes before its header".into()).into());
+                };
+                let kind = manifest::kind_of(entry.header().entry_type())
+                    .ok_or_else(|| Damage::Mismatch(format!("{path} is a kind of member no pack holds")))?;
+                let link = entry.link_name()?.map(|t| t.to_string_lossy().into_owned());
+                let role = check.role(&inner, kind, link.as_deref()).map_err(Damage::Mismatch)?;
+                let mut member = match role {
+                    Role::Small(limit) => {
+                        if entry.size() > limit {
+                            return Err(Damage::Mismatch(format!(
+                                "{path} is {} bytes, far more than it can be",
+                                entry.size()
+                            ))
+                            .into());
+                        }
+                        let mut data = Vec::new();
+                        entry.read_to_end(&mut data)?;
+                        check.small(&inner, &data).map_err(Damage::Mismatch)?;
+                        let size = data.len() as u64;
+                        copy_file(out, entry.header().clone(), &inner, size, data.as_slice(), "file")?
+                    }
+                    Role::Layer(layer) => {
+                        let size = entry.size();
+                        let mut header = entry.header().clone();
+                        let mut tee = Tee { inner: &mut entry, hasher: &mut hasher, bytes: 0 };
+                        if skip.contains(&layer) {
+                            // The engine has this layer: verify it, but do not send it.
+                            layers_skipped += 1;
+                            io::copy(&mut tee, &mut io::sink())?;
+                        } else {
+                            header.set_size(size);
+                            out.append_data(&mut header, &inner, &mut tee)?;
+                        }
+                        if tee.bytes != size {
+                            return Err(anyhow::Error::new(io::Error::from(io::ErrorKind::UnexpectedEof))
+                                .context(format!("{path} ended early")));
+                        }
+                        let digest = hasher.end();
+                        // Before anything after it reaches the engine: a swapped layer stops here.
+                        check.layer(&inner, layer, &digest).map_err(Damage::Mismatch)?;
+                        Member { path: String::new(), kind: "file".into(), size, sha256: digest, link: None }
+                    }
+                    Role::Blob => {
+                        let size = entry.size();
+                        let mut header = entry.header().clone();
                         header.set_size(size);
+                        let mut tee = Tee { inner: &mut entry, hasher: &mut hasher, bytes: 0 };
                         out.append_data(&mut header, &inner, &mut tee)?;
+                        if tee.bytes != size {
+                            return Err(anyhow::Error::new(io::Error::from(io::ErrorKind::UnexpectedEof))
+                                .context(format!("{path} ended early")));
+                        }
+                        let digest = hasher.end();
+                        check.blob(&inner, size, &digest).map_err(Damage::Mismatch)?;
+                        Member { path: String::new(), kind: "file".into(), size, sha256: digest, link: None }
                     }
-                    if tee.bytes != size {
-                        return Err(anyhow::Error::new(io::Error::from(io::ErrorKind::UnexpectedEof))
-                            .context(format!("{path} ended early")));
-                    }
-                    hasher.end();
-                    pending.push(seen.len());
-                    Member {
-                        path: String::new(),
-                        kind: "file".into(),
-                        size,
-                        sha256: String::new(),
-                        link: None,
-                    }
-                } else {
-                    copy_entry(out, entry, &inner)?
+                    Role::Folder | Role::Link => copy_entry(out, entry, &inner)?,
                 };
                 member.path = path;
                 seen.push(member);
@@ -281,9 +306,6 @@ fn copy_verified<R: Read, W: Write>(
                 return Err(Damage::Corrupt(format!("it holds {path}, which no pack holds")).into());
             }
         }
-    }
-    for (i, digest) in pending.iter().zip(hasher.finish()) {
-        seen[*i].sha256 = digest;
     }
     let Some(manifest) = manifest else {
         return Err(Damage::Corrupt("its manifest is missing".into()).into());
@@ -304,6 +326,9 @@ fn copy_verified<R: Read, W: Write>(
     }
     if header.as_ref() != Some(&manifest.header()) {
         return Err(Damage::Corrupt("its header and its manifest disagree".into()).into());
+    }
+    if let Some(check) = &check {
+        check.finish().map_err(Damage::Mismatch)?;
     }
     // What is left is the tar's zero padding; reading to the end makes zstd check its checksum.
     let mut rest = [0u8; 64 * 1024];
