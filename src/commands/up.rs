@@ -64,13 +64,41 @@ pub struct Planned {
     pub plan: ContainerPlan,
     pub host: HostFacts,
     pub image: image::Resolved,
+    /// Work folders the image's own files are kept in (no project mount there).
+    pub image_kept: Vec<String>,
 }
 
-/// Compute this project's plan against the engine as it is now.
+/// Compute this project's plan against the engine as it is now. Whether the image's work folder
+/// is kept (see [`look_into_image`]) is what the existing container was made with.
 pub async fn plan_for(
     project: &Project,
     engine: &Engine,
     existing: Option<&ContainerInspectResponse>,
+) -> anyhow::Result<Planned> {
+    let kept = existing.map(|c| kept_by(project, c)).unwrap_or_default();
+    plan_with(project, engine, existing, kept).await
+}
+
+/// The work folder an existing container was made without the default project mount on.
+fn kept_by(project: &Project, c: &ContainerInspectResponse) -> Vec<String> {
+    let spec = &project.spec;
+    let Some(old) = engine::label(c, LABEL_PLAN).and_then(drift::Summary::from_label) else { return Vec::new() };
+    let mounted = old.mounts.iter().any(|m| {
+        let mut parts = m.rsplitn(3, ':');
+        parts.nth(1) == Some(spec.workdir.as_str())
+    });
+    if spec.mounts.is_empty() && old.workdir == spec.workdir && !mounted {
+        vec![spec.workdir.clone()]
+    } else {
+        Vec::new()
+    }
+}
+
+async fn plan_with(
+    project: &Project,
+    engine: &Engine,
+    existing: Option<&ContainerInspectResponse>,
+    image_kept: Vec<String>,
 ) -> anyhow::Result<Planned> {
     let spec = &project.spec;
     let host = project.host_facts();
@@ -93,13 +121,82 @@ pub async fn plan_for(
         busy: &busy,
         prefer: &prefer,
         image: &resolved.image,
+        image_kept: &image_kept,
     };
     let plan = plan::plan(spec, &inputs).map_err(|e| {
         anyhow::Error::new(
             Hint::new(Code::BadInput, format!("{}: {e}", spec.file.display())).with_hint(e.hint()),
         )
     })?;
-    Ok(Planned { plan, host, image: resolved })
+    Ok(Planned { plan, host, image: resolved, image_kept })
+}
+
+/// Before a container is made: which of its mounts would hide files the image holds at the
+/// mount's target that the mounted folder lacks. The default project mount is left out when the
+/// project folder holds none of the image's files there (an unpacked project: the image carries
+/// the code); any other mount is made as written, with a warning naming what it hides. Returns
+/// the plan to create (planned again when the default mount was left out or came back).
+async fn look_into_image(
+    ctx: &Context,
+    project: &Project,
+    engine: &Engine,
+    planned: &Planned,
+) -> anyhow::Result<Option<Planned>> {
+    let spec = &project.spec;
+    // berth's own files are in every project folder, and say nothing about the code.
+    let ours = |n: &str| n == crate::spec::FILE_NAME || n == ".berth";
+    let listed = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let few = |names: &[&String]| -> String {
+        let shown: Vec<&str> = names.iter().take(5).map(|s| s.as_str()).collect();
+        let more = if names.len() > 5 { format!(", … {} more", names.len() - 5) } else { String::new() };
+        format!("{}{more}", shown.join(", "))
+    };
+    let mut kept = Vec::new();
+    let written: Vec<(std::path::PathBuf, String)> = if spec.mounts.is_empty() {
+        vec![(spec.project_dir.clone(), spec.workdir.clone())]
+    } else {
+        spec.mounts.iter().map(|m| (m.source.clone(), m.target.clone())).collect()
+    };
+    for (source, target) in written {
+        let in_image = engine.image_folder_names(&planned.plan.image, &target).await?;
+        let in_image: Vec<&String> = in_image.iter().filter(|n| !ours(n)).collect();
+        if in_image.is_empty() {
+            continue;
+        }
+        let here = listed(&source);
+        let hidden: Vec<&String> = in_image.iter().copied().filter(|n| !here.contains(n)).collect();
+        if hidden.is_empty() {
+            continue;
+        }
+        if spec.mounts.is_empty() && hidden.len() == in_image.len() {
+            ctx.out.warn(format!(
+                "the image holds files in {target} ({}) and {} holds none of them: the project folder is not \
+                 mounted there, so the environment runs the image's own files; to work on them from this \
+                 folder instead, put them here and run `berth up --recreate`, or mount it anyway with \
+                 `mounts = [\".:{target}\"]` in berth.toml",
+                few(&in_image),
+                source.display()
+            ));
+            kept.push(target);
+        } else {
+            ctx.out.warn(format!(
+                "mounting {} over {target} hides what the image holds there and it lacks: {}; if the \
+                 environment needs those, copy them into {} (or mount it elsewhere in `mounts`) and run \
+                 `berth up --recreate`",
+                source.display(),
+                few(&hidden),
+                source.display()
+            ));
+        }
+    }
+    if kept == planned.image_kept {
+        return Ok(None);
+    }
+    Ok(Some(plan_with(project, engine, None, kept).await?))
 }
 
 /// GPU ids the container holds (from its device requests and devices).
@@ -280,8 +377,10 @@ async fn create_and_start(
     opts: UpOptions,
 ) -> anyhow::Result<ContainerInspectResponse> {
     engine.endpoint.require_local("creating an environment")?;
-    let plan = &planned.plan;
     super::build::ensure(ctx, project, engine, &planned.image).await?;
+    let replanned = look_into_image(ctx, project, engine, planned).await?;
+    let planned = replanned.as_ref().unwrap_or(planned);
+    let plan = &planned.plan;
     // Before anything is created: does the image fit this host's GPU stack?
     let env = engine.image_env(&plan.image).await?;
     image::compat::check_driver(&plan.image, &env, &plan.gpu, &planned.host)?;

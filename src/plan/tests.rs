@@ -34,6 +34,7 @@ fn plan_on(name: &str, toml: &str, busy: &[&str], prefer: &[&str]) -> Result<Con
             busy: &busy,
             prefer: &prefer,
             image: &spec.image.base,
+            image_kept: &[],
         },
     )
 }
@@ -110,6 +111,7 @@ fn podman_gets_cdi_names_even_without_discovered_devices() {
             busy: &BusyGpus::new(),
             prefer: &[],
             image: &spec.image.base,
+            image_kept: &[],
         },
     )
     .unwrap();
