@@ -39,7 +39,7 @@ pub enum Command {
     /// Run one command inside the environment and return its exit code.
     Exec(ExecArgs),
     /// Stop the environment's container (keeps it).
-    Stop,
+    Stop(StopArgs),
     /// Show this environment: state, image, GPUs, shm, mounts, ports, drift.
     Status,
     /// List your berth environments on this engine.
@@ -311,6 +311,13 @@ pub struct LsArgs {
     /// Show every user's environments.
     #[arg(long)]
     pub all_users: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Stop it even while jobs run (they are killed).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

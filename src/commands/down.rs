@@ -16,6 +16,7 @@ const SHOWN: usize = 15;
 pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
     let project = Project::load_existing(ctx)?;
     let engine = Engine::connect().await?;
+    let _lock = super::up::lock(&project)?;
     let Some(c) = project.container(&engine).await? else {
         ctx.out.status(format!("{} does not exist; nothing to remove", project.container));
         return Ok(());
@@ -24,6 +25,21 @@ pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
     engine.remove(c.id.as_deref().unwrap_or(&project.container)).await?;
     ctx.out.status(format!("removed {} ({})", project.container, Project::short_id(&c)));
     Ok(())
+}
+
+/// Refuse while jobs run in the container (a running job is the user's work); `force_hint` says
+/// what overrides it.
+pub fn refuse_running_jobs(project: &Project, c: &ContainerInspectResponse, force_hint: &str) -> anyhow::Result<()> {
+    let state = super::jobs::ContainerState::of(Some(c));
+    let running = crate::jobs::running(&project.spec.project_dir, state.running, state.started.as_deref());
+    if running.is_empty() {
+        return Ok(());
+    }
+    Err(fail(
+        Code::Refused,
+        format!("{} has running jobs: {}", project.container, running.join(", ")),
+        format!("wait for them (`berth logs NAME -f`), stop them (`berth kill NAME`), or {force_hint}"),
+    ))
 }
 
 /// Refuse unless the container holds no changes that matter, or `force` is given.
@@ -36,15 +52,7 @@ pub async fn guard(
     if force {
         return Ok(());
     }
-    let state = super::jobs::ContainerState::of(Some(c));
-    let running = crate::jobs::running(&project.spec.project_dir, state.running, state.started.as_deref());
-    if !running.is_empty() {
-        return Err(fail(
-            Code::Refused,
-            format!("{} has running jobs: {}", project.container, running.join(", ")),
-            "wait for them (`berth logs NAME -f`), stop them (`berth kill NAME`), or add --force",
-        ));
-    }
+    refuse_running_jobs(project, c, "add --force")?;
     let found = engine.significant_changes(c).await?;
     if found.is_empty() {
         return Ok(());

@@ -48,7 +48,16 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
     if !running {
         up::apply(ctx, &project, &engine, up::UpOptions::default()).await?;
     }
+    // Held until the job runs: a `stop` or `down` waits for it, and one that came first is seen.
+    let _lock = up::lock(&project)?;
     let c = project.container(&engine).await?.context("the environment vanished after `up`")?;
+    if !engine::is_running(&c) {
+        return Err(fail(
+            Code::Refused,
+            format!("{} was stopped while the job was being started; the job did not start", project.container),
+            "run it again (`berth run` starts the environment first)",
+        ));
+    }
     let plan = up::plan_for(&project, &engine, Some(&c)).await?.plan;
     let (gpu_env, visible) = gpu_env(plan.gpu.mode, plan.gpu.selected.len(), opts.gpus.as_deref())?;
     let mut cmd = opts.cmd.clone();

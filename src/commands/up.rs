@@ -354,8 +354,9 @@ fn result(project: &Project, c: &ContainerInspectResponse, action: Action) -> Up
     }
 }
 
-/// Take the project's `up` lock (released when the file closes).
-fn lock(project: &Project) -> anyhow::Result<File> {
+/// Take the project's lock (released when the file closes): `up`, `stop`, `down` and the start
+/// of a job take it, so a job never starts into a container being stopped or removed.
+pub fn lock(project: &Project) -> anyhow::Result<File> {
     let dir = project.spec.project_dir.join(".berth");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let ignore = dir.join(".gitignore");

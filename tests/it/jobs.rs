@@ -150,3 +150,38 @@ fn gpu_check_with_python_but_no_torch_names_what_is_missing() {
     assert!(torch["detail"].as_str().unwrap().contains("torch does not import"), "{torch}");
     assert!(!r.stdout.contains("Traceback") && !r.stderr.contains("Traceback"));
 }
+
+#[test]
+fn stop_refuses_while_a_job_runs_and_never_kills_it_silently() {
+    let env = TestEnv::new();
+    let dir = env.project("stopjobs", "");
+    env.berth(&dir, &["run", "--name", "train", "--", "sleep", "300"]).ok();
+    let refused = env.berth(&dir, &["stop"]).code(4);
+    assert!(refused.stderr.contains("running jobs: train"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(env.inspect(&dir)["State"]["Running"], true);
+    assert_eq!(job(&jobs_json(&env, &dir), "train")["state"], "running");
+    env.berth(&dir, &["stop", "--force"]).ok();
+    assert_eq!(env.inspect(&dir)["State"]["Running"], false);
+    assert_eq!(job(&jobs_json(&env, &dir), "train")["state"], "interrupted");
+}
+
+#[test]
+fn a_job_never_starts_into_a_container_being_stopped() {
+    let env = TestEnv::new();
+    let dir = env.project("stoprace", "");
+    env.berth(&dir, &["up"]).ok();
+    let id = env.containers_of(&dir)[0].clone();
+    // Another berth holds the project's lock while it stops the container (as `berth stop` does).
+    let lock = dir.join(".berth/lock");
+    let mut stopper = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sh", "-c", &format!("sleep 1.5; docker stop -t 0 {id} >/dev/null")])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let run = env.berth(&dir, &["run", "--name", "late", "--", "sleep", "100"]).code(4);
+    assert!(stopper.wait().unwrap().success());
+    assert!(run.stderr.contains("was stopped while the job was being started"), "{}", run.stderr);
+    assert!(!dir.join(".berth/jobs/late").exists(), "a job folder was left for a job that never ran");
+}
