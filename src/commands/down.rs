@@ -27,6 +27,28 @@ pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The changes no `berth commit` of this container holds: those recorded in `.berth/commit.json`
+/// for it, unchanged since (same kind, size and modification time) and with the committed image
+/// still on the engine, are kept there and are not lost with the container.
+async fn not_committed(
+    project: &Project,
+    engine: &Engine,
+    c: &ContainerInspectResponse,
+    found: Vec<changes::Change>,
+) -> anyhow::Result<Vec<changes::Change>> {
+    let Some(rec) = crate::image::read_commit(&project.spec.project_dir) else { return Ok(found) };
+    if rec.captured.is_empty() || rec.container.is_none() || rec.container != c.id {
+        return Ok(found);
+    }
+    if !engine.has_image(&rec.image).await? {
+        return Ok(found);
+    }
+    let candidates: Vec<changes::Change> =
+        found.iter().filter(|f| rec.captured.iter().any(|s| s.path == f.path)).cloned().collect();
+    let now = engine.seen(c.id.as_deref().unwrap_or_default(), &candidates).await?;
+    Ok(found.into_iter().filter(|f| !now.iter().any(|n| n.path == f.path && rec.captured.contains(n))).collect())
+}
+
 /// Refuse while jobs run in the container (a running job is the user's work); `force_hint` says
 /// what overrides it.
 pub fn refuse_running_jobs(project: &Project, c: &ContainerInspectResponse, force_hint: &str) -> anyhow::Result<()> {
@@ -54,6 +76,7 @@ pub async fn guard(
     }
     refuse_running_jobs(project, c, "add --force")?;
     let found = engine.significant_changes(c).await?;
+    let found = not_committed(project, engine, c, found).await?;
     if found.is_empty() {
         return Ok(());
     }
