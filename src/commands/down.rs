@@ -46,14 +46,21 @@ async fn not_committed(
     let candidates: Vec<changes::Change> =
         found.iter().filter(|f| rec.captured.iter().any(|s| s.path == f.path)).cloned().collect();
     let now = engine.seen(c.id.as_deref().unwrap_or_default(), &candidates).await?;
-    Ok(found.into_iter().filter(|f| !now.iter().any(|n| n.path == f.path && rec.captured.contains(n))).collect())
+    Ok(found
+        .into_iter()
+        .filter(|f| !now.iter().any(|n| n.path == f.path && rec.captured.contains(n)))
+        .collect())
 }
 
 /// Refuse while jobs run in the container (a running job is the user's work); `force_hint` says
 /// what overrides it.
-pub fn refuse_running_jobs(project: &Project, c: &ContainerInspectResponse, force_hint: &str) -> anyhow::Result<()> {
-    let state = super::jobs::ContainerState::of(Some(c));
-    let running = crate::jobs::running(&project.spec.project_dir, state.running, state.started.as_deref());
+pub async fn refuse_running_jobs(
+    project: &Project,
+    engine: &Engine,
+    c: &ContainerInspectResponse,
+    force_hint: &str,
+) -> anyhow::Result<()> {
+    let running = super::jobs::running(project, engine, c).await;
     if running.is_empty() {
         return Ok(());
     }
@@ -74,7 +81,7 @@ pub async fn guard(
     if force {
         return Ok(());
     }
-    refuse_running_jobs(project, c, "add --force")?;
+    refuse_running_jobs(project, engine, c, "add --force").await?;
     let found = engine.significant_changes(c).await?;
     let found = not_committed(project, engine, c, found).await?;
     if found.is_empty() {

@@ -19,7 +19,7 @@ pub async fn run(ctx: &Context, name: Option<String>, follow: bool) -> anyhow::R
     let job = find(&project, name.as_deref())?;
     let path = job.log_path();
     let mut offset = 0u64;
-    let mut state = ContainerState::of(project.container(&engine).await?.as_ref());
+    let mut state = ContainerState::read(&engine, &project, project.container(&engine).await?.as_ref()).await;
     let mut last_check = Instant::now();
     loop {
         offset = copy_new(&path, offset, ctx)?;
@@ -32,7 +32,7 @@ pub async fn run(ctx: &Context, name: Option<String>, follow: bool) -> anyhow::R
             return Ok(finish(ctx, &v, follow));
         }
         if last_check.elapsed() > Duration::from_secs(1) {
-            state = ContainerState::of(project.container(&engine).await?.as_ref());
+            state = ContainerState::read(&engine, &project, project.container(&engine).await?.as_ref()).await;
             last_check = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

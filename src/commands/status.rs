@@ -93,9 +93,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
             st.python_packages_changed =
                 crate::image::freeze::hand_changed(&crate::engine::changes::all(&raw));
         }
-        let state = super::jobs::ContainerState::of(Some(c));
-        st.running_jobs =
-            crate::jobs::running(&project.spec.project_dir, state.running, state.started.as_deref());
+        st.running_jobs = super::jobs::running(&project, &engine, c).await;
         if let Ok(p) = &planned {
             st.gpus = p
                 .plan

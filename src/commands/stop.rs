@@ -18,7 +18,13 @@ pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if !force {
-        super::down::refuse_running_jobs(&project, &c, "add --force to stop it anyway (they are killed)")?;
+        super::down::refuse_running_jobs(
+            &project,
+            &engine,
+            &c,
+            "add --force to stop it anyway (they are killed)",
+        )
+        .await?;
     }
     engine.stop(c.id.as_deref().unwrap_or(&project.container), 10).await?;
     ctx.out.status(format!(

@@ -82,7 +82,9 @@ pub async fn plan_for(
 /// The work folder an existing container was made without the default project mount on.
 fn kept_by(project: &Project, c: &ContainerInspectResponse) -> Vec<String> {
     let spec = &project.spec;
-    let Some(old) = engine::label(c, LABEL_PLAN).and_then(drift::Summary::from_label) else { return Vec::new() };
+    let Some(old) = engine::label(c, LABEL_PLAN).and_then(drift::Summary::from_label) else {
+        return Vec::new();
+    };
     let mounted = old.mounts.iter().any(|m| {
         let mut parts = m.rsplitn(3, ':');
         parts.nth(1) == Some(spec.workdir.as_str())

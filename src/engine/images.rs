@@ -50,13 +50,16 @@ impl Engine {
     }
 
     async fn folder_names_of(&self, id: &str, path: &str) -> anyhow::Result<Vec<String>> {
-        let opts = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default().path(path).build();
+        let opts =
+            bollard::query_parameters::DownloadFromContainerOptionsBuilder::default().path(path).build();
         let mut stream = self.docker.download_from_container(id, Some(opts));
         let mut tar = Vec::new();
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(bytes) => tar.extend_from_slice(&bytes),
-                Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => return Ok(Vec::new()),
+                Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                    return Ok(Vec::new());
+                }
                 Err(e) => return Err(explain(e, &self.endpoint)),
             }
             if tar.len() >= PROBE_BYTES {
@@ -185,7 +188,11 @@ mod tests {
         for (path, data) in [("app/", &b""[..]), ("app/train.py", b"print(1)"), ("app/data/x", b"12")] {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
-            h.set_entry_type(if path.ends_with('/') { tar::EntryType::Directory } else { tar::EntryType::Regular });
+            h.set_entry_type(if path.ends_with('/') {
+                tar::EntryType::Directory
+            } else {
+                tar::EntryType::Regular
+            });
             h.set_mode(0o644);
             b.append_data(&mut h, path, data).expect("append");
         }

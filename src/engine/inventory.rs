@@ -80,12 +80,16 @@ impl Engine {
                 if c.kind == changes::Kind::Deleted {
                     return Ok(Seen { path: c.path, kind: c.kind, size: None, mtime: None });
                 }
-                let opts =
-                    bollard::query_parameters::ContainerArchiveInfoOptionsBuilder::default().path(&c.path).build();
+                let opts = bollard::query_parameters::ContainerArchiveInfoOptionsBuilder::default()
+                    .path(&c.path)
+                    .build();
                 match self.docker.get_container_archive_info(id, Some(opts)).await {
-                    Ok(st) => {
-                        Ok(Seen { path: c.path, kind: c.kind, size: Some(st.size), mtime: st.modification_time })
-                    }
+                    Ok(st) => Ok(Seen {
+                        path: c.path,
+                        kind: c.kind,
+                        size: Some(st.size),
+                        mtime: st.modification_time,
+                    }),
                     // Gone meanwhile: nothing to compare it by.
                     Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
                         Ok(Seen { path: c.path, kind: c.kind, size: None, mtime: None })

@@ -12,6 +12,16 @@ pub fn inside_dir(name: &str) -> String {
     format!("{}/jobs/{name}", crate::plan::STATE_DIR)
 }
 
+/// Whether one of the container's command lines (as the engine's `top` shows them, newlines as
+/// spaces) is the wrapper of job `name`: it starts `/bin/sh -c d=<its folder>` and lives as long
+/// as the job does.
+pub fn runs_in(cmdlines: &[String], name: &str) -> bool {
+    let marker = format!("d={}", sh_quote(&inside_dir(name)));
+    cmdlines.iter().any(|line| {
+        line.split_whitespace().take(4).collect::<Vec<_>>().windows(2).any(|w| w == ["-c", marker.as_str()])
+    })
+}
+
 /// `sh -c SCRIPT sh CMD...`: argv for the detached exec.
 pub fn argv(name: &str, workdir: Option<&str>, cmd: &[String]) -> Vec<String> {
     let dir = sh_quote(&inside_dir(name));
@@ -67,5 +77,15 @@ mod tests {
         assert!(a[2].contains("d=/berth/state/jobs/train"));
         assert!(a[2].contains("cd /workspace || exit 126"));
         assert_eq!(&a[3..], ["sh", "python", "train.py", "--lr=1e-3"]);
+    }
+
+    #[test]
+    fn a_wrapper_is_found_by_its_job_name_only() {
+        let line = argv("train", None, &["sleep".into(), "30".into()]).join(" ").replace('\n', " ");
+        let top = vec!["/sbin/docker-init -- sleep infinity".to_string(), line, "sleep 30".to_string()];
+        assert!(runs_in(&top, "train"));
+        assert!(!runs_in(&top, "trai"));
+        assert!(!runs_in(&top, "train2"));
+        assert!(!runs_in(&["sleep d=/berth/state/jobs/train".to_string()], "train"));
     }
 }
