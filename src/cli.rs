@@ -291,6 +291,10 @@ pub struct UpArgs {
     /// Create the container but do not start it.
     #[arg(long)]
     pub no_start: bool,
+    /// Take over the environment made before this folder was moved or renamed: recreate it here
+    /// (changes inside it are kept through `berth commit`; refused while jobs run).
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 #[derive(Debug, Args)]

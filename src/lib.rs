@@ -60,7 +60,12 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
         match command {
             C::Init(_) => Ok(0),
             C::Up(a) => {
-                let opts = up::UpOptions { recreate: a.recreate, force: a.force, no_start: a.no_start };
+                let opts = up::UpOptions {
+                    recreate: a.recreate,
+                    force: a.force,
+                    no_start: a.no_start,
+                    adopt: a.adopt,
+                };
                 up::run(ctx, opts).await.map(|_| 0)
             }
             C::Shell => commands::shell::run(ctx).await,

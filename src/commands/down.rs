@@ -14,10 +14,9 @@ use crate::error::{Code, fail};
 const SHOWN: usize = 15;
 
 pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
-    let project = Project::load_existing(ctx)?;
-    let engine = Engine::connect().await?;
+    let (project, engine) = Project::existing(ctx).await?;
     let _lock = super::up::lock(&project)?;
-    let Some(c) = project.container(&engine).await? else {
+    let Some(c) = project.container_or_moved(ctx, &engine).await? else {
         ctx.out.status(format!("{} does not exist; nothing to remove", project.container));
         return Ok(());
     };

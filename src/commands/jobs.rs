@@ -205,7 +205,7 @@ pub fn view(job: &JobRecord, c: &ContainerState) -> JobView {
 
 /// Every job of the project, with its container's state.
 pub async fn views(project: &Project, engine: &Engine) -> anyhow::Result<(Vec<JobView>, ContainerState)> {
-    let c = project.container(engine).await?;
+    let c = project.environment(engine).await?;
     let state = ContainerState::read(engine, project, c.as_ref()).await;
     let list = jobs::list(&project.spec.project_dir).iter().map(|j| view(j, &state)).collect();
     Ok((list, state))
@@ -223,8 +223,7 @@ pub async fn running(project: &Project, engine: &Engine, c: &ContainerInspectRes
 }
 
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
-    let project = Project::load_existing(ctx)?;
-    let engine = Engine::connect().await?;
+    let (project, engine) = Project::existing(ctx).await?;
     let (list, _) = views(&project, &engine).await?;
     if ctx.out.json {
         return ctx.out.json(&list);

@@ -4,15 +4,14 @@ use std::time::{Duration, Instant};
 
 use super::jobs::{ContainerState, view};
 use super::{Context, Project, logs::find};
-use crate::engine::{Engine, exec::ExecRequest};
+use crate::engine::exec::ExecRequest;
 use crate::error::{Code, fail};
 use crate::jobs::{self, JobState, wrapper};
 
 pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
-    let project = Project::load_existing(ctx)?;
-    let engine = Engine::connect().await?;
+    let (project, engine) = Project::existing(ctx).await?;
     let job = find(&project, Some(name))?;
-    let c = project.container(&engine).await?;
+    let c = project.environment(&engine).await?;
     let state = ContainerState::read(&engine, &project, c.as_ref()).await;
     let v = view(&job, &state);
     if v.state == JobState::Lost {

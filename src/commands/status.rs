@@ -5,7 +5,7 @@ use bollard::models::ContainerInspectResponse;
 use serde::Serialize;
 
 use super::{Context, Project, up};
-use crate::engine::{self, Engine};
+use crate::engine;
 use crate::jobs::diagnose::{Ending, diagnose};
 use crate::plan::{ShmSource, drift};
 use crate::spec::size::format_size;
@@ -35,6 +35,9 @@ pub struct Status {
     pub drift: Vec<String>,
     /// Why the file could not be planned (then drift is unknown).
     pub plan_error: Option<String>,
+    /// The project folder the container was made for, when the project was moved or renamed
+    /// since (the container shown is that one; `up --adopt` recreates it here).
+    pub moved_from: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,9 +49,15 @@ pub struct LastExit {
 }
 
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
-    let project = Project::load_existing(ctx)?;
-    let engine = Engine::connect().await?;
-    let c = project.container(&engine).await?;
+    let (project, engine) = Project::existing(ctx).await?;
+    let mut c = project.container(&engine).await?;
+    let mut moved_from = None;
+    if c.is_none()
+        && let Some(old) = project.moved(&engine).await?
+    {
+        moved_from = engine::label(&old, crate::plan::LABEL_PROJECT).map(str::to_string);
+        c = Some(old);
+    }
     // A plan that cannot be made (a driver gone, a requirements file deleted) must not hide
     // the container: status shows it, and why drift could not be judged.
     let planned = up::plan_for(&project, &engine, c.as_ref()).await;
@@ -71,10 +80,18 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         python_packages_changed: 0,
         drift: Vec::new(),
         plan_error: None,
+        moved_from,
     };
+    if project.from_labels {
+        st.plan_error = Some(format!("{} is missing: restore it to see drift", project.spec.file.display()));
+    }
     if let Some(c) = &c {
         fill(&mut st, c);
+        if st.moved_from.is_some() {
+            st.container_name = c.name.clone().unwrap_or_default().trim_start_matches('/').to_string();
+        }
         match &planned {
+            _ if st.plan_error.is_some() || st.moved_from.is_some() => {}
             Ok(planned) if up::matches(c, planned, &project.spec.project_dir) => {}
             Ok(planned) => {
                 let old = engine::label(c, crate::plan::LABEL_PLAN)
@@ -230,7 +247,15 @@ fn render(st: &Status) -> String {
     if let Some(e) = &st.last_exit {
         line("last exit", &format!("{}: {}", e.code, e.explanation));
     }
-    if let Some(e) = &st.plan_error {
+    if let Some(was) = &st.moved_from {
+        line(
+            "moved",
+            &format!(
+                "made for {was}; its mounts still point at the files it had there: `berth up --adopt` \
+                 recreates it here, `berth down` removes it"
+            ),
+        );
+    } else if let Some(e) = &st.plan_error {
         line("drift", &format!("unknown: berth.toml cannot be planned here ({e})"));
     } else if st.state == "absent" {
         line("", "no container yet: `berth up` creates it");

@@ -3,13 +3,12 @@
 //! so no job starts while the container is being stopped.
 
 use super::{Context, Project};
-use crate::engine::{self, Engine};
+use crate::engine;
 
 pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
-    let project = Project::load_existing(ctx)?;
-    let engine = Engine::connect().await?;
+    let (project, engine) = Project::existing(ctx).await?;
     let _lock = super::up::lock(&project)?;
-    let Some(c) = project.container(&engine).await? else {
+    let Some(c) = project.container_or_moved(ctx, &engine).await? else {
         ctx.out.status(format!("{} does not exist; nothing to stop", project.container));
         return Ok(());
     };

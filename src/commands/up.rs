@@ -29,6 +29,7 @@ pub struct UpOptions {
     pub recreate: bool,
     pub force: bool,
     pub no_start: bool,
+    pub adopt: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -223,9 +224,8 @@ pub async fn apply(
     opts: UpOptions,
 ) -> anyhow::Result<UpResult> {
     let existing = project.container(engine).await?;
-    let planned = plan_for(project, engine, existing.as_ref()).await?;
-    let plan = &planned.plan;
-    for note in &plan.gpu.notes {
+    let mut planned = plan_for(project, engine, existing.as_ref()).await?;
+    for note in &planned.plan.gpu.notes {
         ctx.out.warn(note);
     }
     if let Some(c) = &existing
@@ -239,6 +239,13 @@ pub async fn apply(
     // From here on berth changes things: one `up` per project at a time.
     let _lock = lock(project)?;
     let existing = project.container(engine).await?;
+    if existing.is_none()
+        && let Some(old) = project.moved(engine).await?
+    {
+        adopt(ctx, project, engine, &old, opts).await?;
+        planned = plan_for(project, engine, None).await?;
+    }
+    let plan = &planned.plan;
     if let Some(c) = &existing {
         settle(ctx, project, engine, c).await?;
     }
@@ -280,15 +287,62 @@ pub async fn apply(
             let id = c.id.clone().unwrap_or_default();
             engine.remove(&id).await?;
             let c = create_and_start(ctx, project, engine, &planned, opts).await?;
+            record(project, &c)?;
             ctx.out.status(format!("recreated {} ({})", project.container, Project::short_id(&c)));
             Ok(result(project, &c, Action::Recreated))
         }
         None => {
             let c = create_and_start(ctx, project, engine, &planned, opts).await?;
+            record(project, &c)?;
             ctx.out.status(format!("created {} ({})", project.container, Project::short_id(&c)));
             Ok(result(project, &c, Action::Created))
         }
     }
+}
+
+/// Remember which container was made for these files (`.berth/container`), so it is found
+/// again after the folder moves.
+fn record(project: &Project, c: &ContainerInspectResponse) -> anyhow::Result<()> {
+    let path = super::container_record(&project.spec.project_dir);
+    crate::fsutil::write_atomic(&path, c.id.as_deref().unwrap_or_default().as_bytes(), 0o644)
+}
+
+/// The project's environment was made before its folder moved (`old`): never a second one for
+/// the same files silently. With `--adopt` it is recreated here (its mounts cannot change):
+/// refused while jobs run, what changed inside it committed first so the new one starts from it.
+async fn adopt(
+    ctx: &Context,
+    project: &Project,
+    engine: &Engine,
+    old: &ContainerInspectResponse,
+    opts: UpOptions,
+) -> anyhow::Result<()> {
+    let name = old.name.as_deref().unwrap_or_default().trim_start_matches('/').to_string();
+    let was = engine::label(old, plan::LABEL_PROJECT).unwrap_or("another folder").to_string();
+    if !opts.adopt {
+        return Err(fail(
+            Code::Refused,
+            format!(
+                "this project's environment {name} was made when the project was at {was} (the folder was \
+                 moved or renamed since, or its berth.toml is gone); its mounts still point at the files it \
+                 had there, so berth does not make a second one"
+            ),
+            "`berth up --adopt` recreates it here (refused while jobs run; what changed inside it is kept \
+             through `berth commit`), or `berth down` removes it (its guard applies) and `berth up` makes a \
+             fresh one",
+        ));
+    }
+    engine.endpoint.require_local("adopting an environment")?;
+    super::down::refuse_running_jobs(project, engine, old, "adopt it once they ended").await?;
+    if !engine.significant_changes(old).await?.is_empty() {
+        super::commit::commit(ctx, project, engine, old).await?;
+    }
+    engine.remove(old.id.as_deref().unwrap_or(&name)).await?;
+    ctx.out.status(format!(
+        "adopted {name} (made for {was}): recreating it for {}",
+        project.spec.project_dir.display()
+    ));
+    Ok(())
 }
 
 /// A paused container is resumed; one the engine keeps restarting is explained, not reused.
