@@ -150,8 +150,9 @@ impl Project {
 
     /// The container made for this project's files before its folder was moved or renamed (its
     /// mounts still point at them), when none exists for the folder as it is now: the one
-    /// `.berth/container` records, or else the only container of this owner with this `name`
-    /// whose project folder is gone.
+    /// `.berth/container` records, or else the only container of this owner with this `name`;
+    /// either way only while its own project folder holds no `berth.toml` (a copy of a project
+    /// that is still there gets its own environment).
     pub async fn moved(&self, engine: &Engine) -> anyhow::Result<Option<ContainerInspectResponse>> {
         let here = self.spec.project_dir.display().to_string();
         let ours = |c: &ContainerInspectResponse| {
@@ -159,6 +160,9 @@ impl Project {
                 && engine::label(c, plan::LABEL_HASH).is_some_and(|h| !h.is_empty())
                 && engine::label(c, plan::LABEL_OWNER_UID) == Some(self.user.uid.to_string().as_str())
                 && engine::label(c, LABEL_PROJECT).is_some_and(|p| p != here)
+                // A copy of a project that is still there is a project of its own.
+                && !engine::label(c, LABEL_PROJECT)
+                    .is_some_and(|p| std::path::Path::new(p).join(spec::FILE_NAME).is_file())
         };
         if let Ok(id) = std::fs::read_to_string(container_record(&self.spec.project_dir))
             && let Some(c) = engine.inspect(id.trim()).await?

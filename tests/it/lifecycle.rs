@@ -232,3 +232,17 @@ fn with_berth_toml_deleted_status_stop_and_down_still_find_the_environment() {
     // Nothing to act on: the old error, exit 2.
     env.berth(&dir, &["status"]).code(2);
 }
+
+#[test]
+fn a_copy_of_a_project_that_is_still_there_gets_its_own_environment() {
+    let env = TestEnv::new();
+    let name = format!("cpproj{}", std::process::id());
+    let dir = env.project(&name, &format!("name = \"{name}\"\n"));
+    env.berth(&dir, &["up"]).ok();
+    let copy = env.root.path().join(format!("{name}-copy"));
+    assert!(std::process::Command::new("cp").arg("-a").arg(&dir).arg(&copy).status().unwrap().success());
+    let up = env.berth(&copy, &["up"]).ok();
+    assert!(up.stderr.contains("created"), "{}", up.stderr);
+    assert_eq!(env.containers_of(&dir).len(), 1);
+    assert_eq!(env.containers_of(&copy).len(), 1);
+}
