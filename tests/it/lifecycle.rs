@@ -246,3 +246,27 @@ fn a_copy_of_a_project_that_is_still_there_gets_its_own_environment() {
     assert_eq!(env.containers_of(&dir).len(), 1);
     assert_eq!(env.containers_of(&copy).len(), 1);
 }
+
+#[test]
+fn a_mount_over_files_the_image_holds_says_what_it_hides() {
+    let env = TestEnv::new();
+    let name = format!("hides{}", std::process::id());
+    let dir = env.project(&name, "mounts = [\"./data:/data\"]\n\n[image]\ndockerfile = \"Dockerfile\"\n");
+    std::fs::write(dir.join("Dockerfile"), format!("FROM {IMAGE}\nCOPY vocab.txt /data/vocab.txt\n"))
+        .unwrap();
+    std::fs::write(dir.join("vocab.txt"), "a b c\n").unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/train.csv"), "x\n").unwrap();
+    // Written in `mounts`: made as asked, and the hidden file is named.
+    let up = env.berth(&dir, &["up"]).ok();
+    assert!(
+        up.stderr.contains("hides what the image holds there") && up.stderr.contains("vocab.txt"),
+        "{}",
+        up.stderr
+    );
+    let ls = env.berth(&dir, &["exec", "--", "ls", "/data"]).ok();
+    assert_eq!(ls.stdout, "train.csv\n");
+    let image = env.inspect(&dir)["Image"].as_str().unwrap().to_string();
+    env.berth(&dir, &["down"]).ok();
+    let _ = docker(&["rmi", "-f", &image]);
+}
