@@ -165,7 +165,15 @@ async fn look_into_image(
         spec.mounts.iter().map(|m| (m.source.clone(), m.target.clone())).collect()
     };
     for (source, target) in written {
-        let in_image = engine.image_folder_names(&planned.plan.image, &target).await?;
+        let in_image = match engine.image_folder_names(&planned.plan.image, &target).await {
+            Ok(names) => names,
+            // Only a warning can come of the look: it never stops the environment being made.
+            Err(e) => {
+                ctx.out
+                    .warn(format!("could not look into the image at {target} ({e:#}); mounting as planned"));
+                continue;
+            }
+        };
         let in_image: Vec<&String> = in_image.iter().filter(|n| !ours(n)).collect();
         if in_image.is_empty() {
             continue;
