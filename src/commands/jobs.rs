@@ -211,15 +211,23 @@ pub async fn views(project: &Project, engine: &Engine) -> anyhow::Result<(Vec<Jo
     Ok((list, state))
 }
 
-/// Names of the jobs running in `c` now (lost ones are not).
+/// Names of the jobs running in `c` now (lost ones are not), and of any job running there
+/// whose folder was deleted (`git clean -fdx` while it ran): berth knows it only by its process.
 pub async fn running(project: &Project, engine: &Engine, c: &ContainerInspectResponse) -> Vec<String> {
     let state = ContainerState::read(engine, project, Some(c)).await;
-    jobs::list(&project.spec.project_dir)
+    let known = jobs::list(&project.spec.project_dir);
+    let mut names: Vec<String> = known
         .iter()
         .map(|j| view(j, &state))
         .filter(|v| v.state == JobState::Running)
         .map(|v| v.name)
-        .collect()
+        .collect();
+    for name in crate::jobs::wrapper::names_in(state.processes.as_deref().unwrap_or_default()) {
+        if !known.iter().any(|j| j.meta.name == name) {
+            names.push(format!("{name} (its job folder was deleted)"));
+        }
+    }
+    names
 }
 
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {

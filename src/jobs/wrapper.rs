@@ -22,6 +22,23 @@ pub fn runs_in(cmdlines: &[String], name: &str) -> bool {
     })
 }
 
+/// The names of the jobs whose wrappers are among the command lines (see [`runs_in`]).
+pub fn names_in(cmdlines: &[String]) -> Vec<String> {
+    let prefix = format!("d={}/jobs/", crate::plan::STATE_DIR);
+    let mut names: Vec<String> = cmdlines
+        .iter()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().take(4).collect();
+            let at = words.windows(2).position(|w| w[0] == "-c" && w[1].starts_with(&prefix))?;
+            let name = &words[at + 1][prefix.len()..];
+            runs_in(std::slice::from_ref(line), name).then(|| name.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// `sh -c SCRIPT sh CMD...`: argv for the detached exec.
 pub fn argv(name: &str, workdir: Option<&str>, cmd: &[String]) -> Vec<String> {
     let dir = sh_quote(&inside_dir(name));
@@ -87,5 +104,6 @@ mod tests {
         assert!(!runs_in(&top, "trai"));
         assert!(!runs_in(&top, "train2"));
         assert!(!runs_in(&["sleep d=/berth/state/jobs/train".to_string()], "train"));
+        assert_eq!(names_in(&top), ["train"]);
     }
 }

@@ -231,9 +231,13 @@ fn a_job_whose_run_was_killed_before_it_started_is_lost_not_running_forever() {
 fn a_job_after_git_clean_deleted_berth_folder_is_refused_or_lost_never_running_forever() {
     let env = TestEnv::new();
     let dir = env.project("gitclean", "");
-    env.berth(&dir, &["up"]).ok();
+    env.berth(&dir, &["run", "--name", "long", "--", "sleep", "300"]).ok();
     // `git clean -fdx` while the environment runs: its mount of .berth now shows a deleted folder.
     std::fs::remove_dir_all(dir.join(".berth")).unwrap();
+    // The job whose folder went still runs: down and stop do not kill it silently.
+    let refused = env.berth(&dir, &["down"]).code(4);
+    assert!(refused.stderr.contains("long (its job folder was deleted)"), "{}", refused.stderr);
+    env.berth(&dir, &["stop"]).code(4);
     let run = env.berth(&dir, &["run", "--name", "train", "--", "echo", "hi"]).code(1);
     assert!(run.stderr.contains("no longer sees the project's .berth"), "{}", run.stderr);
     assert!(run.stderr.contains("berth stop && berth up"), "{}", run.stderr);
@@ -244,7 +248,7 @@ fn a_job_after_git_clean_deleted_berth_folder_is_refused_or_lost_never_running_f
     let j = job(&list, "old");
     assert_eq!(j["state"], "lost", "{j}");
     assert!(j["diagnosis"]["cause"].as_str().unwrap().contains("the job folder was deleted"), "{j}");
-    env.berth(&dir, &["down"]).ok();
+    env.berth(&dir, &["down", "--force"]).ok();
     // After the fix it names, jobs run again.
     env.berth(&dir, &["up"]).ok();
     env.berth(&dir, &["run", "--name", "train", "--", "echo", "hi"]).ok();
