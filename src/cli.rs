@@ -39,7 +39,7 @@ pub enum Command {
     /// Run one command inside the environment and return its exit code.
     Exec(ExecArgs),
     /// Stop the environment's container (keeps it).
-    Stop,
+    Stop(StopArgs),
     /// Show this environment: state, image, GPUs, shm, mounts, ports, drift.
     Status,
     /// List your berth environments on this engine.
@@ -291,6 +291,10 @@ pub struct UpArgs {
     /// Create the container but do not start it.
     #[arg(long)]
     pub no_start: bool,
+    /// Take over the environment made before this folder was moved or renamed: recreate it here
+    /// (changes inside it are kept through `berth commit`; refused while jobs run).
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 #[derive(Debug, Args)]
@@ -311,6 +315,13 @@ pub struct LsArgs {
     /// Show every user's environments.
     #[arg(long)]
     pub all_users: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Stop it even while jobs run (they are killed).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

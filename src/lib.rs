@@ -60,14 +60,19 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
         match command {
             C::Init(_) => Ok(0),
             C::Up(a) => {
-                let opts = up::UpOptions { recreate: a.recreate, force: a.force, no_start: a.no_start };
+                let opts = up::UpOptions {
+                    recreate: a.recreate,
+                    force: a.force,
+                    no_start: a.no_start,
+                    adopt: a.adopt,
+                };
                 up::run(ctx, opts).await.map(|_| 0)
             }
             C::Shell => commands::shell::run(ctx).await,
             C::Exec(a) => {
                 exec::run(ctx, exec::ExecOptions { interactive: a.interactive, tty: a.tty, cmd: a.cmd }).await
             }
-            C::Stop => commands::stop::run(ctx).await.map(|_| 0),
+            C::Stop(a) => commands::stop::run(ctx, a.force).await.map(|_| 0),
             C::Status => commands::status::run(ctx).await.map(|_| 0),
             C::Ls(a) => commands::ls::run(ctx, a.all_users).await.map(|_| 0),
             C::Down(a) => commands::down::run(ctx, a.force).await.map(|_| 0),

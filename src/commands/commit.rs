@@ -22,6 +22,16 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
             "`berth up` creates it",
         ));
     };
+    commit(ctx, &project, &engine, &c).await
+}
+
+/// Commit the container `c` as the project's image (see the module doc).
+pub async fn commit(
+    ctx: &Context,
+    project: &Project,
+    engine: &Engine,
+    c: &bollard::models::ContainerInspectResponse,
+) -> anyhow::Result<()> {
     let resolved = image::resolve(&project.spec, &project.host_facts())?;
     let stamp = rfc3339(std::time::SystemTime::now());
     let tag = format!("commit-{}", stamp.replace(['-', ':'], "").trim_end_matches('Z').replace('T', "-"));
@@ -33,6 +43,11 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     for key in crate::plan::CONTAINER_ONLY_LABELS {
         labels.insert(key.to_string(), String::new());
     }
+    // What the image will hold, seen before the commit (the container is paused meanwhile, and a
+    // change made between the two is counted as not captured: `down` errs on the safe side).
+    let id = c.id.as_deref().unwrap_or(&project.container);
+    let found = engine.significant_changes(c).await?;
+    let captured = engine.seen(id, &found).await?;
     let opts = CommitContainerOptionsBuilder::default()
         .container(c.id.as_deref().unwrap_or(&project.container))
         .repo(&repo)
@@ -48,6 +63,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         inputs: resolved.inputs.clone(),
         created: stamp,
         container: c.id.clone(),
+        captured,
     };
     let path = image::commit_record_path(&project.spec.project_dir);
     crate::fsutil::write_atomic(&path, serde_json::to_string_pretty(&record)?.as_bytes(), 0o644)?;

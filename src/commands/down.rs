@@ -14,9 +14,9 @@ use crate::error::{Code, fail};
 const SHOWN: usize = 15;
 
 pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
-    let project = Project::load_existing(ctx)?;
-    let engine = Engine::connect().await?;
-    let Some(c) = project.container(&engine).await? else {
+    let (project, engine) = Project::existing(ctx).await?;
+    let _lock = super::up::lock(&project)?;
+    let Some(c) = project.container_or_moved(ctx, &engine).await? else {
         ctx.out.status(format!("{} does not exist; nothing to remove", project.container));
         return Ok(());
     };
@@ -24,6 +24,50 @@ pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
     engine.remove(c.id.as_deref().unwrap_or(&project.container)).await?;
     ctx.out.status(format!("removed {} ({})", project.container, Project::short_id(&c)));
     Ok(())
+}
+
+/// The changes no `berth commit` of this container holds: those recorded in `.berth/commit.json`
+/// for it, unchanged since (same kind, size and modification time) and with the committed image
+/// still on the engine, are kept there and are not lost with the container.
+async fn not_committed(
+    project: &Project,
+    engine: &Engine,
+    c: &ContainerInspectResponse,
+    found: Vec<changes::Change>,
+) -> anyhow::Result<Vec<changes::Change>> {
+    let Some(rec) = crate::image::read_commit(&project.spec.project_dir) else { return Ok(found) };
+    if rec.captured.is_empty() || rec.container.is_none() || rec.container != c.id {
+        return Ok(found);
+    }
+    if !engine.has_image(&rec.image).await? {
+        return Ok(found);
+    }
+    let candidates: Vec<changes::Change> =
+        found.iter().filter(|f| rec.captured.iter().any(|s| s.path == f.path)).cloned().collect();
+    let now = engine.seen(c.id.as_deref().unwrap_or_default(), &candidates).await?;
+    Ok(found
+        .into_iter()
+        .filter(|f| !now.iter().any(|n| n.path == f.path && rec.captured.contains(n)))
+        .collect())
+}
+
+/// Refuse while jobs run in the container (a running job is the user's work); `force_hint` says
+/// what overrides it.
+pub async fn refuse_running_jobs(
+    project: &Project,
+    engine: &Engine,
+    c: &ContainerInspectResponse,
+    force_hint: &str,
+) -> anyhow::Result<()> {
+    let running = super::jobs::running(project, engine, c).await;
+    if running.is_empty() {
+        return Ok(());
+    }
+    Err(fail(
+        Code::Refused,
+        format!("{} has running jobs: {}", project.container, running.join(", ")),
+        format!("wait for them (`berth logs NAME -f`), stop them (`berth kill NAME`), or {force_hint}"),
+    ))
 }
 
 /// Refuse unless the container holds no changes that matter, or `force` is given.
@@ -36,16 +80,9 @@ pub async fn guard(
     if force {
         return Ok(());
     }
-    let state = super::jobs::ContainerState::of(Some(c));
-    let running = crate::jobs::running(&project.spec.project_dir, state.running, state.started.as_deref());
-    if !running.is_empty() {
-        return Err(fail(
-            Code::Refused,
-            format!("{} has running jobs: {}", project.container, running.join(", ")),
-            "wait for them (`berth logs NAME -f`), stop them (`berth kill NAME`), or add --force",
-        ));
-    }
+    refuse_running_jobs(project, engine, c, "add --force").await?;
     let found = engine.significant_changes(c).await?;
+    let found = not_committed(project, engine, c, found).await?;
     if found.is_empty() {
         return Ok(());
     }

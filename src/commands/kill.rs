@@ -4,17 +4,28 @@ use std::time::{Duration, Instant};
 
 use super::jobs::{ContainerState, view};
 use super::{Context, Project, logs::find};
-use crate::engine::{Engine, exec::ExecRequest};
+use crate::engine::exec::ExecRequest;
 use crate::error::{Code, fail};
 use crate::jobs::{self, JobState, wrapper};
 
 pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
-    let project = Project::load_existing(ctx)?;
-    let engine = Engine::connect().await?;
+    let (project, engine) = Project::existing(ctx).await?;
     let job = find(&project, Some(name))?;
-    let c = project.container(&engine).await?;
-    let state = ContainerState::of(c.as_ref());
+    let c = project.environment(&engine).await?;
+    let state = ContainerState::read(&engine, &project, c.as_ref()).await;
     let v = view(&job, &state);
+    if v.state == JobState::Lost {
+        // Its wrapper is gone; whatever it may have left behind (the process group its pid file
+        // names) is sent SIGKILL.
+        if let Some(id) = c.as_ref().and_then(|c| c.id.clone()) {
+            let req =
+                ExecRequest { container: id, cmd: wrapper::signal_argv(name, "KILL"), ..Default::default() };
+            let _ = engine.exec_capture(&req).await;
+        }
+        let why = v.diagnosis.map(|d| d.cause).unwrap_or_default();
+        ctx.out.status(format!("job {name} was lost ({why}); no process of it is left"));
+        return Ok(());
+    }
     if v.state != JobState::Running {
         return Err(fail(
             Code::BadInput,

@@ -8,18 +8,17 @@ use std::time::{Duration, Instant};
 
 use super::jobs::{ContainerState, JobView, view};
 use super::{Context, Project};
-use crate::engine::Engine;
 use crate::error::{Code, fail};
 use crate::jobs::{self, JobRecord, JobState};
 
 /// Returns the exit code berth should end with.
 pub async fn run(ctx: &Context, name: Option<String>, follow: bool) -> anyhow::Result<i32> {
-    let project = Project::load_existing(ctx)?;
-    let engine = Engine::connect().await?;
+    let (project, engine) = Project::existing(ctx).await?;
     let job = find(&project, name.as_deref())?;
     let path = job.log_path();
     let mut offset = 0u64;
-    let mut state = ContainerState::of(project.container(&engine).await?.as_ref());
+    let mut state =
+        ContainerState::read(&engine, &project, project.environment(&engine).await?.as_ref()).await;
     let mut last_check = Instant::now();
     loop {
         offset = copy_new(&path, offset, ctx)?;
@@ -32,7 +31,8 @@ pub async fn run(ctx: &Context, name: Option<String>, follow: bool) -> anyhow::R
             return Ok(finish(ctx, &v, follow));
         }
         if last_check.elapsed() > Duration::from_secs(1) {
-            state = ContainerState::of(project.container(&engine).await?.as_ref());
+            state =
+                ContainerState::read(&engine, &project, project.environment(&engine).await?.as_ref()).await;
             last_check = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

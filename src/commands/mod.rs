@@ -34,7 +34,7 @@ pub mod up;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use bollard::models::ContainerInspectResponse;
+use bollard::models::{ContainerInspectResponse, ContainerSummary};
 
 use crate::engine::{self, Engine};
 use crate::error::{Code, fail};
@@ -59,6 +59,9 @@ pub struct Project {
     pub spec: Spec,
     pub user: HostUser,
     pub container: String,
+    /// `berth.toml` is missing: the project was found through its container's labels and its
+    /// spec holds only the name (see [`Project::existing`]).
+    pub from_labels: bool,
 }
 
 impl Project {
@@ -82,7 +85,107 @@ impl Project {
         let spec = load(&file)?;
         let user = HostUser::current();
         let container = plan::container_name(&user.name, &spec.name, &spec.project_dir);
-        Ok(Project { spec, user, container })
+        Ok(Project { spec, user, container, from_labels: false })
+    }
+
+    /// For commands that act on an existing environment, with the engine: like
+    /// [`Project::load_existing`], and when the folder has no `berth.toml` any more (deleted),
+    /// the environment its container's labels place in this folder, so it can still be seen,
+    /// stopped and removed.
+    pub async fn existing(ctx: &Context) -> anyhow::Result<(Project, Engine)> {
+        let loaded = Project::load_existing(ctx);
+        if loaded.is_ok() || spec::find(&ctx.dir).is_ok() {
+            let project = loaded?;
+            return Ok((project, Engine::connect().await?));
+        }
+        let engine = Engine::connect().await?;
+        let user = HostUser::current();
+        let dir = std::path::absolute(&ctx.dir).unwrap_or(ctx.dir.clone());
+        let dir = dir.canonicalize().unwrap_or(dir);
+        let here = dir.display().to_string();
+        let found = engine.list_berth(Some(user.uid)).await?.into_iter().find(|c| {
+            c.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT)).map(String::as_str) == Some(here.as_str())
+        });
+        let name = found.and_then(|c| c.labels.and_then(|mut l| l.remove(plan::LABEL_NAME)));
+        let Some(name) = name else {
+            return Err(loaded.err().unwrap_or_else(|| anyhow::anyhow!("no berth.toml")));
+        };
+        let file = dir.join(spec::FILE_NAME);
+        let spec = spec::parse_str(&format!("name = \"{name}\"\n"), &file)?;
+        let container = plan::container_name(&user.name, &spec.name, &spec.project_dir);
+        ctx.out.warn(format!(
+            "{} is missing: acting on the environment {container} that its labels place in {here}; \
+             restore the file (e.g. `git checkout {}`) to change or re-create it, or `berth down` removes it",
+            file.display(),
+            spec::FILE_NAME
+        ));
+        Ok((Project { spec, user, container, from_labels: true }, engine))
+    }
+
+    /// This environment's container, or else the one made before its folder moved: where its
+    /// jobs run.
+    pub async fn environment(&self, engine: &Engine) -> anyhow::Result<Option<ContainerInspectResponse>> {
+        match self.container(engine).await? {
+            Some(c) => Ok(Some(c)),
+            None => self.moved(engine).await,
+        }
+    }
+
+    /// This environment's container, or else the one made before its folder moved (said so).
+    pub async fn container_or_moved(
+        &self,
+        ctx: &Context,
+        engine: &Engine,
+    ) -> anyhow::Result<Option<ContainerInspectResponse>> {
+        if let Some(c) = self.container(engine).await? {
+            return Ok(Some(c));
+        }
+        let Some(c) = self.moved(engine).await? else { return Ok(None) };
+        ctx.out.warn(format!(
+            "{} was made when this project was at {} (moved or renamed since): acting on it",
+            c.name.as_deref().unwrap_or_default().trim_start_matches('/'),
+            engine::label(&c, LABEL_PROJECT).unwrap_or_default()
+        ));
+        Ok(Some(c))
+    }
+
+    /// The container made for this project's files before its folder was moved or renamed (its
+    /// mounts still point at them), when none exists for the folder as it is now: the one
+    /// `.berth/container` records, or else the only container of this owner with this `name`;
+    /// either way only while its own project folder holds no `berth.toml` (a copy of a project
+    /// that is still there gets its own environment).
+    pub async fn moved(&self, engine: &Engine) -> anyhow::Result<Option<ContainerInspectResponse>> {
+        let here = self.spec.project_dir.display().to_string();
+        let ours = |c: &ContainerInspectResponse| {
+            engine::label(c, LABEL_MANAGED) == Some("true")
+                && engine::label(c, plan::LABEL_HASH).is_some_and(|h| !h.is_empty())
+                && engine::label(c, plan::LABEL_OWNER_UID) == Some(self.user.uid.to_string().as_str())
+                && engine::label(c, LABEL_PROJECT).is_some_and(|p| p != here)
+                // A copy of a project that is still there is a project of its own.
+                && !engine::label(c, LABEL_PROJECT)
+                    .is_some_and(|p| std::path::Path::new(p).join(spec::FILE_NAME).is_file())
+        };
+        if let Ok(id) = std::fs::read_to_string(container_record(&self.spec.project_dir))
+            && let Some(c) = engine.inspect(id.trim()).await?
+            && ours(&c)
+        {
+            return Ok(Some(c));
+        }
+        let gone: Vec<ContainerSummary> = engine
+            .list_berth(Some(self.user.uid))
+            .await?
+            .into_iter()
+            .filter(|c| {
+                let label = |k: &str| c.labels.as_ref().and_then(|l| l.get(k)).cloned().unwrap_or_default();
+                label(plan::LABEL_NAME) == self.spec.name
+                    && label(LABEL_PROJECT) != here
+                    && !std::path::Path::new(&label(LABEL_PROJECT)).join(spec::FILE_NAME).is_file()
+            })
+            .collect();
+        match gone.as_slice() {
+            [one] => Ok(engine.inspect(one.id.as_deref().unwrap_or_default()).await?.filter(|c| ours(c))),
+            _ => Ok(None),
+        }
     }
 
     /// The image of this environment: what `up` runs and `pack`, `ship` and `push` move (the
@@ -145,6 +248,12 @@ impl Project {
     pub fn short_id(c: &ContainerInspectResponse) -> String {
         c.id.as_deref().unwrap_or("").chars().take(12).collect()
     }
+}
+
+/// `<project>/.berth/container`: the id of the container `up` made for the project's files, so
+/// that it is found again after the folder moves.
+pub fn container_record(project_dir: &std::path::Path) -> PathBuf {
+    project_dir.join(".berth").join("container")
 }
 
 /// Values of `{ from-host = true }` variables, read now from berth's own environment.

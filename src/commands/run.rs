@@ -48,7 +48,19 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
     if !running {
         up::apply(ctx, &project, &engine, up::UpOptions::default()).await?;
     }
+    // Held until the job runs: a `stop` or `down` waits for it, and one that came first is seen.
+    let _lock = up::lock(&project)?;
     let c = project.container(&engine).await?.context("the environment vanished after `up`")?;
+    if !engine::is_running(&c) {
+        return Err(fail(
+            Code::Refused,
+            format!(
+                "{} was stopped while the job was being started; the job did not start",
+                project.container
+            ),
+            "run it again (`berth run` starts the environment first)",
+        ));
+    }
     let plan = up::plan_for(&project, &engine, Some(&c)).await?.plan;
     let (gpu_env, visible) = gpu_env(plan.gpu.mode, plan.gpu.selected.len(), opts.gpus.as_deref())?;
     let mut cmd = opts.cmd.clone();
@@ -69,6 +81,11 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
     // create_dir, not create_dir_all: of two `run --name x` at once, exactly one gets the folder.
     match std::fs::create_dir(&dir) {
         Ok(()) => {}
+        // An empty folder is what a `berth run` killed before it recorded its job leaves (none
+        // is in progress: this one holds the project lock): it does not block the name.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && std::fs::remove_dir(&dir).is_ok() => {
+            std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(fail(
                 Code::BadInput,
@@ -97,6 +114,18 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
         0o644,
     )?;
 
+    if super::jobs::sees(&engine, &container_id, &wrapper::inside_dir(&name)).await == Some(false) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(fail(
+            Code::Failure,
+            format!(
+                "{} no longer sees the project's .berth folder (it was deleted while the environment ran, \
+                 e.g. by `git clean -fdx`): the job could not record its output or exit status",
+                project.container
+            ),
+            "`berth stop && berth up` reconnects the folder; then run the job again",
+        ));
+    }
     let mut env = host_env(&project.spec, &ctx.out);
     env.extend(gpu_env);
     let req = ExecRequest {

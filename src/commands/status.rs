@@ -5,7 +5,7 @@ use bollard::models::ContainerInspectResponse;
 use serde::Serialize;
 
 use super::{Context, Project, up};
-use crate::engine::{self, Engine};
+use crate::engine;
 use crate::jobs::diagnose::{Ending, diagnose};
 use crate::plan::{ShmSource, drift};
 use crate::spec::size::format_size;
@@ -37,6 +37,9 @@ pub struct Status {
     pub plan_error: Option<String>,
     /// Settings that widen access beyond the project folder (`plan::access`).
     pub access: Vec<crate::plan::access::Widening>,
+    /// The project folder the container was made for, when the project was moved or renamed
+    /// since (the container shown is that one; `up --adopt` recreates it here).
+    pub moved_from: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,9 +51,15 @@ pub struct LastExit {
 }
 
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
-    let project = Project::load_existing(ctx)?;
-    let engine = Engine::connect().await?;
-    let c = project.container(&engine).await?;
+    let (project, engine) = Project::existing(ctx).await?;
+    let mut c = project.container(&engine).await?;
+    let mut moved_from = None;
+    if c.is_none()
+        && let Some(old) = project.moved(&engine).await?
+    {
+        moved_from = engine::label(&old, crate::plan::LABEL_PROJECT).map(str::to_string);
+        c = Some(old);
+    }
     // A plan that cannot be made (a driver gone, a requirements file deleted) must not hide
     // the container: status shows it, and why drift could not be judged.
     let planned = up::plan_for(&project, &engine, c.as_ref()).await;
@@ -74,10 +83,18 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         drift: Vec::new(),
         plan_error: None,
         access: crate::plan::access::widening(&project.spec),
+        moved_from,
     };
+    if project.from_labels {
+        st.plan_error = Some(format!("{} is missing: restore it to see drift", project.spec.file.display()));
+    }
     if let Some(c) = &c {
         fill(&mut st, c);
+        if st.moved_from.is_some() {
+            st.container_name = c.name.clone().unwrap_or_default().trim_start_matches('/').to_string();
+        }
         match &planned {
+            _ if st.plan_error.is_some() || st.moved_from.is_some() => {}
             Ok(planned) if up::matches(c, planned, &project.spec.project_dir) => {}
             Ok(planned) => {
                 let old = engine::label(c, crate::plan::LABEL_PLAN)
@@ -96,9 +113,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
             st.python_packages_changed =
                 crate::image::freeze::hand_changed(&crate::engine::changes::all(&raw));
         }
-        let state = super::jobs::ContainerState::of(Some(c));
-        st.running_jobs =
-            crate::jobs::running(&project.spec.project_dir, state.running, state.started.as_deref());
+        st.running_jobs = super::jobs::running(&project, &engine, c).await;
         if let Ok(p) = &planned {
             st.gpus = p
                 .plan
@@ -238,7 +253,15 @@ fn render(st: &Status) -> String {
     if let Some(e) = &st.last_exit {
         line("last exit", &format!("{}: {}", e.code, e.explanation));
     }
-    if let Some(e) = &st.plan_error {
+    if let Some(was) = &st.moved_from {
+        line(
+            "moved",
+            &format!(
+                "made for {was}; its mounts still point at the files it had there: `berth up --adopt` \
+                 recreates it here, `berth down` removes it"
+            ),
+        );
+    } else if let Some(e) = &st.plan_error {
         line("drift", &format!("unknown: berth.toml cannot be planned here ({e})"));
     } else if st.state == "absent" {
         line("", "no container yet: `berth up` creates it");

@@ -1,18 +1,29 @@
-//! `berth stop`: stop the container and keep it (its files and its GPUs' assignment).
+//! `berth stop`: stop the container and keep it (its files and its GPUs' assignment). Running
+//! jobs are the user's work: refused while any runs, unless `--force`. Holds the project lock,
+//! so no job starts while the container is being stopped.
 
 use super::{Context, Project};
-use crate::engine::{self, Engine};
+use crate::engine;
 
-pub async fn run(ctx: &Context) -> anyhow::Result<()> {
-    let project = Project::load_existing(ctx)?;
-    let engine = Engine::connect().await?;
-    let Some(c) = project.container(&engine).await? else {
+pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
+    let (project, engine) = Project::existing(ctx).await?;
+    let _lock = super::up::lock(&project)?;
+    let Some(c) = project.container_or_moved(ctx, &engine).await? else {
         ctx.out.status(format!("{} does not exist; nothing to stop", project.container));
         return Ok(());
     };
     if !engine::is_running(&c) {
         ctx.out.status(format!("{} is already stopped", project.container));
         return Ok(());
+    }
+    if !force {
+        super::down::refuse_running_jobs(
+            &project,
+            &engine,
+            &c,
+            "add --force to stop it anyway (they are killed)",
+        )
+        .await?;
     }
     engine.stop(c.id.as_deref().unwrap_or(&project.container), 10).await?;
     ctx.out.status(format!(

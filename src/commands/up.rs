@@ -29,6 +29,7 @@ pub struct UpOptions {
     pub recreate: bool,
     pub force: bool,
     pub no_start: bool,
+    pub adopt: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,13 +66,43 @@ pub struct Planned {
     pub plan: ContainerPlan,
     pub host: HostFacts,
     pub image: image::Resolved,
+    /// Work folders the image's own files are kept in (no project mount there).
+    pub image_kept: Vec<String>,
 }
 
-/// Compute this project's plan against the engine as it is now.
+/// Compute this project's plan against the engine as it is now. Whether the image's work folder
+/// is kept (see [`look_into_image`]) is what the existing container was made with.
 pub async fn plan_for(
     project: &Project,
     engine: &Engine,
     existing: Option<&ContainerInspectResponse>,
+) -> anyhow::Result<Planned> {
+    let kept = existing.map(|c| kept_by(project, c)).unwrap_or_default();
+    plan_with(project, engine, existing, kept).await
+}
+
+/// The work folder an existing container was made without the default project mount on.
+fn kept_by(project: &Project, c: &ContainerInspectResponse) -> Vec<String> {
+    let spec = &project.spec;
+    let Some(old) = engine::label(c, LABEL_PLAN).and_then(drift::Summary::from_label) else {
+        return Vec::new();
+    };
+    let mounted = old.mounts.iter().any(|m| {
+        let mut parts = m.rsplitn(3, ':');
+        parts.nth(1) == Some(spec.workdir.as_str())
+    });
+    if spec.mounts.is_empty() && old.workdir == spec.workdir && !mounted {
+        vec![spec.workdir.clone()]
+    } else {
+        Vec::new()
+    }
+}
+
+async fn plan_with(
+    project: &Project,
+    engine: &Engine,
+    existing: Option<&ContainerInspectResponse>,
+    image_kept: Vec<String>,
 ) -> anyhow::Result<Planned> {
     let spec = &project.spec;
     let host = project.host_facts();
@@ -94,13 +125,90 @@ pub async fn plan_for(
         busy: &busy,
         prefer: &prefer,
         image: &resolved.image,
+        image_kept: &image_kept,
     };
     let plan = plan::plan(spec, &inputs).map_err(|e| {
         anyhow::Error::new(
             Hint::new(Code::BadInput, format!("{}: {e}", spec.file.display())).with_hint(e.hint()),
         )
     })?;
-    Ok(Planned { plan, host, image: resolved })
+    Ok(Planned { plan, host, image: resolved, image_kept })
+}
+
+/// Before a container is made: which of its mounts would hide files the image holds at the
+/// mount's target that the mounted folder lacks. The default project mount is left out when the
+/// project folder holds none of the image's files there (an unpacked project: the image carries
+/// the code); any other mount is made as written, with a warning naming what it hides. Returns
+/// the plan to create (planned again when the default mount was left out or came back).
+async fn look_into_image(
+    ctx: &Context,
+    project: &Project,
+    engine: &Engine,
+    planned: &Planned,
+) -> anyhow::Result<Option<Planned>> {
+    let spec = &project.spec;
+    // berth's own files are in every project folder, and say nothing about the code.
+    let ours = |n: &str| n == crate::spec::FILE_NAME || n == ".berth";
+    let listed = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let few = |names: &[&String]| -> String {
+        let shown: Vec<&str> = names.iter().take(5).map(|s| s.as_str()).collect();
+        let more = if names.len() > 5 { format!(", … {} more", names.len() - 5) } else { String::new() };
+        format!("{}{more}", shown.join(", "))
+    };
+    let mut kept = Vec::new();
+    let written: Vec<(std::path::PathBuf, String)> = if spec.mounts.is_empty() {
+        vec![(spec.project_dir.clone(), spec.workdir.clone())]
+    } else {
+        spec.mounts.iter().map(|m| (m.source.clone(), m.target.clone())).collect()
+    };
+    for (source, target) in written {
+        let in_image = match engine.image_folder_names(&planned.plan.image, &target).await {
+            Ok(names) => names,
+            // Only a warning can come of the look: it never stops the environment being made.
+            Err(e) => {
+                ctx.out
+                    .warn(format!("could not look into the image at {target} ({e:#}); mounting as planned"));
+                continue;
+            }
+        };
+        let in_image: Vec<&String> = in_image.iter().filter(|n| !ours(n)).collect();
+        if in_image.is_empty() {
+            continue;
+        }
+        let here = listed(&source);
+        let hidden: Vec<&String> = in_image.iter().copied().filter(|n| !here.contains(n)).collect();
+        if hidden.is_empty() {
+            continue;
+        }
+        if spec.mounts.is_empty() && hidden.len() == in_image.len() {
+            ctx.out.warn(format!(
+                "the image holds files in {target} ({}) and {} holds none of them: the project folder is not \
+                 mounted there, so the environment runs the image's own files; to work on them from this \
+                 folder instead, put them here and run `berth up --recreate`, or mount it anyway with \
+                 `mounts = [\".:{target}\"]` in berth.toml",
+                few(&in_image),
+                source.display()
+            ));
+            kept.push(target);
+        } else {
+            ctx.out.warn(format!(
+                "mounting {} over {target} hides what the image holds there and it lacks: {}; if the \
+                 environment needs those, copy them into {} (or mount it elsewhere in `mounts`) and run \
+                 `berth up --recreate`",
+                source.display(),
+                few(&hidden),
+                source.display()
+            ));
+        }
+    }
+    if kept == planned.image_kept {
+        return Ok(None);
+    }
+    Ok(Some(plan_with(project, engine, None, kept).await?))
 }
 
 /// GPU ids the container holds (from its device requests and devices).
@@ -125,9 +233,8 @@ pub async fn apply(
     opts: UpOptions,
 ) -> anyhow::Result<UpResult> {
     let existing = project.container(engine).await?;
-    let planned = plan_for(project, engine, existing.as_ref()).await?;
-    let plan = &planned.plan;
-    for note in &plan.gpu.notes {
+    let mut planned = plan_for(project, engine, existing.as_ref()).await?;
+    for note in &planned.plan.gpu.notes {
         ctx.out.warn(note);
     }
     if let Some(c) = &existing
@@ -141,6 +248,13 @@ pub async fn apply(
     // From here on berth changes things: one `up` per project at a time.
     let _lock = lock(project)?;
     let existing = project.container(engine).await?;
+    if existing.is_none()
+        && let Some(old) = project.moved(engine).await?
+    {
+        adopt(ctx, project, engine, &old, opts).await?;
+        planned = plan_for(project, engine, None).await?;
+    }
+    let plan = &planned.plan;
     if let Some(c) = &existing {
         settle(ctx, project, engine, c).await?;
     }
@@ -182,15 +296,62 @@ pub async fn apply(
             let id = c.id.clone().unwrap_or_default();
             engine.remove(&id).await?;
             let c = create_and_start(ctx, project, engine, &planned, opts).await?;
+            record(project, &c)?;
             ctx.out.status(format!("recreated {} ({})", project.container, Project::short_id(&c)));
             Ok(result(project, &c, Action::Recreated))
         }
         None => {
             let c = create_and_start(ctx, project, engine, &planned, opts).await?;
+            record(project, &c)?;
             ctx.out.status(format!("created {} ({})", project.container, Project::short_id(&c)));
             Ok(result(project, &c, Action::Created))
         }
     }
+}
+
+/// Remember which container was made for these files (`.berth/container`), so it is found
+/// again after the folder moves.
+fn record(project: &Project, c: &ContainerInspectResponse) -> anyhow::Result<()> {
+    let path = super::container_record(&project.spec.project_dir);
+    crate::fsutil::write_atomic(&path, c.id.as_deref().unwrap_or_default().as_bytes(), 0o644)
+}
+
+/// The project's environment was made before its folder moved (`old`): never a second one for
+/// the same files silently. With `--adopt` it is recreated here (its mounts cannot change):
+/// refused while jobs run, what changed inside it committed first so the new one starts from it.
+async fn adopt(
+    ctx: &Context,
+    project: &Project,
+    engine: &Engine,
+    old: &ContainerInspectResponse,
+    opts: UpOptions,
+) -> anyhow::Result<()> {
+    let name = old.name.as_deref().unwrap_or_default().trim_start_matches('/').to_string();
+    let was = engine::label(old, plan::LABEL_PROJECT).unwrap_or("another folder").to_string();
+    if !opts.adopt {
+        return Err(fail(
+            Code::Refused,
+            format!(
+                "this project's environment {name} was made when the project was at {was} (the folder was \
+                 moved or renamed since, or its berth.toml is gone); its mounts still point at the files it \
+                 had there, so berth does not make a second one"
+            ),
+            "`berth up --adopt` recreates it here (refused while jobs run; what changed inside it is kept \
+             through `berth commit`), or `berth down` removes it (its guard applies) and `berth up` makes a \
+             fresh one",
+        ));
+    }
+    engine.endpoint.require_local("adopting an environment")?;
+    super::down::refuse_running_jobs(project, engine, old, "adopt it once they ended").await?;
+    if !engine.significant_changes(old).await?.is_empty() {
+        super::commit::commit(ctx, project, engine, old).await?;
+    }
+    engine.remove(old.id.as_deref().unwrap_or(&name)).await?;
+    ctx.out.status(format!(
+        "adopted {name} (made for {was}): recreating it for {}",
+        project.spec.project_dir.display()
+    ));
+    Ok(())
 }
 
 /// A paused container is resumed; one the engine keeps restarting is explained, not reused.
@@ -258,8 +419,9 @@ fn result(project: &Project, c: &ContainerInspectResponse, action: Action) -> Up
     }
 }
 
-/// Take the project's `up` lock (released when the file closes).
-fn lock(project: &Project) -> anyhow::Result<File> {
+/// Take the project's lock (released when the file closes): `up`, `stop`, `down` and the start
+/// of a job take it, so a job never starts into a container being stopped or removed.
+pub fn lock(project: &Project) -> anyhow::Result<File> {
     let dir = project.spec.project_dir.join(".berth");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let ignore = dir.join(".gitignore");
@@ -281,8 +443,10 @@ async fn create_and_start(
     opts: UpOptions,
 ) -> anyhow::Result<ContainerInspectResponse> {
     engine.endpoint.require_local("creating an environment")?;
-    let plan = &planned.plan;
     super::build::ensure(ctx, project, engine, &planned.image).await?;
+    let replanned = look_into_image(ctx, project, engine, planned).await?;
+    let planned = replanned.as_ref().unwrap_or(planned);
+    let plan = &planned.plan;
     // Before anything is created: does the image fit this host's GPU stack?
     let env = engine.image_env(&plan.image).await?;
     image::compat::check_driver(&plan.image, &env, &plan.gpu, &planned.host)?;

@@ -6,9 +6,9 @@
 //! is work a user would lose; it is listed grouped ("412 files under /usr/lib/python3").
 
 use bollard::models::{ChangeType, FilesystemChange};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Added,
@@ -20,6 +20,18 @@ pub enum Kind {
 pub struct Change {
     pub path: String,
     pub kind: Kind,
+}
+
+/// A change as it was when seen (size and modification time as the engine reports them;
+/// none for a deletion): a later look tells whether the file changed again since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub path: String,
+    pub kind: Kind,
+    #[serde(default)]
+    pub size: Option<i64>,
+    #[serde(default)]
+    pub mtime: Option<String>,
 }
 
 const NOISE_TREES: &[&str] = &["/tmp", "/var/tmp", "/run", "/var/run", "/dev", "/proc", "/sys", "/berth"];

@@ -27,6 +27,48 @@ impl Engine {
         Ok(inspect.config.and_then(|c| c.env).unwrap_or_default())
     }
 
+    /// The names directly inside the folder `path` of `image` (empty when the image has no such
+    /// folder or it is empty): what a mount at `path` would hide. Read through a container that is
+    /// created, never started, and removed; at most [`PROBE_BYTES`] of the folder are read (the
+    /// names seen by then are returned).
+    pub async fn image_folder_names(&self, image: &str, path: &str) -> anyhow::Result<Vec<String>> {
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never run: set so that an image without a command can still be created.
+            entrypoint: Some(vec!["/berth-probe-never-started".into()]),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(None::<bollard::query_parameters::CreateContainerOptions>, body)
+            .await
+            .map_err(|e| explain(e, &self.endpoint))?;
+        let names = self.folder_names_of(&created.id, path).await;
+        let _ = self.remove(&created.id).await;
+        names
+    }
+
+    async fn folder_names_of(&self, id: &str, path: &str) -> anyhow::Result<Vec<String>> {
+        let opts =
+            bollard::query_parameters::DownloadFromContainerOptionsBuilder::default().path(path).build();
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => tar.extend_from_slice(&bytes),
+                Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(explain(e, &self.endpoint)),
+            }
+            if tar.len() >= PROBE_BYTES {
+                break;
+            }
+        }
+        Ok(top_level_names(&tar))
+    }
+
     /// Pull `image` unless present, showing progress on a terminal.
     pub async fn ensure_image(&self, image: &str, out: &Printer) -> anyhow::Result<()> {
         if self.has_image(image).await? {
@@ -76,6 +118,26 @@ impl Engine {
     }
 }
 
+/// How much of an image folder [`Engine::image_folder_names`] reads.
+pub const PROBE_BYTES: usize = 32 << 20;
+
+/// The names one level below the archive's root folder (`app/x`, `app/y/z` give `x`, `y`); a
+/// tar cut short yields the names before the cut.
+fn top_level_names(tar: &[u8]) -> Vec<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut archive = tar::Archive::new(tar);
+    let Ok(entries) = archive.entries() else { return Vec::new() };
+    for entry in entries {
+        let Ok(entry) = entry else { break };
+        let Ok(path) = entry.path() else { continue };
+        let mut parts = path.components().filter(|c| !matches!(c, std::path::Component::CurDir));
+        if let (Some(_root), Some(name)) = (parts.next(), parts.next()) {
+            names.insert(name.as_os_str().to_string_lossy().into_owned());
+        }
+    }
+    names.into_iter().collect()
+}
+
 fn split_tag(image: &str) -> (&str, &str) {
     if image.contains('@') {
         return (image, "");
@@ -118,7 +180,27 @@ fn pull_failed(image: &str, err: BollardError) -> anyhow::Error {
 
 #[cfg(test)]
 mod tests {
-    use super::split_tag;
+    use super::{split_tag, top_level_names};
+
+    #[test]
+    fn names_one_level_below_the_root_and_nothing_from_a_cut_tar() {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in [("app/", &b""[..]), ("app/train.py", b"print(1)"), ("app/data/x", b"12")] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_entry_type(if path.ends_with('/') {
+                tar::EntryType::Directory
+            } else {
+                tar::EntryType::Regular
+            });
+            h.set_mode(0o644);
+            b.append_data(&mut h, path, data).expect("append");
+        }
+        let tar = b.into_inner().expect("tar");
+        assert_eq!(top_level_names(&tar), ["data", "train.py"]);
+        assert_eq!(top_level_names(&tar[..1024]), ["train.py"]);
+        assert!(top_level_names(b"").is_empty());
+    }
 
     #[test]
     fn tags_split_from_repositories() {

@@ -12,7 +12,9 @@ use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
 };
 
-use super::changes::{self, Change};
+use futures_util::StreamExt;
+
+use super::changes::{self, Change, Seen};
 use super::{Engine, explain};
 
 impl Engine {
@@ -68,5 +70,36 @@ impl Engine {
             ignore.push(format!("{home}/.profile"));
         }
         Ok(changes::significant(&raw.unwrap_or_default(), &ignore))
+    }
+
+    /// Each change with the file's size and modification time in the container now (the
+    /// engine's stat of the path; it works on a stopped container too).
+    pub async fn seen(&self, id: &str, found: &[Change]) -> anyhow::Result<Vec<Seen>> {
+        let stats = futures_util::stream::iter(found.iter().cloned())
+            .map(|c| async move {
+                if c.kind == changes::Kind::Deleted {
+                    return Ok(Seen { path: c.path, kind: c.kind, size: None, mtime: None });
+                }
+                let opts = bollard::query_parameters::ContainerArchiveInfoOptionsBuilder::default()
+                    .path(&c.path)
+                    .build();
+                match self.docker.get_container_archive_info(id, Some(opts)).await {
+                    Ok(st) => Ok(Seen {
+                        path: c.path,
+                        kind: c.kind,
+                        size: Some(st.size),
+                        mtime: st.modification_time,
+                    }),
+                    // Gone meanwhile: nothing to compare it by.
+                    Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                        Ok(Seen { path: c.path, kind: c.kind, size: None, mtime: None })
+                    }
+                    Err(e) => Err(explain(e, &self.endpoint)),
+                }
+            })
+            .buffered(16)
+            .collect::<Vec<anyhow::Result<Seen>>>()
+            .await;
+        stats.into_iter().collect()
     }
 }

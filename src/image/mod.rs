@@ -65,6 +65,10 @@ pub struct CommitRecord {
     /// The container it was made from: that container already holds what the image does.
     #[serde(default)]
     pub container: Option<String>,
+    /// The changes of that container the image holds, as they were when committed: `down`
+    /// does not refuse for those (unless they changed again since).
+    #[serde(default)]
+    pub captured: Vec<crate::engine::changes::Seen>,
 }
 
 pub fn commit_record_path(project_dir: &Path) -> PathBuf {

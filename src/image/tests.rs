@@ -91,6 +91,7 @@ fn a_committed_image_replaces_the_tag_while_inputs_are_unchanged() {
     let r = resolved_in(dir.path(), toml, "none");
     std::fs::create_dir_all(dir.path().join(".berth")).unwrap();
     let rec = CommitRecord {
+        captured: Vec::new(),
         image: "berth/x:commit-1".into(),
         inputs: r.inputs.clone(),
         created: "now".into(),

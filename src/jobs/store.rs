@@ -30,6 +30,9 @@ pub enum JobState {
     Exited,
     /// The container stopped (or restarted) while the job ran.
     Interrupted,
+    /// No exit status, yet no process of it is left in the running container: its wrapper could
+    /// not write the status, or never started (`commands::jobs::view` finds this, and why).
+    Lost,
 }
 
 /// A job as found on disk.

@@ -12,6 +12,33 @@ pub fn inside_dir(name: &str) -> String {
     format!("{}/jobs/{name}", crate::plan::STATE_DIR)
 }
 
+/// Whether one of the container's command lines (as the engine's `top` shows them, newlines as
+/// spaces) is the wrapper of job `name`: it starts `/bin/sh -c d=<its folder>` and lives as long
+/// as the job does.
+pub fn runs_in(cmdlines: &[String], name: &str) -> bool {
+    let marker = format!("d={}", sh_quote(&inside_dir(name)));
+    cmdlines.iter().any(|line| {
+        line.split_whitespace().take(4).collect::<Vec<_>>().windows(2).any(|w| w == ["-c", marker.as_str()])
+    })
+}
+
+/// The names of the jobs whose wrappers are among the command lines (see [`runs_in`]).
+pub fn names_in(cmdlines: &[String]) -> Vec<String> {
+    let prefix = format!("d={}/jobs/", crate::plan::STATE_DIR);
+    let mut names: Vec<String> = cmdlines
+        .iter()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().take(4).collect();
+            let at = words.windows(2).position(|w| w[0] == "-c" && w[1].starts_with(&prefix))?;
+            let name = &words[at + 1][prefix.len()..];
+            runs_in(std::slice::from_ref(line), name).then(|| name.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// `sh -c SCRIPT sh CMD...`: argv for the detached exec.
 pub fn argv(name: &str, workdir: Option<&str>, cmd: &[String]) -> Vec<String> {
     let dir = sh_quote(&inside_dir(name));
@@ -67,5 +94,16 @@ mod tests {
         assert!(a[2].contains("d=/berth/state/jobs/train"));
         assert!(a[2].contains("cd /workspace || exit 126"));
         assert_eq!(&a[3..], ["sh", "python", "train.py", "--lr=1e-3"]);
+    }
+
+    #[test]
+    fn a_wrapper_is_found_by_its_job_name_only() {
+        let line = argv("train", None, &["sleep".into(), "30".into()]).join(" ").replace('\n', " ");
+        let top = vec!["/sbin/docker-init -- sleep infinity".to_string(), line, "sleep 30".to_string()];
+        assert!(runs_in(&top, "train"));
+        assert!(!runs_in(&top, "trai"));
+        assert!(!runs_in(&top, "train2"));
+        assert!(!runs_in(&["sleep d=/berth/state/jobs/train".to_string()], "train"));
+        assert_eq!(names_in(&top), ["train"]);
     }
 }

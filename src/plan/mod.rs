@@ -61,6 +61,9 @@ pub struct Inputs<'a> {
     pub prefer: &'a [String],
     /// The image the container runs (`image::resolve`: built tag, committed image or base).
     pub image: &'a str,
+    /// Work folders whose content in the image the default project mount must not hide (the
+    /// project folder holds none of it: an unpacked project). `up` finds them.
+    pub image_kept: &'a [String],
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -171,7 +174,7 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
         env.push(("HOME".into(), acct.home.clone()));
         env.push(("USER".into(), acct.name.clone()));
     }
-    let mounts = plan_mounts(spec, inputs.user, &gpu);
+    let mounts = plan_mounts(spec, inputs.user, &gpu, inputs.image_kept);
     if gpu.wsl_lib.is_some() {
         env.push(("LD_LIBRARY_PATH".into(), "/usr/lib/wsl/lib".into()));
     }
@@ -244,10 +247,14 @@ fn plan_user(mode: &UserMode, user: &HostUser, gpu: &GpuPlan) -> UserPlan {
 }
 
 /// The portable mounts resolved on this host, plus WSL2's driver folder.
-fn plan_mounts(spec: &Spec, user: &HostUser, gpu: &GpuPlan) -> Vec<MountPlan> {
+fn plan_mounts(spec: &Spec, user: &HostUser, gpu: &GpuPlan, image_kept: &[String]) -> Vec<MountPlan> {
     let mut mounts: Vec<MountPlan> = portable::mounts(spec)
         .iter()
         .enumerate()
+        // The default mount (no `mounts` written) never hides the image's own work folder.
+        .filter(|(_, m)| {
+            !(m.kind == portable::MountKind::User && spec.mounts.is_empty() && image_kept.contains(&m.target))
+        })
         .map(|(i, m)| MountPlan {
             // The file's own mounts were resolved when it was read (`~` from its HOME).
             source: match (m.kind, spec.mounts.get(i)) {

@@ -34,6 +34,7 @@ fn plan_on(name: &str, toml: &str, busy: &[&str], prefer: &[&str]) -> Result<Con
             busy: &busy,
             prefer: &prefer,
             image: &spec.image.base,
+            image_kept: &[],
         },
     )
 }
@@ -110,6 +111,7 @@ fn podman_gets_cdi_names_even_without_discovered_devices() {
             busy: &BusyGpus::new(),
             prefer: &[],
             image: &spec.image.base,
+            image_kept: &[],
         },
     )
     .unwrap();
@@ -224,4 +226,29 @@ fn the_config_hash_follows_what_the_container_cannot_change() {
     let c = plan_on("none", &format!("{FULL}\n[gpu]\nvendor = \"none\"\n[user]\nas = \"root\"\n"), &[], &[])
         .unwrap();
     assert_ne!(a.config_hash, c.config_hash);
+}
+
+#[test]
+fn the_default_mount_is_left_out_only_where_the_image_keeps_its_files() {
+    let (facts, engine) = host("none");
+    let user = HostUser::fixed(1000, 1000, "alice");
+    let kept = vec!["/app".to_string()];
+    let targets = |toml: &str| -> Vec<String> {
+        let spec = parse_str(toml, &Path::new(PROJECT).join("berth.toml")).expect("spec parses");
+        let inputs = Inputs {
+            host: &facts,
+            engine: &engine,
+            user: &user,
+            busy: &BusyGpus::new(),
+            prefer: &[],
+            image: &spec.image.base,
+            image_kept: &kept,
+        };
+        let mounts = plan(&spec, &inputs).expect("plan").mounts;
+        mounts.into_iter().map(|m| m.target).filter(|t| !t.starts_with("/berth/")).collect()
+    };
+    assert!(targets("workdir = \"/app\"\n").is_empty());
+    assert_eq!(targets("workdir = \"/workspace\"\n"), ["/workspace"]);
+    // Written mounts are made as written.
+    assert_eq!(targets("workdir = \"/app\"\nmounts = [\".:/app\"]\n"), ["/app"]);
 }

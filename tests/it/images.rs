@@ -196,3 +196,25 @@ fn commit_keeps_hand_made_changes_through_down_and_up() {
     assert_eq!(r.stdout, "tuned\n");
     assert!(env.inspect(&dir)["Config"]["Image"].as_str().unwrap().starts_with("berth/commit:commit-"));
 }
+
+#[test]
+fn down_after_commit_no_longer_refuses_for_what_the_commit_kept() {
+    let env = TestEnv::new();
+    let name = format!("aftercommit{}", std::process::id());
+    let dir = env.project(&name, "");
+    env.berth(&dir, &["exec", "--", "sh", "-c", "mkdir -p /opt && echo tuned > /opt/settings.conf"]).ok();
+    env.berth(&dir, &["down"]).code(4);
+    env.berth(&dir, &["commit"]).ok();
+    // What changed since the commit is still guarded: an edit of a captured file, a new file.
+    env.berth(&dir, &["exec", "--", "sh", "-c", "echo retuned > /opt/settings.conf; echo x > /opt/new.conf"])
+        .ok();
+    let refused = env.berth(&dir, &["down"]).code(4);
+    assert!(refused.stderr.contains("2 changed files"), "{}", refused.stderr);
+    env.berth(&dir, &["commit"]).ok();
+    let down = env.berth(&dir, &["down"]).ok();
+    assert!(down.stderr.contains("removed"), "{}", down.stderr);
+    let images = docker_ok(&["images", "-q", &format!("berth/{name}")]);
+    for id in images.lines() {
+        let _ = docker(&["rmi", "-f", id]);
+    }
+}

@@ -91,7 +91,7 @@ fn stopping_the_environment_interrupts_running_jobs_and_down_refuses_while_they_
     assert_eq!(v["running_jobs"], serde_json::json!(["long"]));
     let refused = env.berth(&dir, &["down"]).code(4);
     assert!(refused.stderr.contains("running jobs: long"), "{}", refused.stderr);
-    env.berth(&dir, &["stop"]).ok();
+    env.berth(&dir, &["stop", "--force"]).ok();
     let list = jobs_json(&env, &dir);
     assert_eq!(job(&list, "long")["state"], "interrupted");
     // Still interrupted (not running again) once the environment is back.
@@ -149,4 +149,153 @@ fn gpu_check_with_python_but_no_torch_names_what_is_missing() {
     assert_eq!(torch["status"], "fail");
     assert!(torch["detail"].as_str().unwrap().contains("torch does not import"), "{torch}");
     assert!(!r.stdout.contains("Traceback") && !r.stderr.contains("Traceback"));
+}
+
+#[test]
+fn stop_refuses_while_a_job_runs_and_never_kills_it_silently() {
+    let env = TestEnv::new();
+    let dir = env.project("stopjobs", "");
+    env.berth(&dir, &["run", "--name", "train", "--", "sleep", "300"]).ok();
+    let refused = env.berth(&dir, &["stop"]).code(4);
+    assert!(refused.stderr.contains("running jobs: train"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(env.inspect(&dir)["State"]["Running"], true);
+    assert_eq!(job(&jobs_json(&env, &dir), "train")["state"], "running");
+    env.berth(&dir, &["stop", "--force"]).ok();
+    assert_eq!(env.inspect(&dir)["State"]["Running"], false);
+    assert_eq!(job(&jobs_json(&env, &dir), "train")["state"], "interrupted");
+}
+
+#[test]
+fn a_job_never_starts_into_a_container_being_stopped() {
+    let env = TestEnv::new();
+    let dir = env.project("stoprace", "");
+    env.berth(&dir, &["up"]).ok();
+    let id = env.containers_of(&dir)[0].clone();
+    // Another berth holds the project's lock while it stops the container (as `berth stop` does).
+    let lock = dir.join(".berth/lock");
+    let mut stopper = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sh", "-c", &format!("sleep 1.5; docker stop -t 0 {id} >/dev/null")])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let run = env.berth(&dir, &["run", "--name", "late", "--", "sleep", "100"]).code(4);
+    assert!(stopper.wait().unwrap().success());
+    assert!(run.stderr.contains("was stopped while the job was being started"), "{}", run.stderr);
+    assert!(!dir.join(".berth/jobs/late").exists(), "a job folder was left for a job that never ran");
+}
+
+/// `berth run` killed right after it recorded the job (meta.json written, the job never started),
+/// and one killed before even that (an empty job folder).
+fn record_unstarted_job(env: &TestEnv, dir: &std::path::Path, name: &str) {
+    let c = env.inspect(dir);
+    let meta = serde_json::json!({
+        "name": name,
+        "cmd": ["python", "train.py"],
+        "started": "2026-01-01T00:00:00Z",
+        "gpus": [],
+        "container_id": c["Id"],
+        "container_started": c["State"]["StartedAt"],
+    });
+    let job = dir.join(".berth/jobs").join(name);
+    std::fs::create_dir_all(&job).unwrap();
+    std::fs::write(job.join("meta.json"), meta.to_string()).unwrap();
+}
+
+#[test]
+fn a_job_whose_run_was_killed_before_it_started_is_lost_not_running_forever() {
+    let env = TestEnv::new();
+    let dir = env.project("lostrun", "");
+    env.berth(&dir, &["up"]).ok();
+    record_unstarted_job(&env, &dir, "train");
+    let list = jobs_json(&env, &dir);
+    let j = job(&list, "train");
+    assert_eq!(j["state"], "lost", "{j}");
+    assert!(j["diagnosis"]["cause"].as_str().unwrap().contains("never started"), "{j}");
+    // logs -f does not hang, kill acts on it, down is not blocked by it.
+    let start = std::time::Instant::now();
+    let logs = env.berth(&dir, &["logs", "train", "-f"]).code(1);
+    assert!(start.elapsed() < Duration::from_secs(20), "logs -f took {:?}", start.elapsed());
+    assert!(logs.stderr.contains("never started"), "{}", logs.stderr);
+    let kill = env.berth(&dir, &["kill", "train"]).ok();
+    assert!(kill.stderr.contains("was lost"), "{}", kill.stderr);
+    // An empty job folder (berth run killed before it wrote meta.json) never blocks the name.
+    std::fs::create_dir_all(dir.join(".berth/jobs/again")).unwrap();
+    env.berth(&dir, &["run", "--name", "again", "--", "echo", "hi"]).ok();
+    assert_eq!(env.berth(&dir, &["logs", "again", "-f"]).ok().stdout, "hi\n");
+    env.berth(&dir, &["down"]).ok();
+}
+
+#[test]
+fn a_job_after_git_clean_deleted_berth_folder_is_refused_or_lost_never_running_forever() {
+    let env = TestEnv::new();
+    let dir = env.project("gitclean", "");
+    env.berth(&dir, &["run", "--name", "long", "--", "sleep", "300"]).ok();
+    // `git clean -fdx` while the environment runs: its mount of .berth now shows a deleted folder.
+    std::fs::remove_dir_all(dir.join(".berth")).unwrap();
+    // The job whose folder went still runs: down and stop do not kill it silently.
+    let refused = env.berth(&dir, &["down"]).code(4);
+    assert!(refused.stderr.contains("long (its job folder was deleted)"), "{}", refused.stderr);
+    env.berth(&dir, &["stop"]).code(4);
+    let run = env.berth(&dir, &["run", "--name", "train", "--", "echo", "hi"]).code(1);
+    assert!(run.stderr.contains("no longer sees the project's .berth"), "{}", run.stderr);
+    assert!(run.stderr.contains("berth stop && berth up"), "{}", run.stderr);
+    assert!(!dir.join(".berth/jobs/train").exists());
+    // A job recorded anyway (a berth of before this check) is lost, with the reason.
+    record_unstarted_job(&env, &dir, "old");
+    let list = jobs_json(&env, &dir);
+    let j = job(&list, "old");
+    assert_eq!(j["state"], "lost", "{j}");
+    assert!(j["diagnosis"]["cause"].as_str().unwrap().contains("the job folder was deleted"), "{j}");
+    env.berth(&dir, &["down", "--force"]).ok();
+    // After the fix it names, jobs run again.
+    env.berth(&dir, &["up"]).ok();
+    env.berth(&dir, &["run", "--name", "train", "--", "echo", "hi"]).ok();
+    assert_eq!(env.berth(&dir, &["logs", "train", "-f"]).ok().stdout, "hi\n");
+}
+
+/// Unmounts a tmpfs when dropped (lazily: a container may still hold it).
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_job_that_cannot_write_its_exit_on_a_full_disk_is_lost_with_the_reason() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs over .berth needs root");
+        return;
+    }
+    let env = TestEnv::new();
+    let dir = env.project("fulldisk", "");
+    let berth_dir = dir.join(".berth");
+    std::fs::create_dir_all(&berth_dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&berth_dir)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let _tmpfs = Tmpfs(berth_dir.clone());
+    env.berth(&dir, &["run", "--name", "train", "--", "sh", "-c", "sleep 3; exit 3"]).ok();
+    // The disk fills while the job runs.
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", berth_dir.join("filler").display()))
+        .stderr(Stdio::null())
+        .status();
+    std::thread::sleep(Duration::from_secs(4));
+    let list = jobs_json(&env, &dir);
+    let j = job(&list, "train");
+    assert_eq!(j["state"], "lost", "{j}");
+    let cause = j["diagnosis"]["cause"].as_str().unwrap();
+    assert!(cause.contains("no space left on device under") && cause.contains(".berth"), "{j}");
+    let logs = env.berth(&dir, &["logs", "train", "-f"]).code(1);
+    assert!(logs.stderr.contains("no space left on device"), "{}", logs.stderr);
+    env.berth(&dir, &["kill", "train"]).ok();
+    env.berth(&dir, &["down"]).ok();
 }

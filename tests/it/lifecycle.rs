@@ -172,3 +172,101 @@ fn an_unmounted_dataset_does_not_block_stop_status_or_down() {
     let r = env.berth(&dir, &["up"]).code(2);
     assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
 }
+
+#[test]
+fn a_moved_project_finds_its_environment_and_adopt_recreates_it_here_with_its_changes() {
+    let env = TestEnv::new();
+    let name = format!("mvproj{}", std::process::id());
+    let dir = env.project(&name, &format!("name = \"{name}\"\n"));
+    env.berth(&dir, &["exec", "--", "sh", "-c", "mkdir -p /opt && echo tuned > /opt/settings.conf"]).ok();
+    env.berth(&dir, &["run", "--name", "long", "--", "sleep", "300"]).ok();
+    let old = env.containers_of(&dir);
+    let moved = env.root.path().join(format!("{name}-renamed"));
+    std::fs::rename(&dir, &moved).unwrap();
+
+    // status shows the environment, not "no container yet".
+    let status = env.berth(&moved, &["status"]).ok();
+    assert!(
+        status.stdout.contains("moved") && status.stdout.contains(&dir.display().to_string()),
+        "{}",
+        status.stdout
+    );
+    assert!(!status.stdout.contains("no container yet"), "{}", status.stdout);
+    // No second container on the same files, silently or otherwise.
+    let up = env.berth(&moved, &["up"]).code(4);
+    assert!(up.stderr.contains("berth up --adopt"), "{}", up.stderr);
+    assert!(env.containers_of(&moved).is_empty());
+    // Its job is still seen running (it is): adopting waits for it.
+    let jobs = env.berth(&moved, &["jobs"]).ok();
+    assert!(jobs.stdout.contains("running"), "{}", jobs.stdout);
+    let refused = env.berth(&moved, &["up", "--adopt"]).code(4);
+    assert!(refused.stderr.contains("running jobs: long"), "{}", refused.stderr);
+    env.berth(&moved, &["kill", "long", "--grace", "1"]).ok();
+    let adopted = env.berth(&moved, &["up", "--adopt"]).ok();
+    assert!(adopted.stderr.contains("adopted"), "{}", adopted.stderr);
+    assert!(env.containers_of(&dir).is_empty(), "the old container is gone");
+    assert_eq!(env.containers_of(&moved).len(), 1);
+    assert_ne!(env.containers_of(&moved), old);
+    // The writable layer came along through a commit.
+    let cat = env.berth(&moved, &["exec", "--", "cat", "/opt/settings.conf"]).ok();
+    assert_eq!(cat.stdout, "tuned\n");
+    env.berth(&moved, &["down"]).ok();
+    for id in docker_ok(&["images", "-q", &format!("berth/{name}")]).lines() {
+        let _ = docker(&["rmi", "-f", id]);
+    }
+}
+
+#[test]
+fn with_berth_toml_deleted_status_stop_and_down_still_find_the_environment() {
+    let env = TestEnv::new();
+    let dir = env.project("notoml", "");
+    env.berth(&dir, &["up"]).ok();
+    std::fs::remove_file(dir.join("berth.toml")).unwrap();
+    let status = env.berth(&dir, &["status"]).ok();
+    assert!(status.stdout.contains("running"), "{}", status.stdout);
+    assert!(status.stderr.contains("berth.toml is missing"), "{}", status.stderr);
+    env.berth(&dir, &["stop"]).ok();
+    assert_eq!(env.inspect(&dir)["State"]["Running"], false);
+    env.berth(&dir, &["down"]).ok();
+    assert!(env.containers_of(&dir).is_empty());
+    // Nothing to act on: the old error, exit 2.
+    env.berth(&dir, &["status"]).code(2);
+}
+
+#[test]
+fn a_copy_of_a_project_that_is_still_there_gets_its_own_environment() {
+    let env = TestEnv::new();
+    let name = format!("cpproj{}", std::process::id());
+    let dir = env.project(&name, &format!("name = \"{name}\"\n"));
+    env.berth(&dir, &["up"]).ok();
+    let copy = env.root.path().join(format!("{name}-copy"));
+    assert!(std::process::Command::new("cp").arg("-a").arg(&dir).arg(&copy).status().unwrap().success());
+    let up = env.berth(&copy, &["up"]).ok();
+    assert!(up.stderr.contains("created"), "{}", up.stderr);
+    assert_eq!(env.containers_of(&dir).len(), 1);
+    assert_eq!(env.containers_of(&copy).len(), 1);
+}
+
+#[test]
+fn a_mount_over_files_the_image_holds_says_what_it_hides() {
+    let env = TestEnv::new();
+    let name = format!("hides{}", std::process::id());
+    let dir = env.project(&name, "mounts = [\"./data:/data\"]\n\n[image]\ndockerfile = \"Dockerfile\"\n");
+    std::fs::write(dir.join("Dockerfile"), format!("FROM {IMAGE}\nCOPY vocab.txt /data/vocab.txt\n"))
+        .unwrap();
+    std::fs::write(dir.join("vocab.txt"), "a b c\n").unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/train.csv"), "x\n").unwrap();
+    // Written in `mounts`: made as asked, and the hidden file is named.
+    let up = env.berth(&dir, &["up"]).ok();
+    assert!(
+        up.stderr.contains("hides what the image holds there") && up.stderr.contains("vocab.txt"),
+        "{}",
+        up.stderr
+    );
+    let ls = env.berth(&dir, &["exec", "--", "ls", "/data"]).ok();
+    assert_eq!(ls.stdout, "train.csv\n");
+    let image = env.inspect(&dir)["Image"].as_str().unwrap().to_string();
+    env.berth(&dir, &["down"]).ok();
+    let _ = docker(&["rmi", "-f", &image]);
+}

@@ -559,3 +559,43 @@ fn a_rewritten_berth_toml_asking_for_every_kind_of_access_is_unpacked_with_all_o
         std::fs::read_to_string(target.join("berth.toml")).unwrap_or_default()
     );
 }
+
+/// Seed 002: the code is copied into the image (`WORKDIR /app`, `COPY . .`), packed, unpacked into
+/// an empty folder on the server and brought up. The unpacked folder holds only berth.toml: it
+/// must not be mounted over /app, where the image carries the code.
+#[test]
+fn code_copied_into_the_image_runs_after_unpack_into_an_empty_folder() {
+    ensure_python_image();
+    let env = TestEnv::new();
+    let name = unique("seed002");
+    let dir = env.project(&name, "workdir = \"/app\"\n\n[image]\ndockerfile = \"Dockerfile\"\n");
+    std::fs::write(dir.join("Dockerfile"), format!("FROM {PYTHON_IMAGE}\nWORKDIR /app\nCOPY . .\n"))
+        .expect("Dockerfile");
+    std::fs::write(dir.join("train.py"), "print('training from the image: loss 0.25')\n").expect("train.py");
+
+    // At home the folder holds the code: it is mounted (live edits), and nothing is hidden.
+    let home_up = env.berth(&dir, &["up"]).ok();
+    assert!(!home_up.stderr.contains("hides"), "{}", home_up.stderr);
+    let mounts = env.inspect(&dir)["Mounts"].to_string();
+    assert!(mounts.contains("\"Destination\":\"/app\""), "{mounts}");
+    let packed = env.berth(&dir, &["pack", "-o", "../seed.tar.zst", "--json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&packed.stdout).expect("pack --json");
+    let image = report["id"].as_str().expect("image id").to_string();
+
+    let server = env.root.path().join("server");
+    std::fs::create_dir_all(&server).expect("mkdir");
+    env.berth(&server, &["-C", "unpacked", "unpack", "../seed.tar.zst"]).ok();
+    let there = server.join("unpacked");
+    let up = env.berth(&there, &["up"]).ok();
+    assert!(up.stderr.contains("holds none of them"), "{}", up.stderr);
+    assert!(up.stderr.contains("mounts = [\".:/app\"]"), "{}", up.stderr);
+    let run = env.berth(&there, &["exec", "--", "python3", "train.py"]).ok();
+    assert!(run.stdout.contains("training from the image: loss 0.25"), "{}\n{}", run.stdout, run.stderr);
+    // A second `up` finds the container as it was made: no drift, nothing recreated.
+    let again = env.berth(&there, &["up", "--json"]).ok();
+    assert!(again.stdout.contains("\"running\""), "{}\n{}", again.stdout, again.stderr);
+
+    env.berth(&there, &["down", "--force"]).ok();
+    env.berth(&dir, &["down", "--force"]).ok();
+    let _ = docker(&["rmi", "-f", &image]);
+}
