@@ -54,9 +54,12 @@ pub fn fail(code: Code, message: impl Into<String>, hint: impl Into<String>) -> 
     Hint::new(code, message).with_hint(hint).into()
 }
 
-/// The text printed for an error, and the exit code.
+/// The text printed for an error, and the exit code. Each part goes through
+/// [`output::escape`](crate::output::escape): a path or name in a message cannot add lines or
+/// send escape sequences.
 pub fn render(err: &anyhow::Error) -> (String, i32) {
-    let mut out = format!("error: {err}\n");
+    use crate::output::escape;
+    let mut out = format!("error: {}\n", escape(&err.to_string()));
     let mut code = Code::Failure;
     let mut hint = None;
     for (i, cause) in err.chain().enumerate() {
@@ -69,11 +72,11 @@ pub fn render(err: &anyhow::Error) -> (String, i32) {
             hint = hint.or(s.hint().map(str::to_string));
         }
         if i > 0 {
-            out.push_str(&format!("  caused by: {cause}\n"));
+            out.push_str(&format!("  caused by: {}\n", escape(&cause.to_string())));
         }
     }
     if let Some(h) = hint {
-        out.push_str(&format!("hint: {h}\n"));
+        out.push_str(&format!("hint: {}\n", escape(&h)));
     }
     (out, code as i32)
 }
@@ -93,6 +96,13 @@ mod tests {
             text,
             "error: cannot reach the engine\n  caused by: socket refused\nhint: start dockerd\n"
         );
+    }
+
+    #[test]
+    fn a_path_with_control_characters_cannot_forge_error_lines() {
+        let err = fail(Code::BadInput, "no project in /tmp/x\nhint: run rm -rf ~\x1b[8m", "fix /tmp/x\n");
+        let (text, _) = render(&err);
+        assert_eq!(text, "error: no project in /tmp/x\\nhint: run rm -rf ~\\x1b[8m\nhint: fix /tmp/x\\n\n");
     }
 
     #[test]

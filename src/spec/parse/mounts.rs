@@ -113,7 +113,27 @@ fn target(dst: &str) -> Result<String, String> {
     if clean == "/" {
         return Err("cannot mount over the container's `/`".into());
     }
+    if let Some(why) = reserved(Path::new(&clean)) {
+        return Err(format!("cannot mount onto `{clean}`: {why}"));
+    }
     Ok(clean)
+}
+
+/// Why a normalised container path cannot take the user's files (a mount or the work folder),
+/// if it cannot: the root, berth's own `/berth` (state and caches), and the kernel's and the
+/// runtime's `/proc`, `/sys` and `/dev`. The engine would refuse these, or worse accept them,
+/// only when the container is created; the file says so at its line.
+pub(super) fn reserved(path: &Path) -> Option<&'static str> {
+    if path == Path::new("/") {
+        return Some("it is the container's root");
+    }
+    if path.starts_with("/berth") {
+        return Some("berth keeps its state and caches under `/berth`");
+    }
+    ["/proc", "/sys", "/dev"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        .then_some("`/proc`, `/sys` and `/dev` belong to the container runtime")
 }
 
 /// Removes `.` and resolves `..` without touching the disk (never above the root).
@@ -183,6 +203,11 @@ mod tests {
             (r#"mounts = ["./x:"]"#, "target is empty"),
             (r#"mounts = ["./x:a"]"#, "must be an absolute path"),
             (r#"mounts = ["./x:/"]"#, "cannot mount over"),
+            (r#"mounts = ["./x:/berth/state"]"#, "cannot mount onto `/berth/state`"),
+            (r#"mounts = ["./x:/berth"]"#, "cannot mount onto `/berth`"),
+            (r#"mounts = ["./x:/w/../sys/fs"]"#, "cannot mount onto `/sys/fs`"),
+            (r#"mounts = ["./x:/dev"]"#, "cannot mount onto `/dev`"),
+            (r#"mounts = ["./x:/proc"]"#, "cannot mount onto `/proc`"),
             (r#"mounts = ["./x:/a", "./y:/a/"]"#, "already used by `mounts[0]`"),
             (r#"mounts = ["/no/such/berth/src:/a"]"#, "does not exist"),
         ];

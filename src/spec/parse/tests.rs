@@ -140,6 +140,12 @@ fn vendor_sizes_and_cpus_mistakes() {
     assert!(err("name = '-x'").message.contains("not a valid name"));
     assert!(err(&format!("name = '{}'", "a".repeat(64))).message.contains("not a valid name"));
     assert!(err("workdir = 'work'").message.contains("not an absolute path"));
+    for dir in ["/", "/berth", "/berth/state/x", "/w/../proc", "/sys", "/dev/shm"] {
+        let e = err(&format!("workdir = '{dir}'"));
+        assert!(e.message.contains("cannot be the work folder"), "{dir}: {e}");
+        assert_eq!((e.line, e.column), (1, 11), "{dir}");
+    }
+    assert_eq!(parse_in("workdir = '/berthing'").1.workdir, "/berthing");
     assert!(err("[user]\nas = 'Bob'").message.contains("not \"host\""));
 }
 
