@@ -107,6 +107,56 @@ pub fn escape_lines(text: &str) -> String {
     text.split('\n').map(escape).collect::<Vec<_>>().join("\n")
 }
 
+/// `text` without terminal escape sequences (colours, cursor moves, titles: `ESC [ ... x`,
+/// `ESC ] ... BEL`, `ESC x`) and without other control characters but line breaks and tabs: what
+/// a program wrote for a terminal, made fit for a log file someone reads later.
+pub fn strip_terminal_codes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters and intermediates, then one final byte in `@`..`~`.
+                Some('[') => {
+                    while let Some(n) = chars.next() {
+                        if ('@'..='~').contains(&n) {
+                            break;
+                        }
+                    }
+                }
+                // OSC (a window title, a hyperlink): up to BEL or ESC \.
+                Some(']') => {
+                    while let Some(n) = chars.next() {
+                        if n == '\u{7}' {
+                            break;
+                        }
+                        if n == '\u{1b}' {
+                            chars.next_if_eq(&'\\');
+                            break;
+                        }
+                    }
+                }
+                // Intermediates (a character-set choice, `ESC ( B`), then one final byte.
+                Some(' '..='/') => {
+                    while chars.next_if(|n| (' '..='/').contains(n)).is_some() {}
+                    chars.next();
+                }
+                _ => {}
+            },
+            '\n' | '\t' => out.push(c),
+            // A lone carriage return (a progress bar redrawing its line) becomes a line break.
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push('\n');
+                }
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Print an error the way every berth command does.
 pub fn print_error(text: &str) {
     eprint!("{text}");
@@ -162,6 +212,14 @@ mod tests {
             &[vec!["a".into(), "running".into()], vec!["long-name".into(), "exited".into()]],
         );
         assert_eq!(t, "NAME       STATE\na          running\nlong-name  exited\n");
+    }
+
+    #[test]
+    fn terminal_codes_are_stripped_from_logs() {
+        let raw =
+            "\x1b[1;31mERROR\x1b[0m: no\r\n\x1b]0;title\x0750%\r100%\n\x1b]8;;u\x1b\\link\x1b(B\x07\tok\n";
+        assert_eq!(strip_terminal_codes(raw), "ERROR: no\n50%\n100%\nlink\tok\n");
+        assert_eq!(strip_terminal_codes("plain\n"), "plain\n");
     }
 
     #[test]

@@ -16,3 +16,70 @@ fn ls_all_users_escapes_a_project_path_with_control_characters() {
     assert!(row.contains("evil\\nberth-x  running  -\\x1b[31m"), "{row:?}");
     assert!(!ls.stdout.lines().any(|l| l.starts_with("berth-x")), "a forged row: {:?}", ls.stdout);
 }
+
+/// Everything berth and the engine keep about a project: its container, its images (config and
+/// history) and its `.berth` folder.
+fn everything_kept(env: &TestEnv, dir: &std::path::Path) -> String {
+    let mut all = String::new();
+    for id in env.containers_of(dir) {
+        all += &docker_ok(&["inspect", &id]);
+        let image = docker_ok(&["inspect", "-f", "{{.Image}}", &id]);
+        all += &docker_ok(&["image", "inspect", image.trim()]);
+        all += &docker_ok(&["history", "--no-trunc", image.trim()]);
+    }
+    for entry in walk(&dir.join(".berth")) {
+        all += &String::from_utf8_lossy(&std::fs::read(entry).unwrap_or_default());
+    }
+    all
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+#[test]
+fn a_pip_index_password_is_refused_and_from_host_keeps_it_out_of_the_image() {
+    let env = TestEnv::new();
+    let secret = "hunter2-b3rth";
+    let url = format!("https://alice:{secret}@pypi.corp.example/simple");
+    // Written into the file: refused at its line, nothing built or created, the secret not echoed.
+    let dir = env.project(
+        "baked",
+        &format!("[image]\nbase = \"{IMAGE}\"\napt = [\"curl\"]\npip-index-url = \"{url}\"\n"),
+    );
+    let refused = env.berth(&dir, &["up"]).code(2);
+    assert!(refused.stderr.contains("berth.toml:4:17:"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("from-host = true"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains(secret), "{}", refused.stderr);
+    assert!(env.containers_of(&dir).is_empty() && !dir.join(".berth").exists());
+
+    // The way that works: passed from the host at start, seen inside, recorded nowhere.
+    let dir = env.project(
+        "fromhost",
+        &format!("[image]\nbase = \"{IMAGE}\"\ndockerfile = \"Dockerfile\"\n[env]\nPIP_INDEX_URL = {{ from-host = true }}\n"),
+    );
+    // A build that colours its output, as pip and apt do on a terminal.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {IMAGE}\nRUN printf '\\033[1;31mcoloured step\\033[0m\\n'\n"),
+    )
+    .unwrap();
+    let mut env = env;
+    env.env.push(("PIP_INDEX_URL".into(), url.clone()));
+    env.berth(&dir, &["up"]).ok();
+    let inside = env.berth(&dir, &["exec", "--", "sh", "-c", "echo $PIP_INDEX_URL"]).ok();
+    assert_eq!(inside.stdout.trim(), url);
+    env.berth(&dir, &["run", "--name", "env", "--", "sh", "-c", "echo started"]).ok();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let kept = everything_kept(&env, &dir);
+    assert!(kept.contains("dev.berth"), "the inspection found the container and image");
+    assert!(!kept.contains(secret), "the password was recorded somewhere");
+
+    let log = std::fs::read_to_string(dir.join(".berth/build.log")).unwrap();
+    assert!(log.contains("coloured step") && !log.contains('\x1b'), "{log:?}");
+}

@@ -292,3 +292,27 @@ fn the_image_table_is_read_and_checked() {
     let e = err("[image]\nrequirements = 'nope.txt'");
     assert!(e.message.contains("does not exist"), "{e}");
 }
+
+#[test]
+fn credentials_in_package_index_urls_are_refused_without_repeating_them() {
+    let cases = [
+        ("pip-index-url = 'https://alice:s3cret@pypi.corp/simple'", "https://alice:***@pypi.corp/simple"),
+        ("pip-index-url = 'https://ghp_t0ken@pypi.corp/simple'", "https://***@pypi.corp/simple"),
+        (
+            "pip-extra-index-urls = ['https://x.org/s', 'http://:s3cret@h:8080/s?q=a@b']",
+            "http://***@h:8080/s?q=a@b",
+        ),
+        ("apt-mirror = 'https://u:s3cret@deb.corp/debian'", "https://u:***@deb.corp/debian"),
+    ];
+    for (line, shown) in cases {
+        let e = err(&format!("[image]\n{line}"));
+        assert!(e.message.contains(&format!("`{shown}` holds credentials")), "{line}: {e}");
+        assert!(!e.to_string().contains("s3cret") && !e.to_string().contains("t0ken"), "{e}");
+        assert_eq!(e.line, 2, "{line}");
+    }
+    let e = err("[image]\npip-index-url = 'https://a:s3cret@pypi.corp/simple'");
+    assert!(e.hint().is_some_and(|h| h.contains("PIP_INDEX_URL = { from-host = true }")), "{e:?}");
+    // An `@` after the host (a path or a query) is not a user part.
+    let (_, spec) = parse_in("[image]\npip-index-url = 'https://pypi.corp/simple/@scope?x=a@b'");
+    assert_eq!(spec.image.pip_index_url.as_deref(), Some("https://pypi.corp/simple/@scope?x=a@b"));
+}
