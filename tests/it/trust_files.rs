@@ -83,3 +83,26 @@ fn a_pip_index_password_is_refused_and_from_host_keeps_it_out_of_the_image() {
     let log = std::fs::read_to_string(dir.join(".berth/build.log")).unwrap();
     assert!(log.contains("coloured step") && !log.contains('\x1b'), "{log:?}");
 }
+
+#[test]
+fn a_symlink_out_of_the_project_is_mounted_read_only_and_outside_build_inputs_are_refused() {
+    let env = TestEnv::new();
+    let outside = env.root.path().join("datasets/x");
+    std::fs::create_dir_all(&outside).unwrap();
+    let dir = env.project("linked", "mounts = [\".:/workspace\", \"./data:/data\"]");
+    std::os::unix::fs::symlink(&outside, dir.join("data")).unwrap();
+    env.berth(&dir, &["up"]).ok();
+    let write = env.berth(&dir, &["exec", "--", "sh", "-c", "touch /data/planted"]);
+    assert_ne!(write.code, 0, "the dataset behind the link was writable");
+    assert!(!outside.join("planted").exists());
+
+    let dir = env.project(
+        "shadow",
+        &format!("[image]\nbase = \"{IMAGE}\"\napt = [\"curl\"]\nrequirements = \"/etc/shadow\"\n"),
+    );
+    let refused = env.berth(&dir, &["up"]).code(2);
+    assert!(refused.stderr.contains("berth.toml:4:16:"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("outside the project folder"), "{}", refused.stderr);
+    // No build began: it would have written .berth/build.log (and left a layer behind).
+    assert!(env.containers_of(&dir).is_empty() && !dir.join(".berth").exists());
+}

@@ -210,11 +210,23 @@ fn without_credentials(url: &str) -> Option<String> {
 
 fn file(raw: Option<&Spanned<String>>, key: &str, cx: &Ctx) -> Result<Option<PathBuf>, SpecError> {
     let Some(raw) = raw else { return Ok(None) };
-    let path = resolve(&cx.project_dir, raw.get_ref());
+    let path = super::mounts::normalise(&resolve(&cx.project_dir, raw.get_ref()));
+    let span: Range<usize> = raw.span();
+    // A build input is copied into an image layer (and every copy of the image): only what the
+    // project holds may go there, decided after symlinks, as the build would read it.
+    if !super::mounts::inside_project(&path, cx) {
+        let real = super::mounts::real_path(&path);
+        let via = if real == path { String::new() } else { format!(" (it leads to {})", real.display()) };
+        return Err(cx
+            .err(span, key, format!("{} is outside the project folder{via}", path.display()))
+            .with_hint(
+                "build inputs are copied into the image, so they must lie in the folder holding \
+                 berth.toml: copy the file there and name it by a relative path",
+            ));
+    }
     if path.is_file() || !cx.check_files {
         return Ok(Some(path));
     }
-    let span: Range<usize> = raw.span();
     Err(cx
         .err(span, key, format!("{} does not exist (or is not a file)", path.display()))
         .with_hint("paths are relative to the folder holding berth.toml"))

@@ -50,7 +50,7 @@ pub(super) fn mounts(raw: &[Spanned<String>], cx: &Ctx) -> Result<Vec<MountSpec>
         }
         targets.insert(target.clone(), i);
 
-        let inside = source.starts_with(&cx.project_dir);
+        let inside = inside_project(&source, cx);
         // Without file checks (commands that only act on an existing container) an unreadable
         // source counts as missing: it is neither created nor refused.
         let exists = match cx.check_files {
@@ -136,6 +136,32 @@ pub(super) fn reserved(path: &Path) -> Option<&'static str> {
         .then_some("`/proc`, `/sys` and `/dev` belong to the container runtime")
 }
 
+/// Whether `path` (absolute, normalised) lies inside the project folder once symlinks are
+/// followed: `./data -> /datasets/x` is outside, like `/datasets/x` written directly. The
+/// decision is taken on what the engine would actually mount or read, never on the spelling.
+pub(super) fn inside_project(path: &Path, cx: &Ctx) -> bool {
+    real_path(path).starts_with(real_path(&cx.project_dir))
+}
+
+/// `path` with every symlink resolved: the longest part that exists is canonicalised and the
+/// missing rest appended (a source berth will create, a file not there yet).
+pub(super) fn real_path(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
 /// Removes `.` and resolves `..` without touching the disk (never above the root).
 pub(super) fn normalise(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -181,6 +207,24 @@ mod tests {
         assert_eq!(spec.mounts[1].target, "/rw");
         assert_eq!(spec.mounts[1].source, std::path::Path::new("/tmp"));
         assert!(spec.mounts[2].read_only, "the parent of the project is outside it");
+    }
+
+    #[test]
+    fn a_symlink_to_a_folder_outside_the_project_is_outside() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        let project = tempfile::tempdir().expect("tempdir");
+        let dir = project.path().to_path_buf();
+        std::os::unix::fs::symlink(outside.path(), dir.join("data")).expect("symlink");
+        std::os::unix::fs::symlink(".", dir.join("here")).expect("symlink");
+        let text = r#"mounts = ["./data:/data", "./here/out:/out", "./data/new:/new:rw"]"#;
+        let err = super::super::parse_with_home(text, &dir.join("berth.toml"), Some(dir.clone()))
+            .expect_err("a missing source behind the link is outside, so it must exist");
+        assert!(err.message.contains("mounts[2]") && err.message.contains("does not exist"), "{err}");
+        let text = r#"mounts = ["./data:/data", "./here/out:/out"]"#;
+        let spec =
+            super::super::parse_with_home(text, &dir.join("berth.toml"), Some(dir.clone())).expect("valid");
+        assert!(spec.mounts[0].read_only, "the link leads outside: read-only like its target");
+        assert!(!spec.mounts[1].read_only && spec.mounts[1].create, "a link back inside stays inside");
     }
 
     #[test]

@@ -316,3 +316,28 @@ fn credentials_in_package_index_urls_are_refused_without_repeating_them() {
     let (_, spec) = parse_in("[image]\npip-index-url = 'https://pypi.corp/simple/@scope?x=a@b'");
     assert_eq!(spec.image.pip_index_url.as_deref(), Some("https://pypi.corp/simple/@scope?x=a@b"));
 }
+
+#[test]
+fn build_inputs_outside_the_project_are_refused_even_through_a_symlink() {
+    for (line, want) in [
+        ("requirements = '/etc/shadow'", "/etc/shadow is outside the project folder"),
+        ("conda-environment = '../env.yml'", "is outside the project folder"),
+        ("dockerfile = '/etc/hostname'", "/etc/hostname is outside the project folder"),
+    ] {
+        let e = err(&format!("[image]\n{line}"));
+        assert!(e.message.contains(want), "{line}: {e}");
+        assert_eq!(e.line, 2);
+        assert!(e.hint().is_some_and(|h| h.contains("copy the file")), "{e:?}");
+    }
+    let project = tempfile::tempdir().expect("tempdir");
+    let dir = project.path();
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("requirements.txt")).expect("symlink");
+    std::fs::write(dir.join("real.txt"), "numpy\n").expect("write");
+    std::os::unix::fs::symlink("real.txt", dir.join("inside.txt")).expect("symlink");
+    let e = parse_with_home("[image]\nrequirements = 'requirements.txt'", &dir.join("berth.toml"), None)
+        .expect_err("a link out of the project");
+    assert!(e.message.contains("it leads to /etc/hostname"), "{e}");
+    let spec = parse_with_home("[image]\nrequirements = 'inside.txt'", &dir.join("berth.toml"), None)
+        .expect("a link that stays inside is fine");
+    assert!(spec.image.requirements.is_some());
+}
