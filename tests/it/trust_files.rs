@@ -106,3 +106,29 @@ fn a_symlink_out_of_the_project_is_mounted_read_only_and_outside_build_inputs_ar
     // No build began: it would have written .berth/build.log (and left a layer behind).
     assert!(env.containers_of(&dir).is_empty() && !dir.join(".berth").exists());
 }
+
+#[test]
+fn the_hugging_face_login_token_stays_out_of_the_environment_and_status_names_writable_folders() {
+    let env = TestEnv::new();
+    let hf = env.home.join(".cache/huggingface");
+    std::fs::create_dir_all(&hf).unwrap();
+    std::fs::write(hf.join("token"), "hf_s3cretT0ken\n").unwrap();
+    let data = env.root.path().join("dataset");
+    std::fs::create_dir_all(&data).unwrap();
+    let dir = env.project("hf", &format!("mounts = [\".:/workspace\", \"{}:/data\"]", data.display()));
+    env.berth(&dir, &["up"]).ok();
+    let inside = env
+        .berth(&dir, &["exec", "--", "sh", "-c", "grep -rl s3cret /berth \"$HOME\" 2>/dev/null; echo hub=$HF_HUB_CACHE; echo model > $HF_HUB_CACHE/m"])
+        .ok();
+    assert_eq!(inside.stdout.trim(), "hub=/berth/cache/huggingface/hub", "the token is visible inside");
+    assert_eq!(std::fs::read_to_string(hf.join("hub/m")).unwrap(), "model\n", "downloads are shared");
+
+    let status = env.berth(&dir, &["status"]).ok();
+    let writable: Vec<&str> = status.stdout.lines().skip_while(|l| !l.starts_with("writable")).collect();
+    let listed = |p: &std::path::Path| writable.iter().any(|l| l.contains(&format!(" {} (", p.display())));
+    assert!(listed(&dir) && listed(&hf.join("hub")) && listed(&dir.join(".berth")), "{}", status.stdout);
+    assert!(!listed(&data), "a read-only dataset is not writable: {}", status.stdout);
+    let json: serde_json::Value =
+        serde_json::from_str(&env.berth(&dir, &["status", "--json"]).ok().stdout).unwrap();
+    assert!(json["writable_host_folders"].as_array().unwrap().iter().any(|p| p == dir.to_str().unwrap()));
+}
