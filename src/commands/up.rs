@@ -259,8 +259,9 @@ fn result(project: &Project, c: &ContainerInspectResponse, action: Action) -> Up
 
 /// Take the project's `up` lock (released when the file closes).
 fn lock(project: &Project) -> anyhow::Result<File> {
-    let dir = project.spec.project_dir.join(".berth");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let sharing = crate::jobs::private::Sharing::of(&project.spec.user, &project.user);
+    let dir = crate::jobs::private::state_dir(&project.spec.project_dir, sharing)
+        .with_context(|| format!("creating {}", project.spec.project_dir.join(".berth").display()))?;
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
         // Job logs and state are machine-local: keep them out of the user's repository.

@@ -132,3 +132,135 @@ fn the_hugging_face_login_token_stays_out_of_the_environment_and_status_names_wr
         serde_json::from_str(&env.berth(&dir, &["status", "--json"]).ok().stdout).unwrap();
     assert!(json["writable_host_folders"].as_array().unwrap().iter().any(|p| p == dir.to_str().unwrap()));
 }
+
+/// Runs `sh -c script` as `uid` (a member of the docker group, like a colleague on the server).
+fn sh_as(uid: u32, script: &str) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            &format!("--groups={}", docker_socket_gid()),
+        ])
+        .args(["sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+}
+
+fn job_state(env: &TestEnv, dir: &std::path::Path, name: &str) -> serde_json::Value {
+    let jobs: Vec<serde_json::Value> =
+        serde_json::from_str(&env.berth(dir, &["jobs", "--json"]).ok().stdout).unwrap();
+    jobs.into_iter().find(|j| j["name"] == name).unwrap_or_else(|| panic!("no job {name}"))
+}
+
+fn wait_exit(dir: &std::path::Path, name: &str) {
+    let exit = dir.join(".berth/jobs").join(name).join("exit");
+    let start = std::time::Instant::now();
+    while !exit.exists() && start.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn another_user_can_read_no_job_or_build_log_and_cannot_rewrite_a_job() {
+    if !is_root() {
+        eprintln!("skipped: switching to other uids needs root");
+        return;
+    }
+    let (alice, bob) = (4261, 4262);
+    let mut env = TestEnv::new();
+    env.as_user = Some((alice, alice, "alice".into()));
+    env.env.push(("HF_TOKEN".into(), "hf_alices_secret".into()));
+    let dir = env.project(
+        "shared",
+        &format!("[image]\nbase = \"{IMAGE}\"\ndockerfile = \"Dockerfile\"\n[env]\nHF_TOKEN = {{ from-host = true }}\n"),
+    );
+    std::fs::write(dir.join("Dockerfile"), format!("FROM {IMAGE}\nRUN echo built\n")).unwrap();
+    chown_tree(env.root.path(), alice, alice);
+    // A project folder others may look into, as on many shared servers.
+    for p in [env.root.path(), dir.as_path()] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    env.berth(&dir, &["up"]).ok();
+    env.berth(&dir, &["run", "--name", "leak", "--", "sh", "-c", "echo token=$HF_TOKEN"]).ok();
+    wait_exit(&dir, "leak");
+    let state = dir.join(".berth");
+    let job = state.join("jobs/leak");
+    assert_eq!(std::fs::read_to_string(job.join("log")).unwrap(), "token=hf_alices_secret\n");
+    assert_eq!((mode(&state), mode(&state.join("jobs")), mode(&job)), (0o700, 0o700, 0o700));
+    assert_eq!((mode(&job.join("log")), mode(&state.join("build.log"))), (0o600, 0o600));
+
+    for path in [job.join("log"), state.join("build.log")] {
+        let read = sh_as(bob, &format!("cat '{}'", path.display()));
+        assert!(
+            !read.status.success(),
+            "bob read {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&read.stdout)
+        );
+    }
+    let forged = sh_as(bob, &format!("echo 0 > '{0}/exit'; echo 1 > '{0}/pid'; rm -rf '{0}'", job.display()));
+    assert!(!forged.status.success());
+    let seen = job_state(&env, &dir, "leak");
+    assert_eq!((seen["state"].as_str(), seen["exit_code"].as_i64()), (Some("exited"), Some(0)), "{seen}");
+    assert!(std::fs::read_to_string(job.join("pid")).unwrap().trim().parse::<u32>().is_ok());
+}
+
+#[test]
+fn a_job_of_an_image_user_runs_in_a_folder_no_other_user_can_write() {
+    let env = TestEnv::new();
+    let dir = env.project("imageuser", "[user]\nas = \"nobody\"\n");
+    env.berth(&dir, &["up"]).ok();
+    env.berth(&dir, &["run", "--name", "who", "--", "sh", "-c", "id -u"]).ok();
+    wait_exit(&dir, "who");
+    let job = dir.join(".berth/jobs/who");
+    assert_eq!(std::fs::read_to_string(job.join("log")).unwrap(), "65534\n", "the image user wrote its log");
+    assert_eq!(mode(&job) & 0o007, 0, "the job folder is open to others: {:o}", mode(&job));
+    assert_eq!(mode(&job.join("log")) & 0o007, 0);
+    assert_eq!(mode(&dir.join(".berth")), 0o750);
+    let seen = job_state(&env, &dir, "who");
+    assert_eq!((seen["state"].as_str(), seen["exit_code"].as_i64()), (Some("exited"), Some(0)), "{seen}");
+}
+
+#[test]
+fn an_old_open_state_folder_is_tightened_and_a_forged_job_is_reported_not_trusted() {
+    let env = TestEnv::new();
+    let dir = env.project("legacy", "");
+    env.berth(&dir, &["up"]).ok();
+    env.berth(&dir, &["run", "--name", "old", "--", "sh", "-c", "echo hi"]).ok();
+    env.berth(&dir, &["run", "--name", "forged", "--", "sleep", "60"]).ok();
+    wait_exit(&dir, "old");
+    // What an older berth left: readable by all, and a job folder anyone could write.
+    let state = dir.join(".berth");
+    let set = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+    };
+    set(&state, 0o755);
+    set(&state.join("jobs/old/log"), 0o644);
+    set(&state.join("jobs/old"), 0o777);
+    env.berth(&dir, &["jobs"]).ok();
+    assert_eq!(
+        (mode(&state), mode(&state.join("jobs/old")), mode(&state.join("jobs/old/log"))),
+        (0o700, 0o700, 0o600)
+    );
+    assert_eq!(job_state(&env, &dir, "old")["state"], "exited");
+
+    // A file only another user could have put there: the job is not believed, nor signalled.
+    let pid = state.join("jobs/forged/pid");
+    std::os::unix::fs::chown(&pid, Some(4263), None).unwrap();
+    let seen = job_state(&env, &dir, "forged");
+    assert_eq!(seen["state"], "untrusted", "{seen}");
+    assert!(seen["diagnosis"]["cause"].as_str().unwrap().contains("uid 4263"), "{seen}");
+    let table = env.berth(&dir, &["jobs"]).ok();
+    assert!(
+        table.stdout.lines().any(|l| l.starts_with("forged") && l.contains("untrusted")),
+        "{}",
+        table.stdout
+    );
+    let kill = env.berth(&dir, &["kill", "forged"]).code(4);
+    assert!(kill.stderr.contains("not trusted"), "{}", kill.stderr);
+}
