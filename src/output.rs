@@ -118,7 +118,7 @@ pub fn strip_terminal_codes(text: &str) -> String {
             '\u{1b}' => match chars.next() {
                 // CSI: parameters and intermediates, then one final byte in `@`..`~`.
                 Some('[') => {
-                    while let Some(n) = chars.next() {
+                    for n in chars.by_ref() {
                         if ('@'..='~').contains(&n) {
                             break;
                         }
