@@ -212,7 +212,12 @@ fn another_user_can_read_no_job_or_build_log_and_cannot_rewrite_a_job() {
 
 #[test]
 fn a_job_of_an_image_user_runs_in_a_folder_no_other_user_can_write() {
-    let env = TestEnv::new();
+    let mut env = TestEnv::new();
+    if is_root() {
+        // The usual case: a host user who is neither root nor the image user.
+        env.as_user = Some((4264, 4264, "carol".into()));
+        chown_tree(env.root.path(), 4264, 4264);
+    }
     let dir = env.project("imageuser", "[user]\nas = \"nobody\"\n");
     env.berth(&dir, &["up"]).ok();
     env.berth(&dir, &["run", "--name", "who", "--", "sh", "-c", "id -u"]).ok();
@@ -224,6 +229,11 @@ fn a_job_of_an_image_user_runs_in_a_folder_no_other_user_can_write() {
     assert_eq!(mode(&dir.join(".berth")), 0o750);
     let seen = job_state(&env, &dir, "who");
     assert_eq!((seen["state"].as_str(), seen["exit_code"].as_i64()), (Some("exited"), Some(0)), "{seen}");
+    // The image user reads its pid file and records its end through the group it was given.
+    env.berth(&dir, &["run", "--name", "long", "--", "sleep", "60"]).ok();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    env.berth(&dir, &["kill", "long", "--grace", "5"]).ok();
+    assert_eq!(job_state(&env, &dir, "long")["state"], "exited");
 }
 
 #[test]
