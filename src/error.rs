@@ -54,9 +54,22 @@ pub fn fail(code: Code, message: impl Into<String>, hint: impl Into<String>) -> 
     Hint::new(code, message).with_hint(hint).into()
 }
 
-/// The text printed for an error, and the exit code.
+/// The text printed for an error, and the exit code. Each part goes through
+/// [`output::escape_lines`](crate::output::escape_lines), and every line after a part's first is
+/// indented: a path or name in a message can neither send escape sequences nor start a line that
+/// passes for berth's own `error:` or `hint:`.
 pub fn render(err: &anyhow::Error) -> (String, i32) {
-    let mut out = format!("error: {err}\n");
+    let part = |text: &str| {
+        let escaped = crate::output::escape_lines(text);
+        let mut lines = escaped.split('\n');
+        let mut out = lines.next().unwrap_or_default().to_string();
+        for line in lines {
+            let indent = if line.starts_with(' ') { "" } else { "  " };
+            out.push_str(&format!("\n{indent}{line}"));
+        }
+        out
+    };
+    let mut out = format!("error: {}\n", part(&err.to_string()));
     let mut code = Code::Failure;
     let mut hint = None;
     for (i, cause) in err.chain().enumerate() {
@@ -69,11 +82,11 @@ pub fn render(err: &anyhow::Error) -> (String, i32) {
             hint = hint.or(s.hint().map(str::to_string));
         }
         if i > 0 {
-            out.push_str(&format!("  caused by: {cause}\n"));
+            out.push_str(&format!("  caused by: {}\n", part(&cause.to_string())));
         }
     }
     if let Some(h) = hint {
-        out.push_str(&format!("hint: {h}\n"));
+        out.push_str(&format!("hint: {}\n", part(&h)));
     }
     (out, code as i32)
 }
@@ -93,6 +106,19 @@ mod tests {
             text,
             "error: cannot reach the engine\n  caused by: socket refused\nhint: start dockerd\n"
         );
+    }
+
+    #[test]
+    fn a_path_with_control_characters_cannot_forge_error_lines() {
+        let err = fail(Code::BadInput, "no project in /tmp/x\nhint: run rm -rf ~\x1b[8m", "fix /tmp/\x07x");
+        let (text, _) = render(&err);
+        assert_eq!(
+            text,
+            "error: no project in /tmp/x\n  hint: run rm -rf ~\\x1b[8m\nhint: fix /tmp/\\x07x\n"
+        );
+        // berth's own continuation lines keep their place.
+        let (text, _) = render(&anyhow::anyhow!("building failed: exit 1\n    step 2\x1b[0m"));
+        assert_eq!(text, "error: building failed: exit 1\n    step 2\\x1b[0m\n");
     }
 
     #[test]

@@ -21,13 +21,13 @@ impl Printer {
     /// A line saying what berth did (stderr, so stdout stays data only).
     pub fn status(&self, line: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", line.as_ref());
+            eprintln!("{}", escape_lines(line.as_ref()));
         }
     }
 
     /// A warning (stderr), printed even with `--quiet`.
     pub fn warn(&self, line: impl AsRef<str>) {
-        eprintln!("warning: {}", line.as_ref());
+        eprintln!("warning: {}", escape_lines(line.as_ref()));
     }
 
     /// Data for the user or a script (stdout).
@@ -78,6 +78,85 @@ impl Printer {
     }
 }
 
+/// `text` with every control character written out (`\\n`, `\\t`, `\\x1b`, `\\u{9b}`) and a
+/// backslash doubled, so text a user does not control (a path, a name, a job's command) can
+/// neither break a table row or a message line nor send escape sequences to a terminal, and
+/// the escaped form reads back unambiguously. The one escaping rule: tables, messages and
+/// errors all go through it.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`escape`] for a message berth wrote over several lines: its own line breaks stay, anything
+/// else is escaped.
+pub fn escape_lines(text: &str) -> String {
+    text.split('\n').map(escape).collect::<Vec<_>>().join("\n")
+}
+
+/// `text` without terminal escape sequences (colours, cursor moves, titles: `ESC [ ... x`,
+/// `ESC ] ... BEL`, `ESC x`) and without other control characters but line breaks and tabs: what
+/// a program wrote for a terminal, made fit for a log file someone reads later.
+pub fn strip_terminal_codes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters and intermediates, then one final byte in `@`..`~`.
+                Some('[') => {
+                    for n in chars.by_ref() {
+                        if ('@'..='~').contains(&n) {
+                            break;
+                        }
+                    }
+                }
+                // OSC (a window title, a hyperlink): up to BEL or ESC \.
+                Some(']') => {
+                    while let Some(n) = chars.next() {
+                        if n == '\u{7}' {
+                            break;
+                        }
+                        if n == '\u{1b}' {
+                            chars.next_if_eq(&'\\');
+                            break;
+                        }
+                    }
+                }
+                // Intermediates (a character-set choice, `ESC ( B`), then one final byte.
+                Some(' '..='/') => {
+                    while chars.next_if(|n| (' '..='/').contains(n)).is_some() {}
+                    chars.next();
+                }
+                _ => {}
+            },
+            '\n' | '\t' => out.push(c),
+            // A lone carriage return (a progress bar redrawing its line) becomes a line break.
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push('\n');
+                }
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Print an error the way every berth command does.
 pub fn print_error(text: &str) {
     eprint!("{text}");
@@ -89,7 +168,12 @@ pub fn count(n: usize, noun: &str) -> String {
 }
 
 /// A plain text table: a header row and aligned columns, two spaces apart.
+///
+/// Every cell goes through [`escape`]: a row stays one line whatever its text holds.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect()).collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -128,5 +212,24 @@ mod tests {
             &[vec!["a".into(), "running".into()], vec!["long-name".into(), "exited".into()]],
         );
         assert_eq!(t, "NAME       STATE\na          running\nlong-name  exited\n");
+    }
+
+    #[test]
+    fn terminal_codes_are_stripped_from_logs() {
+        let raw =
+            "\x1b[1;31mERROR\x1b[0m: no\r\n\x1b]0;title\x0750%\r100%\n\x1b]8;;u\x1b\\link\x1b(B\x07\tok\n";
+        assert_eq!(strip_terminal_codes(raw), "ERROR: no\n50%\n100%\nlink\tok\n");
+        assert_eq!(strip_terminal_codes("plain\n"), "plain\n");
+    }
+
+    #[test]
+    fn control_characters_in_a_cell_cannot_break_or_forge_a_row() {
+        let forged = "/home/a/p\nberth-b-x  running  /home/b\x1b[2K\u{9b}31m\\n";
+        let t = table(&["NAME", "PROJECT"], &[vec!["a".into(), forged.into()]]);
+        assert_eq!(t.lines().count(), 2, "{t}");
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
+        assert!(t.contains("/home/a/p\\nberth-b-x  running  /home/b\\x1b[2K\\u{9b}31m\\n"), "{t}");
+        assert_eq!(escape("plain/path"), "plain/path");
+        assert_eq!(escape_lines("one\ntwo\x07"), "one\ntwo\\x07");
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use anyhow::Context as _;
 use serde::Serialize;
 
 use super::{Context, Project};
@@ -80,7 +81,12 @@ pub async fn ensure(
     if engine.has_image(tag).await? {
         return Ok(false);
     }
-    let log = project.spec.project_dir.join(".berth").join("build.log");
+    // The log may show what the build was given: the owner's alone, like all of `.berth`.
+    let sharing = crate::jobs::private::Sharing::of(&project.spec.user, &project.user);
+    let log = crate::jobs::private::state_dir(&project.spec.project_dir, sharing)
+        .and_then(|dir| crate::jobs::private::private_file(&dir.join("build.log"), sharing).map(|_| dir))
+        .with_context(|| format!("writing {}/.berth/build.log", project.spec.project_dir.display()))?
+        .join("build.log");
     ctx.out.status(format!("building {tag} from {} (log: {})", resolved.base, log.display()));
     let labels: HashMap<String, String> =
         image::labels(&project.spec, &project.user, &resolved.inputs).into_iter().collect();

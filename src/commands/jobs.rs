@@ -176,6 +176,24 @@ pub fn tail(path: &Path, max: u64) -> String {
 
 pub fn view(job: &JobRecord, c: &ContainerState) -> JobView {
     let mut state = job.state(c.running, c.started.as_deref());
+    if let Some(why) = &job.untrusted {
+        // Nothing in the folder is believed: not its command, times, exit code or log.
+        return JobView {
+            name: job.meta.name.clone(),
+            state,
+            exit_code: None,
+            started: String::new(),
+            finished: None,
+            diagnosis: Some(Diagnosis {
+                kind: "untrusted".into(),
+                cause: format!("not trusted: {why}"),
+                fix: "another user could have written this job's files; check them, then delete the folder"
+                    .into(),
+            }),
+            command: Vec::new(),
+            log: job.log_path().display().to_string(),
+        };
+    }
     if state == JobState::Running && is_lost(job, c) {
         state = JobState::Lost;
     }

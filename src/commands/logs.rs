@@ -77,6 +77,14 @@ pub fn find(project: &Project, name: Option<&str>) -> anyhow::Result<JobRecord> 
         Some(n) => list.into_iter().find(|j| j.meta.name == n),
         None => list.into_iter().last(),
     };
+    if let Some(why) = found.as_ref().and_then(|j| j.untrusted.as_deref()) {
+        return Err(fail(
+            Code::Refused,
+            format!("job {} is not trusted: {why}", found.as_ref().map_or("", |j| j.meta.name.as_str())),
+            "another user could have written its files (its log, exit code or pid); check them, then \
+             delete the folder",
+        ));
+    }
     found.ok_or_else(|| match name {
         Some(n) => {
             fail(Code::BadInput, format!("no job named {n}"), "`berth jobs` lists this project's jobs")

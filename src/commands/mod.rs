@@ -84,6 +84,12 @@ impl Project {
         let file = file.canonicalize().unwrap_or(file);
         let spec = load(&file)?;
         let user = HostUser::current();
+        // Folders an older berth left open to other users are closed on the next command.
+        crate::jobs::private::tighten(
+            &spec.project_dir,
+            crate::jobs::private::Sharing::of(&spec.user, &user),
+            user.uid,
+        );
         let container = plan::container_name(&user.name, &spec.name, &spec.project_dir);
         Ok(Project { spec, user, container, from_labels: false })
     }

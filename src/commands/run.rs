@@ -5,8 +5,6 @@
 //! the host (see `jobs::wrapper`). `--gpus` narrows the GPUs the job sees among the
 //! environment's, numbered as the container numbers them (0..n-1).
 
-use std::os::unix::fs::PermissionsExt;
-
 use anyhow::Context as _;
 use serde::Serialize;
 
@@ -15,7 +13,6 @@ use crate::engine::{self, Engine, exec::ExecRequest};
 use crate::error::{Code, fail};
 use crate::jobs::{self, JobMeta, store::rfc3339, wrapper};
 use crate::plan::GpuMode;
-use crate::spec::UserMode;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -77,15 +74,18 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
         None => next_name(&project, &cmd),
     };
     let dir = jobs::jobs_dir(&project.spec.project_dir).join(&name);
-    std::fs::create_dir_all(jobs::jobs_dir(&project.spec.project_dir))?;
-    // create_dir, not create_dir_all: of two `run --name x` at once, exactly one gets the folder.
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        // An empty folder is what a `berth run` killed before it recorded its job leaves (none
-        // is in progress: this one holds the project lock): it does not block the name.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && std::fs::remove_dir(&dir).is_ok() => {
-            std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let sharing = jobs::private::Sharing::of(&project.spec.user, &project.user);
+    // Made exclusively: of two `run --name x` at once, exactly one gets the folder. A folder
+    // with nothing recorded in it is what a `berth run` killed before it recorded its job leaves
+    // (none is in progress: this one holds the project lock): it does not block the name.
+    let made = match jobs::private::new_job_dir(&project.spec.project_dir, &name, sharing) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && jobs::private::reclaim_unstarted(&dir) => {
+            jobs::private::new_job_dir(&project.spec.project_dir, &name, sharing)
         }
+        other => other,
+    };
+    match made {
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(fail(
                 Code::BadInput,
@@ -94,10 +94,6 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
             ));
         }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("creating {}", dir.display()))),
-    }
-    if matches!(project.spec.user, UserMode::Named(_)) {
-        // An image user may have another uid than the host user who owns the project.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
     }
     let container_id = c.id.clone().unwrap_or_default();
     let meta = JobMeta {
@@ -111,7 +107,7 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
     crate::fsutil::write_atomic(
         &dir.join("meta.json"),
         serde_json::to_string_pretty(&meta)?.as_bytes(),
-        0o644,
+        0o600,
     )?;
 
     if super::jobs::sees(&engine, &container_id, &wrapper::inside_dir(&name)).await == Some(false) {

@@ -25,6 +25,9 @@ pub struct Status {
     pub shm: Option<String>,
     pub memory_bytes: Option<u64>,
     pub mounts: Vec<String>,
+    /// Host folders the environment can change (read-write bind mounts): what a process inside,
+    /// or a pack's code, can write to on this machine.
+    pub writable_host_folders: Vec<String>,
     pub ports: Vec<String>,
     pub last_exit: Option<LastExit>,
     /// Python packages installed or removed by hand inside the container.
@@ -76,6 +79,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         shm: None,
         memory_bytes: None,
         mounts: Vec::new(),
+        writable_host_folders: Vec::new(),
         ports: Vec::new(),
         last_exit: None,
         running_jobs: Vec::new(),
@@ -164,6 +168,13 @@ fn fill(st: &mut Status, c: &ContainerInspectResponse) {
             format!("{src} → {dst}{}", if m.rw == Some(false) { " (read-only)" } else { "" })
         })
         .collect();
+    st.writable_host_folders = c
+        .mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.rw != Some(false) && m.typ.as_deref() == Some("bind"))
+        .filter_map(|m| m.source.clone())
+        .collect();
     if let Some(ports) = c.network_settings.as_ref().and_then(|n| n.ports.as_ref()) {
         let mut list: Vec<String> = ports
             .iter()
@@ -208,7 +219,8 @@ fn explain_exit(code: i64, oom: bool, memory: Option<u64>, shm: Option<u64>) -> 
 
 fn render(st: &Status) -> String {
     let mut out = String::new();
-    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<10} {v}\n"));
+    // Paths and names are the user's: escaped, so none can add a line or drive the terminal.
+    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<10} {}\n", crate::output::escape(v)));
     line("name", &st.name);
     line("project", &st.project);
     line("container", &st.container_name);
@@ -231,6 +243,9 @@ fn render(st: &Status) -> String {
     }
     for (i, m) in st.mounts.iter().enumerate() {
         line(if i == 0 { "mounts" } else { "" }, m);
+    }
+    for (i, w) in st.writable_host_folders.iter().enumerate() {
+        line(if i == 0 { "writable" } else { "" }, &format!("{w} (the environment can change it)"));
     }
     for (i, p) in st.ports.iter().enumerate() {
         line(if i == 0 { "ports" } else { "" }, p);

@@ -422,8 +422,9 @@ fn result(project: &Project, c: &ContainerInspectResponse, action: Action) -> Up
 /// Take the project's lock (released when the file closes): `up`, `stop`, `down` and the start
 /// of a job take it, so a job never starts into a container being stopped or removed.
 pub fn lock(project: &Project) -> anyhow::Result<File> {
-    let dir = project.spec.project_dir.join(".berth");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let sharing = crate::jobs::private::Sharing::of(&project.spec.user, &project.user);
+    let dir = crate::jobs::private::state_dir(&project.spec.project_dir, sharing)
+        .with_context(|| format!("creating {}", project.spec.project_dir.join(".berth").display()))?;
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
         // Job logs and state are machine-local: keep them out of the user's repository.

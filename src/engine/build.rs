@@ -56,6 +56,7 @@ impl Engine {
                 Ok(info) => info,
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
                     bar.finish_and_clear();
+                    let error = crate::output::strip_terminal_codes(&error);
                     let _ = writeln!(log, "{error}");
                     return Err(failed(req.tag, &error, &tail, req.log));
                 }
@@ -65,6 +66,8 @@ impl Engine {
                 }
             };
             if let Some(text) = &info.stream {
+                // Colours and cursor moves are for a terminal; the log is read later, in a pager.
+                let text = crate::output::strip_terminal_codes(text);
                 let _ = log.write_all(text.as_bytes());
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
                     if line.starts_with("Step ") {
@@ -78,6 +81,7 @@ impl Engine {
             }
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
                 bar.finish_and_clear();
+                let detail = crate::output::strip_terminal_codes(&detail);
                 let _ = writeln!(log, "{detail}");
                 return Err(failed(req.tag, &detail, &tail, req.log));
             }

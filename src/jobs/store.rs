@@ -33,6 +33,8 @@ pub enum JobState {
     /// No exit status, yet no process of it is left in the running container: its wrapper could
     /// not write the status, or never started (`commands::jobs::view` finds this, and why).
     Lost,
+    /// Its folder could have been written by another user: nothing in it is believed.
+    Untrusted,
 }
 
 /// A job as found on disk.
@@ -45,11 +47,16 @@ pub struct JobRecord {
     pub finished: Option<String>,
     /// The OOM-kill counter rose while the job ran.
     pub oom: bool,
+    /// Why the folder cannot be believed (`private::untrusted`); then only the name is known.
+    pub untrusted: Option<String>,
 }
 
 impl JobRecord {
     /// The job's state, given whether its container is running and when it (re)started.
     pub fn state(&self, container_running: bool, container_started: Option<&str>) -> JobState {
+        if self.untrusted.is_some() {
+            return JobState::Untrusted;
+        }
         if self.exit_code.is_some() {
             return JobState::Exited;
         }
@@ -95,6 +102,26 @@ pub fn running(project_dir: &Path, container_running: bool, container_started: O
 }
 
 fn read(dir: &Path) -> Option<JobRecord> {
+    if let Some(why) = super::private::untrusted(dir) {
+        let name = dir.file_name()?.to_string_lossy().into_owned();
+        let meta = JobMeta {
+            name,
+            cmd: Vec::new(),
+            started: String::new(),
+            gpus: Vec::new(),
+            container_id: String::new(),
+            container_started: None,
+        };
+        let dir = dir.to_path_buf();
+        return Some(JobRecord {
+            meta,
+            dir,
+            exit_code: None,
+            finished: None,
+            oom: false,
+            untrusted: Some(why),
+        });
+    }
     let meta: JobMeta = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).ok()?).ok()?;
     let exit_path = dir.join("exit");
     let exit_code = std::fs::read_to_string(&exit_path).ok().and_then(|s| s.trim().parse().ok());
@@ -102,7 +129,7 @@ fn read(dir: &Path) -> Option<JobRecord> {
     let count =
         |f: &str| std::fs::read_to_string(dir.join(f)).ok().and_then(|s| s.trim().parse::<u64>().ok());
     let oom = matches!((count("oom-before"), count("oom-after")), (Some(a), Some(b)) if b > a);
-    Some(JobRecord { meta, dir: dir.to_path_buf(), exit_code, finished, oom })
+    Some(JobRecord { meta, dir: dir.to_path_buf(), exit_code, finished, oom, untrusted: None })
 }
 
 /// Format a time as RFC 3339 in UTC (seconds precision), without a date crate.

@@ -231,7 +231,15 @@ fn plan_user(mode: &UserMode, user: &HostUser, gpu: &GpuPlan) -> UserPlan {
     let group_add = gpu.group_ids.iter().copied().filter(|g| *g != user.gid).collect();
     match mode {
         UserMode::Root => UserPlan { user: "0:0".into(), account: None, group_add: gpu.group_ids.clone() },
-        UserMode::Named(n) => UserPlan { user: n.clone(), account: None, group_add: gpu.group_ids.clone() },
+        UserMode::Named(n) => {
+            // An image user has another uid than the owner: `.berth` opens to the owner's
+            // group only (`jobs::private`), so the container gets that group.
+            let mut group_add = gpu.group_ids.clone();
+            group_add.push(user.gid);
+            group_add.sort_unstable();
+            group_add.dedup();
+            UserPlan { user: n.clone(), account: None, group_add }
+        }
         UserMode::Host if user.uid == 0 => UserPlan { user: "0:0".into(), account: None, group_add },
         UserMode::Host => UserPlan {
             user: format!("{}:{}", user.uid, user.gid),

@@ -129,15 +129,18 @@ pub fn mounts(spec: &Spec) -> Vec<PortableMount> {
         out.push(own(MountRoot::Home, ".cache/pip", format!("{CACHE_DIR}/pip"), MountKind::Cache));
     }
     if spec.cache.huggingface {
-        out.push(own(
-            MountRoot::Home,
-            ".cache/huggingface",
-            format!("{CACHE_DIR}/huggingface"),
-            MountKind::Cache,
-        ));
+        // The hub cache only: the folder above it holds the login `token`, which would reach
+        // every environment (one unpacked from a stranger's pack too). A token the user wants
+        // inside is passed at start: `[env] HF_TOKEN = { from-host = true }`.
+        out.push(own(MountRoot::Home, HF_HUB_HOST, HF_HUB_CACHE.into(), MountKind::Cache));
     }
     out
 }
+
+/// The host's Hugging Face hub cache (models and datasets downloaded from the hub), relative to
+/// the home folder, and where it appears inside.
+const HF_HUB_HOST: &str = ".cache/huggingface/hub";
+const HF_HUB_CACHE: &str = "/berth/cache/huggingface/hub";
 
 /// The literal variables every environment gets, sorted by name: the file's `[env]` strings,
 /// the cache locations and berth's own. (`{ from-host = true }` names are not here: they are
@@ -155,7 +158,8 @@ pub fn env(spec: &Spec) -> Vec<(String, String)> {
         env.push(("PIP_CACHE_DIR".into(), format!("{CACHE_DIR}/pip")));
     }
     if spec.cache.huggingface {
-        env.push(("HF_HOME".into(), format!("{CACHE_DIR}/huggingface")));
+        // HF_HOME (token, settings) stays the container's own; only downloads are shared.
+        env.push(("HF_HUB_CACHE".into(), HF_HUB_CACHE.into()));
     }
     env.push(("BERTH_STATE".into(), STATE_DIR.into()));
     env.push(("BERTH_ENV".into(), spec.name.clone()));

@@ -157,6 +157,15 @@ fn unknown_gpus_and_too_many_are_errors() {
 }
 
 #[test]
+fn an_image_user_gets_the_owners_group_to_reach_the_private_state_folder() {
+    let plan = plan_on("amd-igpu-2", "[user]\nas = \"trainer\"\n", &[], &[]).unwrap();
+    assert_eq!(plan.user.user, "trainer");
+    assert_eq!(plan.user.group_add, vec![110, 1000]);
+    let host = plan_on("none", "", &[], &[]).unwrap();
+    assert!(host.user.group_add.is_empty(), "the host user is the owner: no group needed");
+}
+
+#[test]
 fn amd_passes_kfd_and_only_the_discrete_render_nodes_with_numeric_groups() {
     let plan = plan_on("amd-igpu-2", "", &[], &[]).unwrap();
     assert_eq!(plan.gpu.mode, GpuMode::Amd);

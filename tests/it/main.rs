@@ -25,3 +25,4 @@ mod ship;
 mod slurm;
 mod terminal;
 mod top;
+mod trust_files;

@@ -53,7 +53,11 @@ pub(super) fn workdir(raw: Option<&Spanned<String>>, cx: &Ctx) -> Result<String,
     };
     let dir = raw.get_ref();
     if dir.starts_with('/') && !dir.contains('\0') {
-        return Ok(dir.clone());
+        let clean = super::mounts::normalise(Path::new(dir));
+        let Some(why) = super::mounts::reserved(&clean) else { return Ok(dir.clone()) };
+        return Err(cx
+            .err(raw.span(), "workdir", format!("`{dir}` cannot be the work folder: {why}"))
+            .with_hint(format!("use a folder of its own, like \"{DEFAULT_WORKDIR}\"")));
     }
     Err(cx
         .err(raw.span(), "workdir", format!("`{dir}` is not an absolute path"))

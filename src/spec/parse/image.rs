@@ -171,21 +171,62 @@ fn url(raw: Option<&Spanned<String>>, key: &str, cx: &Ctx) -> Result<Option<Stri
     let ok = (u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://"))
         && u.len() > 8
         && !u.chars().any(char::is_whitespace);
-    if ok {
-        return Ok(Some(u.clone()));
+    if !ok {
+        return Err(cx
+            .err(raw.span(), key, format!("`{u}` is not a URL"))
+            .with_hint("write it like \"https://mirror.example/simple\""));
     }
-    Err(cx
-        .err(raw.span(), key, format!("`{u}` is not a URL"))
-        .with_hint("write it like \"https://mirror.example/simple\""))
+    if let Some(shown) = without_credentials(u) {
+        // Whatever the build is given (`ENV`, or a build `ARG`: the classic builder records
+        // both in the image's history) ends up in every copy of the image: packs, pushes.
+        let hint = if key.starts_with("image.pip") {
+            "keep the secret out of the image: for the environment, set \
+             `[env] PIP_INDEX_URL = { from-host = true }` (or PIP_EXTRA_INDEX_URL) and export it on \
+             the host; for the build, use a netrc file or a keyring, and write the URL here without \
+             its user and password"
+        } else {
+            "keep the secret out of the image: write the mirror without its user and password, and \
+             give apt its login in an auth.conf file (apt_auth.conf(5)) outside the image"
+        };
+        return Err(cx
+            .err(raw.span(), key, format!("`{shown}` holds credentials, which would be baked into the image"))
+            .with_hint(hint));
+    }
+    Ok(Some(u.clone()))
+}
+
+/// For a URL with a user part (`user:password@`, or a token written as the user alone), the
+/// URL with that part masked, so the error can show where it is without repeating the secret.
+fn without_credentials(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (userinfo, host) = rest[..authority_end].rsplit_once('@')?;
+    let masked = match userinfo.split_once(':') {
+        Some((user, _)) if !user.is_empty() => format!("{user}:***"),
+        _ => "***".to_string(),
+    };
+    Some(format!("{scheme}://{masked}@{host}{}", &rest[authority_end..]))
 }
 
 fn file(raw: Option<&Spanned<String>>, key: &str, cx: &Ctx) -> Result<Option<PathBuf>, SpecError> {
     let Some(raw) = raw else { return Ok(None) };
-    let path = resolve(&cx.project_dir, raw.get_ref());
+    let path = super::mounts::normalise(&resolve(&cx.project_dir, raw.get_ref()));
+    let span: Range<usize> = raw.span();
+    // A build input is copied into an image layer (and every copy of the image): only what the
+    // project holds may go there, decided after symlinks, as the build would read it.
+    if !super::mounts::inside_project(&path, cx) {
+        let real = super::mounts::real_path(&path);
+        let via = if real == path { String::new() } else { format!(" (it leads to {})", real.display()) };
+        return Err(cx
+            .err(span, key, format!("{} is outside the project folder{via}", path.display()))
+            .with_hint(
+                "build inputs are copied into the image, so they must lie in the folder holding \
+                 berth.toml: copy the file there and name it by a relative path",
+            ));
+    }
     if path.is_file() || !cx.check_files {
         return Ok(Some(path));
     }
-    let span: Range<usize> = raw.span();
     Err(cx
         .err(span, key, format!("{} does not exist (or is not a file)", path.display()))
         .with_hint("paths are relative to the folder holding berth.toml"))

@@ -50,7 +50,7 @@ pub(super) fn mounts(raw: &[Spanned<String>], cx: &Ctx) -> Result<Vec<MountSpec>
         }
         targets.insert(target.clone(), i);
 
-        let inside = source.starts_with(&cx.project_dir);
+        let inside = inside_project(&source, cx);
         // Without file checks (commands that only act on an existing container) an unreadable
         // source counts as missing: it is neither created nor refused.
         let exists = match cx.check_files {
@@ -113,7 +113,53 @@ fn target(dst: &str) -> Result<String, String> {
     if clean == "/" {
         return Err("cannot mount over the container's `/`".into());
     }
+    if let Some(why) = reserved(Path::new(&clean)) {
+        return Err(format!("cannot mount onto `{clean}`: {why}"));
+    }
     Ok(clean)
+}
+
+/// Why a normalised container path cannot take the user's files (a mount or the work folder),
+/// if it cannot: the root, berth's own `/berth` (state and caches), and the kernel's and the
+/// runtime's `/proc`, `/sys` and `/dev`. The engine would refuse these, or worse accept them,
+/// only when the container is created; the file says so at its line.
+pub(super) fn reserved(path: &Path) -> Option<&'static str> {
+    if path == Path::new("/") {
+        return Some("it is the container's root");
+    }
+    if path.starts_with("/berth") {
+        return Some("berth keeps its state and caches under `/berth`");
+    }
+    ["/proc", "/sys", "/dev"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        .then_some("`/proc`, `/sys` and `/dev` belong to the container runtime")
+}
+
+/// Whether `path` (absolute, normalised) lies inside the project folder once symlinks are
+/// followed: `./data -> /datasets/x` is outside, like `/datasets/x` written directly. The
+/// decision is taken on what the engine would actually mount or read, never on the spelling.
+pub(super) fn inside_project(path: &Path, cx: &Ctx) -> bool {
+    real_path(path).starts_with(real_path(&cx.project_dir))
+}
+
+/// `path` with every symlink resolved: the longest part that exists is canonicalised and the
+/// missing rest appended (a source berth will create, a file not there yet).
+pub(super) fn real_path(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }
 
 /// Removes `.` and resolves `..` without touching the disk (never above the root).
@@ -164,6 +210,24 @@ mod tests {
     }
 
     #[test]
+    fn a_symlink_to_a_folder_outside_the_project_is_outside() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        let project = tempfile::tempdir().expect("tempdir");
+        let dir = project.path().to_path_buf();
+        std::os::unix::fs::symlink(outside.path(), dir.join("data")).expect("symlink");
+        std::os::unix::fs::symlink(".", dir.join("here")).expect("symlink");
+        let text = r#"mounts = ["./data:/data", "./here/out:/out", "./data/new:/new:rw"]"#;
+        let err = super::super::parse_with_home(text, &dir.join("berth.toml"), Some(dir.clone()))
+            .expect_err("a missing source behind the link is outside, so it must exist");
+        assert!(err.message.contains("mounts[2]") && err.message.contains("does not exist"), "{err}");
+        let text = r#"mounts = ["./data:/data", "./here/out:/out"]"#;
+        let spec =
+            super::super::parse_with_home(text, &dir.join("berth.toml"), Some(dir.clone())).expect("valid");
+        assert!(spec.mounts[0].read_only, "the link leads outside: read-only like its target");
+        assert!(!spec.mounts[1].read_only && spec.mounts[1].create, "a link back inside stays inside");
+    }
+
+    #[test]
     fn home_is_expanded() {
         // The test HOME is the project folder itself.
         let (dir, spec) = parse_in(r#"mounts = ["~/.cache/x:/c", "~:/h"]"#);
@@ -183,6 +247,11 @@ mod tests {
             (r#"mounts = ["./x:"]"#, "target is empty"),
             (r#"mounts = ["./x:a"]"#, "must be an absolute path"),
             (r#"mounts = ["./x:/"]"#, "cannot mount over"),
+            (r#"mounts = ["./x:/berth/state"]"#, "cannot mount onto `/berth/state`"),
+            (r#"mounts = ["./x:/berth"]"#, "cannot mount onto `/berth`"),
+            (r#"mounts = ["./x:/w/../sys/fs"]"#, "cannot mount onto `/sys/fs`"),
+            (r#"mounts = ["./x:/dev"]"#, "cannot mount onto `/dev`"),
+            (r#"mounts = ["./x:/proc"]"#, "cannot mount onto `/proc`"),
             (r#"mounts = ["./x:/a", "./y:/a/"]"#, "already used by `mounts[0]`"),
             (r#"mounts = ["/no/such/berth/src:/a"]"#, "does not exist"),
         ];

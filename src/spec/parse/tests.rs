@@ -140,6 +140,12 @@ fn vendor_sizes_and_cpus_mistakes() {
     assert!(err("name = '-x'").message.contains("not a valid name"));
     assert!(err(&format!("name = '{}'", "a".repeat(64))).message.contains("not a valid name"));
     assert!(err("workdir = 'work'").message.contains("not an absolute path"));
+    for dir in ["/", "/berth", "/berth/state/x", "/w/../proc", "/sys", "/dev/shm"] {
+        let e = err(&format!("workdir = '{dir}'"));
+        assert!(e.message.contains("cannot be the work folder"), "{dir}: {e}");
+        assert_eq!((e.line, e.column), (1, 11), "{dir}");
+    }
+    assert_eq!(parse_in("workdir = '/berthing'").1.workdir, "/berthing");
     assert!(err("[user]\nas = 'Bob'").message.contains("not \"host\""));
 }
 
@@ -285,4 +291,53 @@ fn the_image_table_is_read_and_checked() {
     assert_eq!(e.hint(), Some("did you mean \"pytorch\"?"));
     let e = err("[image]\nrequirements = 'nope.txt'");
     assert!(e.message.contains("does not exist"), "{e}");
+}
+
+#[test]
+fn credentials_in_package_index_urls_are_refused_without_repeating_them() {
+    let cases = [
+        ("pip-index-url = 'https://alice:s3cret@pypi.corp/simple'", "https://alice:***@pypi.corp/simple"),
+        ("pip-index-url = 'https://ghp_t0ken@pypi.corp/simple'", "https://***@pypi.corp/simple"),
+        (
+            "pip-extra-index-urls = ['https://x.org/s', 'http://:s3cret@h:8080/s?q=a@b']",
+            "http://***@h:8080/s?q=a@b",
+        ),
+        ("apt-mirror = 'https://u:s3cret@deb.corp/debian'", "https://u:***@deb.corp/debian"),
+    ];
+    for (line, shown) in cases {
+        let e = err(&format!("[image]\n{line}"));
+        assert!(e.message.contains(&format!("`{shown}` holds credentials")), "{line}: {e}");
+        assert!(!e.to_string().contains("s3cret") && !e.to_string().contains("t0ken"), "{e}");
+        assert_eq!(e.line, 2, "{line}");
+    }
+    let e = err("[image]\npip-index-url = 'https://a:s3cret@pypi.corp/simple'");
+    assert!(e.hint().is_some_and(|h| h.contains("PIP_INDEX_URL = { from-host = true }")), "{e:?}");
+    // An `@` after the host (a path or a query) is not a user part.
+    let (_, spec) = parse_in("[image]\npip-index-url = 'https://pypi.corp/simple/@scope?x=a@b'");
+    assert_eq!(spec.image.pip_index_url.as_deref(), Some("https://pypi.corp/simple/@scope?x=a@b"));
+}
+
+#[test]
+fn build_inputs_outside_the_project_are_refused_even_through_a_symlink() {
+    for (line, want) in [
+        ("requirements = '/etc/shadow'", "/etc/shadow is outside the project folder"),
+        ("conda-environment = '../env.yml'", "is outside the project folder"),
+        ("dockerfile = '/etc/hostname'", "/etc/hostname is outside the project folder"),
+    ] {
+        let e = err(&format!("[image]\n{line}"));
+        assert!(e.message.contains(want), "{line}: {e}");
+        assert_eq!(e.line, 2);
+        assert!(e.hint().is_some_and(|h| h.contains("copy the file")), "{e:?}");
+    }
+    let project = tempfile::tempdir().expect("tempdir");
+    let dir = project.path();
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("requirements.txt")).expect("symlink");
+    std::fs::write(dir.join("real.txt"), "numpy\n").expect("write");
+    std::os::unix::fs::symlink("real.txt", dir.join("inside.txt")).expect("symlink");
+    let e = parse_with_home("[image]\nrequirements = 'requirements.txt'", &dir.join("berth.toml"), None)
+        .expect_err("a link out of the project");
+    assert!(e.message.contains("it leads to /etc/hostname"), "{e}");
+    let spec = parse_with_home("[image]\nrequirements = 'inside.txt'", &dir.join("berth.toml"), None)
+        .expect("a link that stays inside is fine");
+    assert!(spec.image.requirements.is_some());
 }
