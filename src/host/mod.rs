@@ -82,6 +82,9 @@ pub struct HostFacts {
     pub nvidia_driver: Option<NvidiaDriver>,
     /// `/dev/kfd`, when present.
     pub kfd: Option<DeviceNode>,
+    /// KFD topology nodes that are not GPUs (CPU sockets): every container sees them, so they
+    /// take part in the node numbering ROCm uses inside (`HSA_OVERRIDE_GFX_VERSION_<n>`).
+    pub kfd_cpu_nodes: Vec<u32>,
     pub wsl: Option<WslFacts>,
     /// Total RAM in bytes from /proc/meminfo (0 if unreadable).
     pub mem_total: u64,
@@ -96,6 +99,7 @@ impl HostFacts {
             gpus,
             nvidia_driver: nvidia::probe_driver(root),
             kfd: root.device_node("/dev/kfd"),
+            kfd_cpu_nodes: amd::cpu_nodes(root),
             wsl: wsl::probe(root),
             mem_total: memory::total_bytes(root),
         }
