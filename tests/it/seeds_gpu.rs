@@ -43,3 +43,64 @@ fn up_and_doctor_give_the_same_per_device_gfx_advice_on_mixed_amd_gpus() {
     let envs = c["Config"]["Env"].as_array().unwrap();
     assert!(envs.iter().any(|e| e == "HSA_OVERRIDE_GFX_VERSION_2=10.3.0"), "{envs:?}");
 }
+
+#[test]
+fn a_failed_up_leaves_no_container_for_each_cause() {
+    let env = TestEnv::new();
+    let causes = [
+        ("user", "[user]\nas = \"no-such-user\"\n"),
+        ("device", "[run]\ndevices = [\"/dev/berth-no-such-device\"]\n"),
+        ("ulimit", "[run]\nulimits = { nofile = 99999999999 }\n"),
+    ];
+    for (name, toml) in causes {
+        let dir = env.project(&format!("failed-{name}"), toml);
+        let first = env.berth(&dir, &["up"]);
+        assert_ne!(first.code, 0, "{name}: {}", first.stderr);
+        assert!(env.containers_of(&dir).is_empty(), "{name}: a failed up left its container");
+        // The next `up` fails the same way, never with drift or a need for --recreate.
+        let second = env.berth(&dir, &["up"]);
+        assert_ne!(second.code, 0, "{name}");
+        assert!(
+            !second.stderr.contains("--recreate") && !second.stderr.contains("no longer matches"),
+            "{name}: {}",
+            second.stderr
+        );
+        assert!(env.containers_of(&dir).is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn a_host_port_clash_names_the_environment_holding_it_and_leaves_no_container() {
+    let env = TestEnv::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let toml = format!("ports = [\"127.0.0.1:{port}:8000\"]\n");
+    let holder = env.project("port-holder", &toml);
+    env.berth(&holder, &["up"]).ok();
+    let dir = env.project("port-wanter", &toml);
+    let r = env.berth(&dir, &["up"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains(&format!("host port {port} is held by the berth environment in {}", holder.display())),
+        "{}",
+        r.stderr
+    );
+    assert!(env.containers_of(&dir).is_empty(), "the failed up left a created container");
+}
+
+#[test]
+fn up_while_the_engine_is_still_removing_the_container_waits_instead_of_failing() {
+    let env = TestEnv::new();
+    let dir = env.project("quick-again", "");
+    for round in 0..4 {
+        env.berth(&dir, &["up"]).ok();
+        let id = env.containers_of(&dir).pop().unwrap();
+        // What a `down --force` or a killed `up` leaves for a moment: a removal in progress.
+        let mut rm = std::process::Command::new("docker").args(["rm", "-f", &id]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30 * round));
+        let r = env.berth(&dir, &["up"]);
+        rm.wait().unwrap();
+        assert_eq!(r.code, 0, "round {round}: {}", r.stderr);
+        env.berth(&dir, &["down", "--force"]).ok();
+    }
+}
