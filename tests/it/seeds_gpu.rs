@@ -104,3 +104,18 @@ fn up_while_the_engine_is_still_removing_the_container_waits_instead_of_failing(
         env.berth(&dir, &["down", "--force"]).ok();
     }
 }
+
+#[test]
+fn a_gpu_request_on_a_host_without_gpus_is_an_error_not_a_cpu_only_environment() {
+    let mut env = TestEnv::new();
+    env.env.push(("BERTH_HOST_ROOT".into(), recorded("none")));
+    for (name, devices, asked) in [("list", "[7]", "GPU 7"), ("count", "4", "4 GPUs")] {
+        let dir = env.project(&format!("no-gpu-{name}"), &format!("[gpu]\ndevices = {devices}\n"));
+        let r = env.berth(&dir, &["up", "--no-start"]).code(2);
+        assert!(r.stderr.contains(&format!("asks for {asked}, but this host has no GPU")), "{}", r.stderr);
+        assert!(env.containers_of(&dir).is_empty());
+    }
+    // The default (`all`) still means "whatever the host has": CPU only here.
+    let dir = env.project("no-gpu-default", "");
+    env.berth(&dir, &["up", "--no-start"]).ok();
+}
