@@ -64,6 +64,8 @@ pub struct Planned {
     pub plan: ContainerPlan,
     pub host: HostFacts,
     pub image: image::Resolved,
+    /// Limits from berth.toml this host makes meaningless (`resources.memory` above its RAM).
+    pub warnings: Vec<String>,
 }
 
 /// Compute this project's plan against the engine as it is now.
@@ -74,6 +76,15 @@ pub async fn plan_for(
 ) -> anyhow::Result<Planned> {
     let spec = &project.spec;
     let host = project.host_facts();
+    // Sizes and counts this host cannot give stop here, at their line; limits it can never
+    // reach are said once per `up`.
+    let mut warnings = Vec::new();
+    for p in plan::limits::host_problems(spec, &host) {
+        if p.error {
+            return Err(anyhow::Error::new(p.at(spec)));
+        }
+        warnings.push(p.at(spec).to_string());
+    }
     let resolved = image::resolve(spec, &host)?;
     // Engine facts only change NVIDIA plans (CDI); skipping /info keeps a no-op `up` fast.
     let wants_nvidia = spec.gpu.vendor == VendorChoice::Nvidia
@@ -99,7 +110,7 @@ pub async fn plan_for(
             Hint::new(Code::BadInput, format!("{}: {e}", spec.file.display())).with_hint(e.hint()),
         )
     })?;
-    Ok(Planned { plan, host, image: resolved })
+    Ok(Planned { plan, host, image: resolved, warnings })
 }
 
 /// GPU ids the container holds (from its device requests and devices).
@@ -126,7 +137,7 @@ pub async fn apply(
     let existing = project.container(engine).await?;
     let planned = plan_for(project, engine, existing.as_ref()).await?;
     let plan = &planned.plan;
-    for note in &plan.gpu.notes {
+    for note in plan.gpu.notes.iter().chain(&planned.warnings) {
         ctx.out.warn(note);
     }
     if let Some(c) = &existing

@@ -88,6 +88,8 @@ pub struct HostFacts {
     pub wsl: Option<WslFacts>,
     /// Total RAM in bytes from /proc/meminfo (0 if unreadable).
     pub mem_total: u64,
+    /// Online CPUs from /sys/devices/system/cpu/online (0 if unreadable).
+    pub cpus: u32,
 }
 
 impl HostFacts {
@@ -102,6 +104,7 @@ impl HostFacts {
             kfd_cpu_nodes: amd::cpu_nodes(root),
             wsl: wsl::probe(root),
             mem_total: memory::total_bytes(root),
+            cpus: memory::online_cpus(root),
         }
     }
 

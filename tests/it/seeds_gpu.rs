@@ -119,3 +119,63 @@ fn a_gpu_request_on_a_host_without_gpus_is_an_error_not_a_cpu_only_environment()
     let dir = env.project("no-gpu-default", "");
     env.berth(&dir, &["up", "--no-start"]).ok();
 }
+
+#[test]
+fn status_with_ipc_host_says_the_hosts_shm_not_64_mib() {
+    let env = TestEnv::new();
+    let dir = env.project("ipc-host", "[run]\nipc = \"host\"\n");
+    env.berth(&dir, &["up"]).ok();
+    let c = env.inspect(&dir);
+    assert_eq!(c["HostConfig"]["IpcMode"], "host");
+    let st = env.berth(&dir, &["status"]).ok();
+    assert!(!st.stdout.contains("64 MiB"), "{}", st.stdout);
+    assert!(st.stdout.contains("the host's /dev/shm"), "{}", st.stdout);
+}
+
+#[test]
+fn shm_beside_ipc_host_is_an_error_at_its_line_in_up_and_the_compose_export() {
+    let env = TestEnv::new();
+    let dir = env.project("ipc-shm", "[run]\nipc = \"host\"\n[resources]\nshm = \"8g\"\n");
+    let up = env.berth(&dir, &["up"]).code(2);
+    assert!(up.stderr.contains("berth.toml:4:7: `resources.shm`"), "{}", up.stderr);
+    assert!(up.stderr.contains("run.ipc = \"host\""), "{}", up.stderr);
+    assert!(env.containers_of(&dir).is_empty());
+    let export = env.berth(&dir, &["export", "compose"]).code(2);
+    assert!(export.stderr.contains("berth.toml:4:7: `resources.shm`"), "{}", export.stderr);
+    assert!(!dir.join("compose.yaml").exists() && !dir.join("docker-compose.yml").exists());
+}
+
+#[test]
+fn sizes_and_counts_the_host_cannot_give_name_their_key_and_line() {
+    let env = TestEnv::new();
+    let cases = [
+        (
+            "shm-100t",
+            "[resources]\nshm = \"100t\"\n",
+            "berth.toml:2:7: `resources.shm`",
+            "more than this host's RAM",
+        ),
+        (
+            "shm-over-memory",
+            "[resources]\nmemory = \"1g\"\nshm = \"2g\"\n",
+            "berth.toml:3:7: `resources.shm`",
+            "more than `resources.memory`",
+        ),
+        ("cpus", "[resources]\ncpus = 4096\n", "berth.toml:2:8: `resources.cpus`", "more than this host's"),
+    ];
+    for (name, toml, at, what) in cases {
+        let dir = env.project(name, toml);
+        let r = env.berth(&dir, &["up", "--no-start"]).code(2);
+        assert!(r.stderr.contains(at) && r.stderr.contains(what), "{name}: {}", r.stderr);
+        assert!(!r.stderr.contains("the engine refused"), "{name}: {}", r.stderr);
+        assert!(env.containers_of(&dir).is_empty(), "{name}");
+    }
+    // A memory limit above the host's RAM can never be reached: a warning at its line.
+    let dir = env.project("memory-100t", "[resources]\nmemory = \"100t\"\nshm = \"1g\"\n");
+    let r = env.berth(&dir, &["up", "--no-start"]).ok();
+    assert!(
+        r.stderr.contains("warning: ") && r.stderr.contains("berth.toml:2:10: `resources.memory`"),
+        "{}",
+        r.stderr
+    );
+}
