@@ -16,6 +16,32 @@ pub const CONDA_ENV: &str = "environment.yml";
 
 const PY: &str = r#"py=$(command -v python3 || command -v python) || { echo "berth: the base image has no python" >&2; exit 1; }"#;
 
+/// The image a user's Dockerfile builds on: its last `FROM`, through stage names
+/// (`FROM base AS dev` ... `FROM dev` names `base`'s image). `None` when it has no `FROM`.
+pub fn final_from(text: &str) -> Option<String> {
+    let mut stages: Vec<(String, String)> = Vec::new();
+    let mut last = None;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
+            continue;
+        }
+        let mut words = words.skip_while(|w| w.starts_with("--"));
+        let Some(image) = words.next() else { continue };
+        let image = stages
+            .iter()
+            .find(|(alias, _)| alias.eq_ignore_ascii_case(image))
+            .map_or(image.to_string(), |(_, i)| i.clone());
+        if words.next().is_some_and(|w| w.eq_ignore_ascii_case("AS"))
+            && let Some(alias) = words.next()
+        {
+            stages.push((alias.to_string(), image.clone()));
+        }
+        last = Some(image);
+    }
+    last
+}
+
 /// Render the Dockerfile for `image` on top of `base`, with `pip` already pinned.
 pub fn render(image: &ImageSpec, base: &str, pip: &[String]) -> String {
     let mut out = String::new();
@@ -80,5 +106,23 @@ fn docker_quote(v: &str) -> String {
         format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_dockerfile_builds_on_its_last_from_through_stage_names() {
+        assert_eq!(
+            final_from("FROM nvidia/cuda:12.4.1-devel AS build\nRUN x\nfrom build\n").as_deref(),
+            Some("nvidia/cuda:12.4.1-devel")
+        );
+        assert_eq!(
+            final_from("# c\nFROM --platform=linux/amd64 a:1 AS x\nFROM b:2\n").as_deref(),
+            Some("b:2")
+        );
+        assert_eq!(final_from("RUN true\n"), None);
     }
 }

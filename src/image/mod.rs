@@ -135,6 +135,13 @@ pub fn resolve(spec: &Spec, host: &HostFacts) -> anyhow::Result<Resolved> {
         }
         None => hex::encode(Sha256::digest(format!("berth-base-v1\0{base}").as_bytes())),
     };
+    // A user's Dockerfile builds on its own `FROM`, whatever `base` says (the hash above keeps
+    // the written base, so existing tags stay valid).
+    let base =
+        match build.as_ref().filter(|b| !b.generated).and_then(|b| dockerfile::final_from(&b.dockerfile)) {
+            Some(from) => from,
+            None => base,
+        };
     let built_tag = build.as_ref().map(|_| format!("berth/{}:{}", repo_name(&spec.name), &inputs[..16]));
     let mut image = built_tag.clone().unwrap_or_else(|| base.clone());
     let mut committed = false;

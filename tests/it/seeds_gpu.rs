@@ -179,3 +179,29 @@ fn sizes_and_counts_the_host_cannot_give_name_their_key_and_line() {
         r.stderr
     );
 }
+
+#[test]
+fn a_dockerfile_projects_build_names_its_own_from_not_python_slim() {
+    let env = TestEnv::new();
+    let dir = env.project("own-from", "[image]\ndockerfile = \"Dockerfile\"\n");
+    std::fs::write(dir.join("Dockerfile"), format!("FROM {IMAGE} AS base\nRUN true\nFROM base\n")).unwrap();
+    let r = env.berth(&dir, &["build"]).ok();
+    assert!(r.stderr.contains(&format!("from {IMAGE}")), "{}", r.stderr);
+    assert!(!r.stderr.contains("python:3.12-slim"), "{}", r.stderr);
+}
+
+#[test]
+fn pack_and_ship_of_an_image_not_built_yet_say_berth_build_not_docker_pull() {
+    let env = TestEnv::new();
+    let dir = env.project("unbuilt", &format!("[image]\nbase = \"{IMAGE}\"\npip = [\"tqdm\"]\n"));
+    for args in [&["pack"][..], &["ship", "ssh://nobody@127.0.0.1:1"][..]] {
+        let r = env.berth(&dir, args);
+        assert_ne!(r.code, 0);
+        assert!(
+            r.stderr.contains("has not been built yet") && r.stderr.contains("`berth build`"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("docker pull"), "{args:?}: {}", r.stderr);
+    }
+}
