@@ -205,3 +205,26 @@ fn pack_and_ship_of_an_image_not_built_yet_say_berth_build_not_docker_pull() {
         assert!(!r.stderr.contains("docker pull"), "{args:?}: {}", r.stderr);
     }
 }
+
+#[test]
+fn a_failed_push_leaves_no_tag_behind() {
+    let env = TestEnv::new();
+    let dir = env.project("push-fails", "");
+    let target = format!("127.0.0.1:1/berth-test/failed-push:{}", std::process::id());
+    let r = env.berth(&dir, &["push", &target]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(!docker(&["image", "inspect", &target]).status.success(), "the tag {target} is left behind");
+    assert!(docker(&["image", "inspect", IMAGE]).status.success(), "the image itself is kept");
+
+    // A tag that named another image before points there again.
+    let other = docker_ok(&["images", "-q", "berth-test/python:1"]);
+    if !other.is_empty() {
+        docker_ok(&["tag", "berth-test/python:1", &target]);
+        let r = env.berth(&dir, &["push", &target]);
+        assert_ne!(r.code, 0);
+        let id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", &target]);
+        let python = docker_ok(&["image", "inspect", "--format", "{{.Id}}", "berth-test/python:1"]);
+        let _ = docker(&["rmi", &target]);
+        assert_eq!(id, python, "the tag was not put back");
+    }
+}
