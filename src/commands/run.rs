@@ -65,7 +65,7 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
         None => next_name(&project, &cmd),
     };
     let dir = jobs::jobs_dir(&project.spec.project_dir).join(&name);
-    std::fs::create_dir_all(jobs::jobs_dir(&project.spec.project_dir))?;
+    crate::fsutil::create_state_dir(&jobs::jobs_dir(&project.spec.project_dir))?;
     // create_dir, not create_dir_all: of two `run --name x` at once, exactly one gets the folder.
     match std::fs::create_dir(&dir) {
         Ok(()) => {}
@@ -76,7 +76,7 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
                 "pick another --name, or delete that folder if its log is no longer needed",
             ));
         }
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("creating {}", dir.display()))),
+        Err(e) => return Err(crate::fsutil::io_failure(&dir, "create the folder", &e)),
     }
     if matches!(project.spec.user, UserMode::Named(_)) {
         // An image user may have another uid than the host user who owns the project.

@@ -291,14 +291,14 @@ fn result(project: &Project, c: &ContainerInspectResponse, action: Action) -> Up
 /// Take the project's `up` lock (released when the file closes).
 fn lock(project: &Project) -> anyhow::Result<File> {
     let dir = project.spec.project_dir.join(".berth");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::fsutil::create_state_dir(&dir)?;
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
         // Job logs and state are machine-local: keep them out of the user's repository.
         let _ = std::fs::write(&ignore, "*\n");
     }
     let path = dir.join("lock");
-    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let file = File::create(&path).map_err(|e| crate::fsutil::io_failure(&path, "create", &e))?;
     file.lock().with_context(|| format!("locking {}", path.display()))?;
     Ok(file)
 }

@@ -228,3 +228,59 @@ fn a_failed_push_leaves_no_tag_behind() {
         assert_eq!(id, python, "the tag was not put back");
     }
 }
+
+#[test]
+fn a_berth_folder_replaced_by_a_file_or_read_only_is_named_with_the_fix() {
+    let env = TestEnv::new();
+    let dir = env.project("berth-file", "");
+    std::fs::write(dir.join(".berth"), "not a folder\n").unwrap();
+    for args in [&["up"][..], &["run", "--", "true"][..]] {
+        let r = env.berth(&dir, args);
+        assert_ne!(r.code, 0);
+        let path = dir.join(".berth").display().to_string();
+        assert!(
+            r.stderr.contains(&path) && r.stderr.contains("a file is in the way"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert!(env.containers_of(&dir).is_empty());
+
+    // A read-only file system (as root only: it needs a mount).
+    if !is_root() {
+        return;
+    }
+    let mnt = env.root.path().join("ro");
+    std::fs::create_dir_all(&mnt).unwrap();
+    if !std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap()
+        .success()
+    {
+        return;
+    }
+    let project = mnt.join("p");
+    std::fs::create_dir_all(project.join(".berth")).unwrap();
+    std::fs::write(project.join("berth.toml"), format!("[image]\nbase = \"{IMAGE}\"\n")).unwrap();
+    std::process::Command::new("mount").args(["-o", "remount,ro"]).arg(&mnt).status().unwrap();
+    let r = env.berth(&project, &["up"]);
+    std::process::Command::new("umount").arg(&mnt).status().unwrap();
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains(&project.join(".berth").display().to_string()), "{}", r.stderr);
+    assert!(r.stderr.contains("read-only file system") && r.stderr.contains("hint:"), "{}", r.stderr);
+}
+
+#[test]
+fn invalid_utf8_in_berth_toml_is_reported_at_its_line_and_column() {
+    let env = TestEnv::new();
+    let dir = env.project("gbk", "");
+    let mut bytes = b"name = \"gbk\"\n[env]\nNOTE = \"".to_vec();
+    bytes.extend_from_slice(&[0xd6, 0xd0, 0xce, 0xc4]); // "中文" in GBK
+    bytes.extend_from_slice(b"\"\n");
+    std::fs::write(dir.join("berth.toml"), bytes).unwrap();
+    let r = env.berth(&dir, &["up"]).code(2);
+    assert!(r.stderr.contains("berth.toml:3:9: byte 0xd6 is not UTF-8"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+}
