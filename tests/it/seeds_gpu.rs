@@ -11,7 +11,7 @@ fn recorded(name: &str) -> String {
 
 /// The `HSA_OVERRIDE_GFX_VERSION...` assignments in a text.
 fn overrides(text: &str) -> Vec<String> {
-    text.split(|c: char| c == ',' || c == ':' || c == '(' || c == '\n')
+    text.split([',', ':', '(', '\n'])
         .map(str::trim)
         .filter(|s| s.starts_with("HSA_OVERRIDE_GFX_VERSION"))
         .map(str::to_string)
