@@ -94,8 +94,7 @@ pub fn resolve(spec: &Spec, host: &HostFacts) -> anyhow::Result<Resolved> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Some(Build { dockerfile: text, dockerfile_name: name, entries, generated: false })
     } else if img.needs_build() {
-        let pip = presets::pin_companions(&img.pip, torch.as_deref());
-        let text = dockerfile::render(img, &base, &pip);
+        let text = dockerfile::render(img, &base, &img.pip);
         let mut entries = vec![Entry {
             name: "Dockerfile".into(),
             source: None,

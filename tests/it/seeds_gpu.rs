@@ -284,3 +284,54 @@ fn invalid_utf8_in_berth_toml_is_reported_at_its_line_and_column() {
     assert!(r.stderr.contains("berth.toml:3:9: byte 0xd6 is not UTF-8"), "{}", r.stderr);
     assert!(r.stderr.contains("hint:"), "{}", r.stderr);
 }
+
+/// A stand-in for a PyTorch image: the test Python image with a torch distribution (metadata
+/// and `torch/version.py` only) of this version and build.
+fn torch_stand_in(tag: &str, version: &str, version_py: &str) {
+    ensure_python_image();
+    let script = format!(
+        "d=$(python3 -c 'import sysconfig;print(sysconfig.get_paths()[\"purelib\"])') && mkdir -p $d/torch $d/torch-{version}.dist-info \
+         && printf 'Metadata-Version: 2.1\\nName: torch\\nVersion: {version}\\n' > $d/torch-{version}.dist-info/METADATA \
+         && printf 'torch/version.py,,\\n' > $d/torch-{version}.dist-info/RECORD \
+         && printf \"__version__ = '{version}'\\n{version_py}\\n\" > $d/torch/version.py \
+         && printf '[global]\\nretries = 0\\ntimeout = 2\\n' > /etc/pip.conf"
+    );
+    let helper = docker_ok(&["create", "berth-test/python:1", "sh", "-c", &script]);
+    docker_ok(&["start", "-a", &helper]);
+    docker_ok(&["commit", &helper, tag]);
+    docker_ok(&["rm", &helper]);
+}
+
+#[test]
+fn torchvision_follows_the_images_torch_and_its_wheel_index_with_any_base() {
+    let env = TestEnv::new();
+    let pid = std::process::id();
+    let cases = [
+        // The seeds' ROCm image: torch 2.5.1 built against ROCm 6.3; 2.5's wheels exist for 6.1/6.2.
+        (
+            format!("berth-test/torch-rocm-{pid}:1"),
+            "2.5.1+rocm6.3.2",
+            "cuda = None\nhip = '6.3.42134-a9a80e791'",
+            "torchvision==0.20.1 torchaudio==2.5.1 --extra-index-url https://download.pytorch.org/whl/rocm6.2",
+        ),
+        (
+            format!("berth-test/torch-cu124-{pid}:1"),
+            "2.5.1+cu124",
+            "cuda: Optional[str] = '12.4'\nhip = None",
+            "torchvision==0.20.1 torchaudio==2.5.1 --extra-index-url https://download.pytorch.org/whl/cu124",
+        ),
+    ];
+    for (tag, version, version_py, want) in &cases {
+        torch_stand_in(tag, version, version_py);
+        // An index that refuses at once: the build fails after saying what it would install.
+        let toml = format!(
+            "[image]\nbase = \"{tag}\"\npip = [\"torchvision\", \"torchaudio\"]\npip-index-url = \"http://127.0.0.1:9/simple\"\n"
+        );
+        let dir = env.project(&format!("companions-{}", version.replace(['.', '+'], "-")), &toml);
+        let r = env.berth(&dir, &["build"]);
+        let log = std::fs::read_to_string(dir.join(".berth/build.log")).unwrap_or_default();
+        let _ = docker(&["rmi", tag]);
+        assert_ne!(r.code, 0, "no network here: the install cannot succeed");
+        assert!(log.contains(&format!("berth: torch companions: {want}")), "{version}:\n{log}\n{}", r.stderr);
+    }
+}
