@@ -317,7 +317,14 @@ async fn create_and_start(
     let env = engine.image_env(&plan.image).await?;
     image::compat::check_driver(&plan.image, &env, &plan.gpu, &planned.host)?;
     let user_env: Vec<String> = project.spec.env.iter().map(|v| v.key.clone()).collect();
-    if let Some(a) = image::compat::amd_warnings(&plan.image, &env, &plan.gpu, &planned.host, &user_env) {
+    if let Some(a) = image::compat::amd_warnings(
+        &plan.image,
+        &planned.image.base,
+        &env,
+        &plan.gpu,
+        &planned.host,
+        &user_env,
+    ) {
         ctx.out.warn(format!("{}\n  fix: {}", a.detail, a.fix));
     }
     for m in plan.mounts.iter().filter(|m| m.create) {

@@ -195,9 +195,11 @@ fn per_node_fix(lacking: &[(&Gpu, Option<&str>)], node_inside: &dyn Fn(&Gpu) -> 
         .join(", ")
 }
 
-/// The advice for the GPUs an AMD plan selected, with the ROCm the image carries.
+/// The advice for the GPUs an AMD plan selected, with the ROCm the image carries (its
+/// `ROCM_VERSION`, else its tag, else the tag of the base it was built from).
 pub fn amd_warnings(
     image: &str,
+    base: &str,
     env: &[String],
     gpu: &GpuPlan,
     host: &HostFacts,
@@ -208,7 +210,8 @@ pub fn amd_warnings(
     }
     let gpus: Vec<&Gpu> =
         gpu.selected.iter().filter_map(|s| host.gpus.iter().find(|g| g.pci == s.pci)).collect();
-    gfx_advice(host, &gpus, image_rocm(image, env).as_deref(), user_env)
+    let rocm = image_rocm(image, env).or_else(|| image_rocm(base, &[]));
+    gfx_advice(host, &gpus, rocm.as_deref(), user_env)
 }
 
 #[cfg(test)]

@@ -335,3 +335,20 @@ fn torchvision_follows_the_images_torch_and_its_wheel_index_with_any_base() {
         assert!(log.contains(&format!("berth: torch companions: {want}")), "{version}:\n{log}\n{}", r.stderr);
     }
 }
+
+#[test]
+fn the_gfx_advice_names_the_rocm_release_the_image_carries() {
+    let mut env = TestEnv::new();
+    env.env.push(("BERTH_HOST_ROOT".into(), recorded("amd-igpu-2")));
+    let tag = format!("berth-test/rocm63-{}:1", std::process::id());
+    let helper = docker_ok(&["create", IMAGE, "true"]);
+    docker_ok(&["commit", "--change", "ENV ROCM_VERSION=6.3.2", &helper, &tag]);
+    docker_ok(&["rm", &helper]);
+    let dir = env.project("rocm63", &format!("[image]\nbase = \"{tag}\"\n"));
+    let up = env.berth(&dir, &["up", "--no-start"]);
+    env.berth(&dir, &["down", "--force"]);
+    let _ = docker(&["rmi", &tag]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert!(up.stderr.contains("ROCm 6.3's PyTorch wheels"), "{}", up.stderr);
+    assert!(up.stderr.contains("HSA_OVERRIDE_GFX_VERSION_2 = \"10.3.0\""), "{}", up.stderr);
+}
