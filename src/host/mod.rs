@@ -50,7 +50,7 @@ pub struct Gpu {
     pub render_node: Option<DeviceNode>,
     /// AMD: `gfx1030`, `gfx90a`, ...
     pub gfx_target: Option<String>,
-    /// AMD: KFD topology node id (for `HSA_OVERRIDE_GFX_VERSION_<node>`).
+    /// AMD: KFD topology node id on the host (a container renumbers: `image::compat::gfx_advice`).
     pub kfd_node: Option<u32>,
     /// An integrated GPU (APU): never picked by `all` or a count, only when listed.
     pub integrated: bool,
