@@ -317,15 +317,16 @@ async fn create_and_start(
     let env = engine.image_env(&plan.image).await?;
     image::compat::check_driver(&plan.image, &env, &plan.gpu, &planned.host)?;
     let user_env: Vec<String> = project.spec.env.iter().map(|v| v.key.clone()).collect();
-    if let Some(a) = image::compat::amd_warnings(
-        &plan.image,
-        &planned.image.base,
-        &env,
-        &plan.gpu,
-        &planned.host,
-        &user_env,
-    ) {
-        ctx.out.warn(format!("{}\n  fix: {}", a.detail, a.fix));
+    if plan.gpu.mode == GpuMode::Amd {
+        // The image's ROCm: its env or tag, the tag it was built from, else the file ROCm installs.
+        let mut rocm = image::compat::image_rocm(&plan.image, &env)
+            .or_else(|| image::compat::image_rocm(&planned.image.base, &[]));
+        if rocm.is_none() {
+            rocm = engine.image_file(&plan.image, image::compat::ROCM_VERSION_FILE).await.ok().flatten();
+        }
+        if let Some(a) = image::compat::amd_warnings(&plan.gpu, &planned.host, rocm.as_deref(), &user_env) {
+            ctx.out.warn(format!("{}\n  fix: {}", a.detail, a.fix));
+        }
     }
     for m in plan.mounts.iter().filter(|m| m.create) {
         std::fs::create_dir_all(&m.source)

@@ -27,6 +27,45 @@ impl Engine {
         Ok(inspect.config.and_then(|c| c.env).unwrap_or_default())
     }
 
+    /// A small text file from the image's filesystem (`/opt/rocm/.info/version`), read through a
+    /// container that is created, never started, and removed at once; `None` when the image
+    /// has no such file.
+    pub async fn image_file(&self, image: &str, path: &str) -> anyhow::Result<Option<String>> {
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["/berth-never-started".to_string()]),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let created =
+            self.docker.create_container(None, body).await.map_err(|e| explain(e, &self.endpoint))?;
+        let opts =
+            bollard::query_parameters::DownloadFromContainerOptionsBuilder::default().path(path).build();
+        let mut tar_bytes = Vec::new();
+        let mut stream = self.docker.download_from_container(&created.id, Some(opts));
+        let mut found = true;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) if tar_bytes.len() < (1 << 20) => tar_bytes.extend_from_slice(&b),
+                Ok(_) => {}
+                Err(_) => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        self.remove(&created.id).await?;
+        if !found {
+            return Ok(None);
+        }
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        let Some(Ok(mut entry)) = archive.entries()?.next() else { return Ok(None) };
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).ok();
+        Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()))
+    }
+
     /// Pull `image` unless present, showing progress on a terminal.
     pub async fn ensure_image(&self, image: &str, out: &Printer) -> anyhow::Result<()> {
         if self.has_image(image).await? {

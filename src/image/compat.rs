@@ -195,14 +195,16 @@ fn per_node_fix(lacking: &[(&Gpu, Option<&str>)], node_inside: &dyn Fn(&Gpu) -> 
         .join(", ")
 }
 
-/// The advice for the GPUs an AMD plan selected, with the ROCm the image carries (its
-/// `ROCM_VERSION`, else its tag, else the tag of the base it was built from).
+/// The file ROCm installs with its release (`6.3.2-66`), read when the image's env and tags
+/// do not say.
+pub const ROCM_VERSION_FILE: &str = "/opt/rocm/.info/version";
+
+/// The advice for the GPUs an AMD plan selected, with the ROCm the image carries (see
+/// `image_rocm`; the caller falls back to the base's tag and [`ROCM_VERSION_FILE`]).
 pub fn amd_warnings(
-    image: &str,
-    base: &str,
-    env: &[String],
     gpu: &GpuPlan,
     host: &HostFacts,
+    rocm: Option<&str>,
     user_env: &[String],
 ) -> Option<GfxAdvice> {
     if gpu.mode != GpuMode::Amd {
@@ -210,8 +212,7 @@ pub fn amd_warnings(
     }
     let gpus: Vec<&Gpu> =
         gpu.selected.iter().filter_map(|s| host.gpus.iter().find(|g| g.pci == s.pci)).collect();
-    let rocm = image_rocm(image, env).or_else(|| image_rocm(base, &[]));
-    gfx_advice(host, &gpus, rocm.as_deref(), user_env)
+    gfx_advice(host, &gpus, rocm, user_env)
 }
 
 #[cfg(test)]

@@ -351,4 +351,27 @@ fn the_gfx_advice_names_the_rocm_release_the_image_carries() {
     assert_eq!(up.code, 0, "{}", up.stderr);
     assert!(up.stderr.contains("ROCm 6.3's PyTorch wheels"), "{}", up.stderr);
     assert!(up.stderr.contains("HSA_OVERRIDE_GFX_VERSION_2 = \"10.3.0\""), "{}", up.stderr);
+
+    // Neither env nor tag: the version file ROCm installs (gfx1151 is in 7.2's wheels, so a 7.2
+    // image needs nothing for it; here the gfx1031 still needs the override under ROCm 7.2).
+    let tag = format!("berth-test/rocm72file-{}:1", std::process::id());
+    let helper = docker_ok(&[
+        "create",
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /opt/rocm/.info && echo 7.2.0-43 > /opt/rocm/.info/version",
+    ]);
+    docker_ok(&["start", "-a", &helper]);
+    docker_ok(&["commit", &helper, &tag]);
+    docker_ok(&["rm", &helper]);
+    let dir = env.project("rocm72file", &format!("[image]\nbase = \"{tag}\"\n"));
+    let up = env.berth(&dir, &["up", "--no-start"]);
+    let filter = format!("ancestor={tag}");
+    let from_image = docker_ok(&["ps", "-aq", "--filter", &filter]).lines().count();
+    env.berth(&dir, &["down", "--force"]);
+    let _ = docker(&["rmi", &tag]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert!(up.stderr.contains("ROCm 7.2's PyTorch wheels"), "{}", up.stderr);
+    assert_eq!(from_image, 1, "only the environment: the container that read the file is gone");
 }
