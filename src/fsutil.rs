@@ -87,6 +87,45 @@ pub fn remove_stale_temporaries(dir: &Path, of: impl Fn(&str) -> bool) -> Vec<st
         .collect()
 }
 
+/// Create the folder `path` (and its parents) for berth's own files, or fail saying which
+/// folder and why in words a user can act on: a read-only file system, a file in the way, no
+/// permission.
+pub fn create_state_dir(path: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| io_failure(path, "create the folder", &e))?;
+    if !path.is_dir() {
+        return Err(io_failure(
+            path,
+            "create the folder",
+            &std::io::Error::from(std::io::ErrorKind::NotADirectory),
+        ));
+    }
+    Ok(())
+}
+
+/// An I/O error on berth's own files (`.berth/`), with the path, what berth keeps there and
+/// the fix.
+pub fn io_failure(path: &Path, doing: &str, e: &std::io::Error) -> anyhow::Error {
+    use std::io::ErrorKind as K;
+    let p = path.display();
+    let (what, hint) = match e.kind() {
+        K::ReadOnlyFilesystem => (
+            format!("cannot {doing} {p}: it is on a read-only file system"),
+            "berth keeps its lock, job logs and build log in the project's .berth folder: work \
+             from a writable copy of the project, or remount it read-write",
+        ),
+        K::AlreadyExists | K::NotADirectory => (
+            format!("cannot {doing} {p}: a file is in the way (berth needs a folder there)"),
+            "move or remove that file; berth keeps its lock, job logs and build log in .berth",
+        ),
+        K::PermissionDenied => (
+            format!("cannot {doing} {p}: permission denied"),
+            "make the project folder (and its .berth) writable by you, or ask its owner to",
+        ),
+        _ => return anyhow::anyhow!("cannot {doing} {p}: {e}"),
+    };
+    crate::error::fail(crate::error::Code::Failure, what, hint)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use super::{Context, Project};
@@ -83,10 +82,12 @@ pub async fn ensure(
     }
     // The log may show what the build was given: the owner's alone, like all of `.berth`.
     let sharing = crate::jobs::private::Sharing::of(&project.spec.user, &project.user);
-    let log = crate::jobs::private::state_dir(&project.spec.project_dir, sharing)
-        .and_then(|dir| crate::jobs::private::private_file(&dir.join("build.log"), sharing).map(|_| dir))
-        .with_context(|| format!("writing {}/.berth/build.log", project.spec.project_dir.display()))?
-        .join("build.log");
+    let state = project.spec.project_dir.join(".berth");
+    let log = state.join("build.log");
+    crate::jobs::private::state_dir(&project.spec.project_dir, sharing)
+        .map_err(|e| crate::fsutil::io_failure(&state, "create the folder", &e))?;
+    crate::jobs::private::private_file(&log, sharing)
+        .map_err(|e| crate::fsutil::io_failure(&log, "write", &e))?;
     ctx.out.status(format!("building {tag} from {} (log: {})", resolved.base, log.display()));
     let labels: HashMap<String, String> =
         image::labels(&project.spec, &project.user, &resolved.inputs).into_iter().collect();

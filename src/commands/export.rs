@@ -105,6 +105,9 @@ pub fn run(ctx: &Context, req: ExportRequest) -> anyhow::Result<()> {
     };
     let bad =
         |e: render::RenderError| anyhow::Error::new(Hint::new(Code::BadInput, e.message).with_hint(e.hint));
+    if let Some(p) = crate::plan::limits::spec_problems(spec).into_iter().find(|p| p.error) {
+        return Err(anyhow::Error::new(p.at(spec)));
+    }
     let plan = ExportPlan::new(spec, &opts).map_err(bad)?;
     let rendered: Rendered = match req.format {
         Format::Devcontainer => render::devcontainer::render(&plan),

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use super::{Context, Project, up};
 use crate::engine::{self, Engine, changes, exec::ExecRequest, explain};
 use crate::error::{Code, fail};
-use crate::image::{freeze, presets};
+use crate::image::freeze;
 use crate::output::table;
 
 const PIP_LIST: &str = r#"py=$(command -v python3 || command -v python) || { echo "no python in this environment" >&2; exit 127; }
@@ -53,12 +53,11 @@ pub async fn inspect(
     Ok((installed, drift, wanted))
 }
 
-/// `[image] pip` (pinned as a build pins it) followed by the requirements file's lines.
+/// `[image] pip` followed by the requirements file's lines. (Unversioned torch companions are
+/// pinned by the build to the image's own torch, so any installed version is the wanted one.)
 fn requirement_lines(project: &Project) -> anyhow::Result<Vec<String>> {
     let img = &project.spec.image;
-    // The torch of the base the build really uses (a preset resolves to a tag).
-    let torch = crate::image::resolve(&project.spec, &project.host_facts())?.torch;
-    let mut lines = presets::pin_companions(&img.pip, torch.as_deref());
+    let mut lines = img.pip.clone();
     if let Some(r) = &img.requirements {
         let text = std::fs::read_to_string(r).with_context(|| format!("reading {}", r.display()))?;
         lines.extend(text.lines().map(str::to_string));

@@ -149,6 +149,14 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
 /// The environment's image as the engine has it, or an error that says how to get it.
 pub async fn local_image(engine: &Engine, reference: &str) -> anyhow::Result<ImageFacts> {
     engine.image_facts(reference).await?.ok_or_else(|| {
+        // berth's own tags (`image::resolve`) come from a build, never from a registry.
+        if reference.starts_with("berth/") {
+            return fail(
+                Code::Failure,
+                format!("the image {reference} has not been built yet"),
+                "run `berth build` (or `berth up`, which builds it) first",
+            );
+        }
         fail(
             Code::Failure,
             format!("the image {reference} is not on this engine"),

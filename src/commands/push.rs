@@ -37,6 +37,8 @@ pub async fn run(ctx: &Context, reference: Option<String>) -> anyhow::Result<()>
     let authenticated = credentials.is_some();
     let started = Instant::now();
 
+    // What the tag named before, so that a failed push puts it back as it was.
+    let before = engine.image_facts(&target.reference()).await?.map(|f| f.id);
     engine.tag(&local.id, &target.repo, &target.tag).await?;
     ctx.out.status(format!(
         "pushing {} ({}) to {}{}",
@@ -61,7 +63,11 @@ pub async fn run(ctx: &Context, reference: Option<String>) -> anyhow::Result<()>
             Ok(info) => info,
             Err(e) => {
                 bar.abandon();
-                return Err(e.context(format!("pushing {}", target.reference())));
+                let e = e.context(format!("pushing {}", target.reference()));
+                return Err(match restore_tag(&engine, &target, &local, before.as_deref()).await {
+                    Ok(()) => e,
+                    Err(r) => e.context(format!("the tag {} is left behind: {r:#}", target.reference())),
+                });
             }
         };
         let status = info.status.unwrap_or_default();
@@ -98,6 +104,22 @@ pub async fn run(ctx: &Context, reference: Option<String>) -> anyhow::Result<()>
         })?;
     }
     Ok(())
+}
+
+/// After a failed push: the tag berth added goes again, or points back where it did. An image
+/// known only by the new tag keeps it (removing its last name would delete the image).
+async fn restore_tag(
+    engine: &Engine,
+    target: &Target,
+    local: &crate::engine::ImageFacts,
+    before: Option<&str>,
+) -> anyhow::Result<()> {
+    match before {
+        Some(id) if id == local.id => Ok(()),
+        Some(id) => engine.tag(id, &target.repo, &target.tag).await,
+        None if local.tags.is_empty() => Ok(()),
+        None => engine.remove_image(&target.reference()).await,
+    }
 }
 
 /// REF as given, or the image's own name when it names a registry.

@@ -93,7 +93,7 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
                 "pick another --name, or delete that folder if its log is no longer needed",
             ));
         }
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("creating {}", dir.display()))),
+        Err(e) => return Err(crate::fsutil::io_failure(&dir, "create the folder", &e)),
     }
     let container_id = c.id.clone().unwrap_or_default();
     let meta = JobMeta {

@@ -157,6 +157,11 @@ fn fill(st: &mut Status, c: &ContainerInspectResponse) {
     let hc = c.host_config.as_ref();
     st.shm_bytes = hc.and_then(|h| h.shm_size).map(|s| s as u64);
     st.shm = st.shm_bytes.map(format_size);
+    // With the host's IPC namespace the engine still reports its 64 MiB default, unused.
+    if crate::plan::limits::uses_host_shm(hc.and_then(|h| h.ipc_mode.as_deref())) {
+        st.shm_bytes = None;
+        st.shm = Some(shm_words(0, ShmSource::HostIpc));
+    }
     st.memory_bytes = hc.and_then(|h| h.memory).filter(|m| *m > 0).map(|m| m as u64);
     st.mounts = c
         .mounts

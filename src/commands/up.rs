@@ -68,6 +68,8 @@ pub struct Planned {
     pub image: image::Resolved,
     /// Work folders the image's own files are kept in (no project mount there).
     pub image_kept: Vec<String>,
+    /// Limits from berth.toml this host makes meaningless (`resources.memory` above its RAM).
+    pub warnings: Vec<String>,
 }
 
 /// Compute this project's plan against the engine as it is now. Whether the image's work folder
@@ -106,6 +108,15 @@ async fn plan_with(
 ) -> anyhow::Result<Planned> {
     let spec = &project.spec;
     let host = project.host_facts();
+    // Sizes and counts this host cannot give stop here, at their line; limits it can never
+    // reach are said once per `up`.
+    let mut warnings = Vec::new();
+    for p in plan::limits::host_problems(spec, &host) {
+        if p.error {
+            return Err(anyhow::Error::new(p.at(spec)));
+        }
+        warnings.push(p.at(spec).to_string());
+    }
     let resolved = image::resolve(spec, &host)?;
     // Engine facts only change NVIDIA plans (CDI); skipping /info keeps a no-op `up` fast.
     let wants_nvidia = spec.gpu.vendor == VendorChoice::Nvidia
@@ -132,7 +143,7 @@ async fn plan_with(
             Hint::new(Code::BadInput, format!("{}: {e}", spec.file.display())).with_hint(e.hint()),
         )
     })?;
-    Ok(Planned { plan, host, image: resolved, image_kept })
+    Ok(Planned { plan, host, image: resolved, image_kept, warnings })
 }
 
 /// Before a container is made: which of its mounts would hide files the image holds at the
@@ -234,7 +245,7 @@ pub async fn apply(
 ) -> anyhow::Result<UpResult> {
     let existing = project.container(engine).await?;
     let mut planned = plan_for(project, engine, existing.as_ref()).await?;
-    for note in &planned.plan.gpu.notes {
+    for note in planned.plan.gpu.notes.iter().chain(&planned.warnings) {
         ctx.out.warn(note);
     }
     if let Some(c) = &existing
@@ -382,13 +393,33 @@ async fn settle(
                 "see `docker logs` for it, then `berth down` (its changes are listed first) and `berth up`",
             ))
         }
-        "dead" | "removing" => Err(fail(
+        // A `down --force` or a killed `up` moments ago: the engine finishes removing it.
+        "removing" => wait_removed(engine, id, &project.container).await,
+        "dead" => Err(fail(
             Code::Failure,
-            format!("{} is being removed or is dead", project.container),
-            "wait a moment, or remove it with `berth down --force`, then `berth up`",
+            format!("{} is dead (the engine could not remove it)", project.container),
+            "remove it with `berth down --force`, then `berth up`",
         )),
         _ => Ok(()),
     }
+}
+
+/// Wait (up to a minute) for the engine to finish removing a container.
+async fn wait_removed(engine: &Engine, id: &str, name: &str) -> anyhow::Result<()> {
+    for _ in 0..300 {
+        match engine.inspect(id).await? {
+            Some(c) if engine::status(&c) == "removing" => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Some(c) if engine::status(&c) == "dead" => break,
+            _ => return Ok(()),
+        }
+    }
+    Err(fail(
+        Code::Failure,
+        format!("the engine is still removing {name} after a minute"),
+        "check `docker ps -a`; remove it with `berth down --force`, then `berth up`",
+    ))
 }
 
 /// Whether the container is what the plan asks for: the same config hash, or the container a
@@ -423,15 +454,16 @@ fn result(project: &Project, c: &ContainerInspectResponse, action: Action) -> Up
 /// of a job take it, so a job never starts into a container being stopped or removed.
 pub fn lock(project: &Project) -> anyhow::Result<File> {
     let sharing = crate::jobs::private::Sharing::of(&project.spec.user, &project.user);
-    let dir = crate::jobs::private::state_dir(&project.spec.project_dir, sharing)
-        .with_context(|| format!("creating {}", project.spec.project_dir.join(".berth").display()))?;
+    let dir = crate::jobs::private::state_dir(&project.spec.project_dir, sharing).map_err(|e| {
+        crate::fsutil::io_failure(&project.spec.project_dir.join(".berth"), "create the folder", &e)
+    })?;
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
         // Job logs and state are machine-local: keep them out of the user's repository.
         let _ = std::fs::write(&ignore, "*\n");
     }
     let path = dir.join("lock");
-    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let file = File::create(&path).map_err(|e| crate::fsutil::io_failure(&path, "create", &e))?;
     file.lock().with_context(|| format!("locking {}", path.display()))?;
     Ok(file)
 }
@@ -452,8 +484,16 @@ async fn create_and_start(
     let env = engine.image_env(&plan.image).await?;
     image::compat::check_driver(&plan.image, &env, &plan.gpu, &planned.host)?;
     let user_env: Vec<String> = project.spec.env.iter().map(|v| v.key.clone()).collect();
-    for w in image::compat::amd_warnings(&plan.image, &env, &plan.gpu, &planned.host, &user_env) {
-        ctx.out.warn(w);
+    if plan.gpu.mode == GpuMode::Amd {
+        // The image's ROCm: its env or tag, the tag it was built from, else the file ROCm installs.
+        let mut rocm = image::compat::image_rocm(&plan.image, &env)
+            .or_else(|| image::compat::image_rocm(&planned.image.base, &[]));
+        if rocm.is_none() {
+            rocm = engine.image_file(&plan.image, image::compat::ROCM_VERSION_FILE).await.ok().flatten();
+        }
+        if let Some(a) = image::compat::amd_warnings(&plan.gpu, &planned.host, rocm.as_deref(), &user_env) {
+            ctx.out.warn(format!("{}\n  fix: {}", a.detail, a.fix));
+        }
     }
     for m in plan.mounts.iter().filter(|m| m.create) {
         std::fs::create_dir_all(&m.source)
@@ -462,20 +502,78 @@ async fn create_and_start(
     let ports = pick_ports(plan, &engine.endpoint)?;
     let body = create::create_body(plan, &ports);
     let opts_create = CreateContainerOptionsBuilder::default().name(&plan.name).build();
-    let id = match engine.docker.create_container(Some(opts_create), body).await {
-        Ok(r) => r.id,
+    let (id, made_here) = match engine.docker.create_container(Some(opts_create), body).await {
+        Ok(r) => (r.id, true),
         // Lost a race with another berth (or a foreign container took the name): look again.
         Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {
             let c = project.container(engine).await?.context("the container vanished while being created")?;
-            c.id.unwrap_or_default()
+            let old = c.id.clone().unwrap_or_default();
+            if engine::status(&c) == "removing" {
+                // The name is still held by a container being removed: wait, then create anew.
+                wait_removed(engine, &old, &plan.name).await?;
+                let opts_create = CreateContainerOptionsBuilder::default().name(&plan.name).build();
+                match engine
+                    .docker
+                    .create_container(Some(opts_create), create::create_body(plan, &ports))
+                    .await
+                {
+                    Ok(r) => (r.id, true),
+                    Err(e) => return Err(create_failed(engine, plan, e)),
+                }
+            } else {
+                (old, false)
+            }
         }
         Err(e) => return Err(create_failed(engine, plan, e)),
     };
     describe(ctx, plan);
-    if !opts.no_start {
-        start(ctx, engine, plan, &id).await?;
+    if !opts.no_start
+        && let Err(e) = start(ctx, engine, plan, &id).await
+    {
+        // A failed `up` changes nothing: the container it just made goes again, so the next
+        // `up` creates a fresh one instead of reporting drift.
+        let cleanup = if made_here { engine.remove(&id).await } else { Ok(()) };
+        let e = match port_holder(engine, plan, &id, &e).await {
+            Some(holder) => e.context(holder),
+            None => e,
+        };
+        return Err(match cleanup {
+            Ok(()) => e,
+            Err(c) => e.context(format!(
+                "{} did not start, and removing it failed ({c:#}): remove it with `berth down --force`",
+                plan.name
+            )),
+        });
     }
     engine.inspect(&id).await?.context("the new container vanished")
+}
+
+/// When starting failed on a host port, who holds it: a berth environment (by project), another
+/// container (by name), or something outside the engine.
+async fn port_holder(engine: &Engine, plan: &ContainerPlan, own: &str, e: &anyhow::Error) -> Option<String> {
+    let text = format!("{e:#}");
+    if !text.contains("port is already allocated") && !text.contains("address already in use") {
+        return None;
+    }
+    let ports: Vec<u16> = plan.ports.iter().filter_map(|p| p.host_port).collect();
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::default().all(false).build();
+    let list = engine.docker.list_containers(Some(opts)).await.ok()?;
+    for c in list.iter().filter(|c| c.id.as_deref() != Some(own)) {
+        let Some(port) = c.ports.iter().flatten().filter_map(|p| p.public_port).find(|p| ports.contains(p))
+        else {
+            continue;
+        };
+        let name = c.names.iter().flatten().next().map(|n| n.trim_start_matches('/').to_string());
+        let project = c.labels.as_ref().and_then(|l| l.get(plan::LABEL_PROJECT)).cloned();
+        return Some(match project {
+            Some(dir) => format!("host port {port} is held by the berth environment in {dir}"),
+            None => format!("host port {port} is held by container {}", name.unwrap_or_default()),
+        });
+    }
+    Some(format!(
+        "host port {} is held by a program outside the engine",
+        ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+    ))
 }
 
 fn describe(ctx: &Context, plan: &ContainerPlan) {
@@ -550,8 +648,7 @@ fn start_failed(plan: &ContainerPlan, e: anyhow::Error) -> anyhow::Error {
     let text = format!("{e:#}");
     let hint = if text.contains("could not select device driver") {
         "the engine cannot hand out NVIDIA GPUs: install the NVIDIA Container Toolkit and restart \
-         Docker (`berth doctor` checks this); the container was created and `berth up` will start it \
-         once that is fixed"
+         Docker (`berth doctor` checks this), then run `berth up` again"
     } else if text.contains("error gathering device information") {
         "a device in the plan does not exist where the engine runs (Docker Desktop runs it in a VM, \
          which cannot see host GPUs); use Docker Engine on the host"

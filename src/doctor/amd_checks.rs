@@ -5,19 +5,7 @@ use super::engine_checks::{can_open, group_name, listed_in};
 use super::facts::DoctorFacts;
 use super::{Check, Status};
 use crate::host::{DeviceNode, Gpu};
-
-/// Consumer gfx targets missing from ROCm's PyTorch wheels, and the target they can pretend to
-/// be (same ISA family). Sources: ROCm/Tensile#1907, ROCm issues #2720 and #2500, ollama's docs.
-/// (gfx1101/1102 are in the wheels since ROCm 6.2.4, gfx1150/1151 since 7.2.)
-const GFX_OVERRIDES: [(&str, &str); 7] = [
-    ("gfx1031", "10.3.0"),
-    ("gfx1032", "10.3.0"),
-    ("gfx1033", "10.3.0"),
-    ("gfx1034", "10.3.0"),
-    ("gfx1035", "10.3.0"),
-    ("gfx1036", "10.3.0"),
-    ("gfx1103", "11.0.0"),
-];
+use crate::image::compat::gfx_advice;
 
 /// The nodes AMD containers get: `/dev/kfd` and each GPU's render node.
 fn amd_nodes<'a>(f: &'a DoctorFacts, gpus: &[&'a Gpu]) -> Vec<&'a DeviceNode> {
@@ -97,40 +85,24 @@ fn join(gids: &[u32]) -> String {
     gids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
 }
 
-pub fn amd_gfx(gpus: &[&Gpu]) -> Option<Check> {
-    let targets: Vec<(&Gpu, &str)> =
-        gpus.iter().filter_map(|g| Some((*g, g.gfx_target.as_deref()?))).collect();
-    if targets.is_empty() {
-        return None;
-    }
-    let override_of = |t: &str| GFX_OVERRIDES.iter().find(|(g, _)| *g == t).map(|(_, v)| *v);
-    let needs: Vec<(&Gpu, &str, &str)> = targets
+/// The advice `up` gives an environment with every discrete GPU (`devices = "all"`, the
+/// default), from the same rule (`image::compat::gfx_advice`); the image is unknown here.
+pub fn amd_gfx(f: &DoctorFacts, gpus: &[&Gpu]) -> Option<Check> {
+    let listed: Vec<String> = gpus
         .iter()
-        .filter(|(g, _)| !g.integrated)
-        .filter_map(|(g, t)| Some((*g, *t, override_of(t)?)))
-        .collect();
-    let listed: Vec<String> = targets
-        .iter()
-        .map(|(g, t)| format!("GPU {} {t}{}", g.index, if g.integrated { " (integrated)" } else { "" }))
-        .collect();
-    if needs.is_empty() {
-        return Some(Check::ok(
-            "amd-gfx",
-            format!("{}: built into ROCm's PyTorch wheels", listed.join(", ")),
-        ));
-    }
-    let discrete = gpus.iter().filter(|g| !g.integrated).count();
-    let lines: Vec<String> = needs
-        .iter()
-        .map(|(g, _, v)| match (discrete, g.kfd_node) {
-            (1, _) | (_, None) => format!("HSA_OVERRIDE_GFX_VERSION = \"{v}\""),
-            (_, Some(node)) => format!("HSA_OVERRIDE_GFX_VERSION_{node} = \"{v}\""),
+        .filter_map(|g| {
+            let t = g.gfx_target.as_deref()?;
+            Some(format!("GPU {} {t}{}", g.index, if g.integrated { " (integrated)" } else { "" }))
         })
         .collect();
-    let which: Vec<String> = needs.iter().map(|(g, t, _)| format!("GPU {} ({t})", g.index)).collect();
-    Some(Check::warn(
-        "amd-gfx",
-        format!("{}: ROCm's PyTorch wheels have no code for {}", listed.join(", "), which.join(", ")),
-        format!("add to `[env]` in berth.toml: {}", lines.join(", ")),
-    ))
+    if listed.is_empty() {
+        return None;
+    }
+    let discrete: Vec<&Gpu> = gpus.iter().copied().filter(|g| !g.integrated).collect();
+    match gfx_advice(&f.host, &discrete, None, &[]) {
+        None => {
+            Some(Check::ok("amd-gfx", format!("{}: built into ROCm's PyTorch wheels", listed.join(", "))))
+        }
+        Some(a) => Some(Check::warn("amd-gfx", a.detail, a.fix)),
+    }
 }

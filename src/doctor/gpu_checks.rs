@@ -43,7 +43,7 @@ pub fn all(f: &DoctorFacts) -> Vec<Check> {
     if has_amd {
         out.push(amd_devices(f, &amd));
         out.extend(amd_groups(f, &amd));
-        out.extend(amd_gfx(&amd));
+        out.extend(amd_gfx(f, &amd));
     }
     out
 }

@@ -29,10 +29,10 @@ impl Engine {
     /// Build and tag an image; returns its id.
     pub async fn build(&self, req: BuildRequest<'_>, out: &Printer) -> anyhow::Result<String> {
         if let Some(dir) = req.log.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            crate::fsutil::create_state_dir(dir)?;
         }
         let mut log =
-            std::fs::File::create(req.log).with_context(|| format!("writing {}", req.log.display()))?;
+            std::fs::File::create(req.log).map_err(|e| crate::fsutil::io_failure(req.log, "write", &e))?;
         let opts = BuildImageOptionsBuilder::default()
             .dockerfile(req.dockerfile)
             .t(req.tag)

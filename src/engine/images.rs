@@ -28,10 +28,35 @@ impl Engine {
     }
 
     /// The names directly inside the folder `path` of `image` (empty when the image has no such
-    /// folder or it is empty): what a mount at `path` would hide. Read through a container that is
-    /// created, never started, and removed; at most [`PROBE_BYTES`] of the folder are read (the
-    /// names seen by then are returned).
+    /// folder or it is empty): what a mount at `path` would hide. At most [`PROBE_BYTES`] of the
+    /// folder are read (the names seen by then are returned).
     pub async fn image_folder_names(&self, image: &str, path: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .read_from_image(image, path, PROBE_BYTES)
+            .await?
+            .map(|tar| top_level_names(&tar))
+            .unwrap_or_default())
+    }
+
+    /// A small text file from the image's filesystem (`/opt/rocm/.info/version`); `None` when the
+    /// image has no such file or it is empty.
+    pub async fn image_file(&self, image: &str, path: &str) -> anyhow::Result<Option<String>> {
+        let Some(tar) = self.read_from_image(image, path, 1 << 20).await? else { return Ok(None) };
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let Some(Ok(mut entry)) = archive.entries()?.next() else { return Ok(None) };
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).ok();
+        Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()))
+    }
+
+    /// The first `limit` bytes of the tar of `path` in `image` (`None` when the image has no such
+    /// path), read through a container that is created, never started, and removed at once.
+    async fn read_from_image(
+        &self,
+        image: &str,
+        path: &str,
+        limit: usize,
+    ) -> anyhow::Result<Option<Vec<u8>>> {
         let body = bollard::models::ContainerCreateBody {
             image: Some(image.to_string()),
             // Never run: set so that an image without a command can still be created.
@@ -44,29 +69,30 @@ impl Engine {
             .create_container(None::<bollard::query_parameters::CreateContainerOptions>, body)
             .await
             .map_err(|e| explain(e, &self.endpoint))?;
-        let names = self.folder_names_of(&created.id, path).await;
-        let _ = self.remove(&created.id).await;
-        names
-    }
-
-    async fn folder_names_of(&self, id: &str, path: &str) -> anyhow::Result<Vec<String>> {
         let opts =
             bollard::query_parameters::DownloadFromContainerOptionsBuilder::default().path(path).build();
-        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut stream = self.docker.download_from_container(&created.id, Some(opts));
         let mut tar = Vec::new();
+        let mut outcome = Ok(Some(()));
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(bytes) => tar.extend_from_slice(&bytes),
                 Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
-                    return Ok(Vec::new());
+                    outcome = Ok(None);
+                    break;
                 }
-                Err(e) => return Err(explain(e, &self.endpoint)),
+                Err(e) => {
+                    outcome = Err(explain(e, &self.endpoint));
+                    break;
+                }
             }
-            if tar.len() >= PROBE_BYTES {
+            if tar.len() >= limit {
                 break;
             }
         }
-        Ok(top_level_names(&tar))
+        drop(stream);
+        let _ = self.remove(&created.id).await;
+        Ok(outcome?.map(|()| tar))
     }
 
     /// Pull `image` unless present, showing progress on a terminal.

@@ -28,6 +28,13 @@ pub fn probe_gpus(root: &HostRoot) -> Vec<Gpu> {
         .collect()
 }
 
+/// KFD nodes without a GPU (CPU sockets), in node-id order.
+pub fn cpu_nodes(root: &HostRoot) -> Vec<u32> {
+    let mut ids: Vec<u32> = root.list(KFD_NODES).iter().filter_map(|n| n.parse().ok()).collect();
+    ids.sort_unstable();
+    ids.into_iter().filter(|id| read_props(root, *id).is_some_and(|p| !is_gpu(&p))).collect()
+}
+
 fn read_props(root: &HostRoot, node: u32) -> Option<Props> {
     root.read(&format!("{KFD_NODES}/{node}/properties")).map(|text| parse_props(&text))
 }

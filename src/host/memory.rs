@@ -1,4 +1,5 @@
-//! Total RAM from /proc/meminfo, which sizes `/dev/shm` and memory defaults.
+//! Total RAM from /proc/meminfo, which sizes `/dev/shm` and memory defaults, and the online
+//! CPUs, which bound `resources.cpus`.
 //!
 //! 0 means unknown (no procfs, unreadable line); callers fall back to fixed defaults then.
 
@@ -7,6 +8,21 @@ use super::HostRoot;
 /// `MemTotal` in bytes, 0 when missing.
 pub fn total_bytes(root: &HostRoot) -> u64 {
     root.read("/proc/meminfo").and_then(|text| mem_total(&text)).unwrap_or(0)
+}
+
+/// Online CPUs: `0-3,8-11` in /sys/devices/system/cpu/online counts 8; 0 when unreadable.
+pub fn online_cpus(root: &HostRoot) -> u32 {
+    root.read_line("/sys/devices/system/cpu/online").map_or(0, |list| count_cpu_list(&list))
+}
+
+fn count_cpu_list(list: &str) -> u32 {
+    list.trim()
+        .split(',')
+        .filter_map(|part| match part.split_once('-') {
+            Some((a, b)) => Some(b.trim().parse::<u32>().ok()?.checked_sub(a.trim().parse().ok()?)? + 1),
+            None => part.trim().parse::<u32>().ok().map(|_| 1),
+        })
+        .sum()
 }
 
 /// `MemTotal:       24683656 kB` → bytes. The kernel always writes kB (KiB); a bare number is
@@ -25,6 +41,14 @@ fn mem_total(meminfo: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_lists_count_ranges_and_singles() {
+        assert_eq!(count_cpu_list("0-1\n"), 2);
+        assert_eq!(count_cpu_list("0-3,8-11"), 8);
+        assert_eq!(count_cpu_list("0,2,4"), 3);
+        assert_eq!(count_cpu_list("garbage"), 0);
+    }
 
     #[test]
     fn mem_total_is_kib_times_1024() {

@@ -50,7 +50,7 @@ pub struct Gpu {
     pub render_node: Option<DeviceNode>,
     /// AMD: `gfx1030`, `gfx90a`, ...
     pub gfx_target: Option<String>,
-    /// AMD: KFD topology node id (for `HSA_OVERRIDE_GFX_VERSION_<node>`).
+    /// AMD: KFD topology node id on the host (a container renumbers: `image::compat::gfx_advice`).
     pub kfd_node: Option<u32>,
     /// An integrated GPU (APU): never picked by `all` or a count, only when listed.
     pub integrated: bool,
@@ -82,9 +82,14 @@ pub struct HostFacts {
     pub nvidia_driver: Option<NvidiaDriver>,
     /// `/dev/kfd`, when present.
     pub kfd: Option<DeviceNode>,
+    /// KFD topology nodes that are not GPUs (CPU sockets): every container sees them, so they
+    /// take part in the node numbering ROCm uses inside (`HSA_OVERRIDE_GFX_VERSION_<n>`).
+    pub kfd_cpu_nodes: Vec<u32>,
     pub wsl: Option<WslFacts>,
     /// Total RAM in bytes from /proc/meminfo (0 if unreadable).
     pub mem_total: u64,
+    /// Online CPUs from /sys/devices/system/cpu/online (0 if unreadable).
+    pub cpus: u32,
 }
 
 impl HostFacts {
@@ -96,8 +101,10 @@ impl HostFacts {
             gpus,
             nvidia_driver: nvidia::probe_driver(root),
             kfd: root.device_node("/dev/kfd"),
+            kfd_cpu_nodes: amd::cpu_nodes(root),
             wsl: wsl::probe(root),
             mem_total: memory::total_bytes(root),
+            cpus: memory::online_cpus(root),
         }
     }
 

@@ -16,6 +16,55 @@ pub const CONDA_ENV: &str = "environment.yml";
 
 const PY: &str = r#"py=$(command -v python3 || command -v python) || { echo "berth: the base image has no python" >&2; exit 1; }"#;
 
+/// Packages that must match the image's torch: written without a version, they are pinned at
+/// build time by [`companions_program`].
+const COMPANIONS: [&str; 3] = ["torch", "torchvision", "torchaudio"];
+
+/// The one rule for torch's companions, run by Python inside the image being built (so it
+/// sees the torch the image really has, whatever the base): reads torch's version and its
+/// CUDA/HIP build from the installed distribution (`torch/version.py`, else the `+cu124` /
+/// `+rocm6.2` local label), pins `torchvision`/`torchaudio` by data/torch.toml and names the
+/// matching wheel index (the newest CUDA/ROCm variant of that release not newer than the
+/// image's). Base64 keeps it one shell word.
+fn companions_program() -> String {
+    let rows: Vec<String> = crate::image::tables::torch()
+        .torch
+        .iter()
+        .map(|r| {
+            let list = |v: &[String]| v.iter().map(|x| format!("\"{x}\"")).collect::<Vec<_>>().join(", ");
+            format!("\"{}\": (\"{}\", [{}], [{}])", r.minor, r.torchvision, list(&r.cuda), list(&r.rocm))
+        })
+        .collect();
+    let program = include_str!("companions.py").replace("__TABLE__", &format!("{{{}}}", rows.join(", ")));
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, program)
+}
+
+/// The image a user's Dockerfile builds on: its last `FROM`, through stage names
+/// (`FROM base AS dev` ... `FROM dev` names `base`'s image). `None` when it has no `FROM`.
+pub fn final_from(text: &str) -> Option<String> {
+    let mut stages: Vec<(String, String)> = Vec::new();
+    let mut last = None;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
+            continue;
+        }
+        let mut words = words.skip_while(|w| w.starts_with("--"));
+        let Some(image) = words.next() else { continue };
+        let image = stages
+            .iter()
+            .find(|(alias, _)| alias.eq_ignore_ascii_case(image))
+            .map_or(image.to_string(), |(_, i)| i.clone());
+        if words.next().is_some_and(|w| w.eq_ignore_ascii_case("AS"))
+            && let Some(alias) = words.next()
+        {
+            stages.push((alias.to_string(), image.clone()));
+        }
+        last = Some(image);
+    }
+    last
+}
+
 /// Render the Dockerfile for `image` on top of `base`, with `pip` already pinned.
 pub fn render(image: &ImageSpec, base: &str, pip: &[String]) -> String {
     let mut out = String::new();
@@ -54,8 +103,26 @@ pub fn render(image: &ImageSpec, base: &str, pip: &[String]) -> String {
     }
     out.push_str(&format!("ENV {}\n", env.join(" ")));
     if !pip.is_empty() {
-        let reqs: Vec<String> = pip.iter().map(|p| sh_quote(p)).collect();
-        out.push_str(&format!("RUN {PY} && PIP_NO_CACHE_DIR=1 \"$py\" -m pip install {}\n", reqs.join(" ")));
+        let (companions, rest): (Vec<&String>, Vec<&String>) =
+            pip.iter().partition(|p| COMPANIONS.contains(&p.trim()));
+        let reqs: Vec<String> = rest.iter().map(|p| sh_quote(p)).collect();
+        if companions.is_empty() {
+            out.push_str(&format!(
+                "RUN {PY} && PIP_NO_CACHE_DIR=1 \"$py\" -m pip install {}\n",
+                reqs.join(" ")
+            ));
+        } else {
+            // torch's companions follow the torch this very image carries, from its wheel index.
+            let names: Vec<&str> = companions.iter().map(|p| p.trim()).collect();
+            out.push_str(&format!(
+                "RUN {PY} && c=$(\"$py\" -c \"import base64;exec(base64.b64decode('{}'))\" {}) \\\n\
+                 \x20   && echo \"berth: torch companions: $c\" \\\n\
+                 \x20   && PIP_NO_CACHE_DIR=1 \"$py\" -m pip install $c{}\n",
+                companions_program(),
+                names.join(" "),
+                reqs.iter().map(|r| format!(" {r}")).collect::<String>()
+            ));
+        }
     }
     if image.requirements.is_some() {
         out.push_str(&format!("COPY {REQUIREMENTS} /tmp/berth/{REQUIREMENTS}\n"));
@@ -80,5 +147,23 @@ fn docker_quote(v: &str) -> String {
         format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_dockerfile_builds_on_its_last_from_through_stage_names() {
+        assert_eq!(
+            final_from("FROM nvidia/cuda:12.4.1-devel AS build\nRUN x\nfrom build\n").as_deref(),
+            Some("nvidia/cuda:12.4.1-devel")
+        );
+        assert_eq!(
+            final_from("# c\nFROM --platform=linux/amd64 a:1 AS x\nFROM b:2\n").as_deref(),
+            Some("b:2")
+        );
+        assert_eq!(final_from("RUN true\n"), None);
     }
 }

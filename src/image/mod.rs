@@ -98,8 +98,7 @@ pub fn resolve(spec: &Spec, host: &HostFacts) -> anyhow::Result<Resolved> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Some(Build { dockerfile: text, dockerfile_name: name, entries, generated: false })
     } else if img.needs_build() {
-        let pip = presets::pin_companions(&img.pip, torch.as_deref());
-        let text = dockerfile::render(img, &base, &pip);
+        let text = dockerfile::render(img, &base, &img.pip);
         let mut entries = vec![Entry {
             name: "Dockerfile".into(),
             source: None,
@@ -139,6 +138,13 @@ pub fn resolve(spec: &Spec, host: &HostFacts) -> anyhow::Result<Resolved> {
         }
         None => hex::encode(Sha256::digest(format!("berth-base-v1\0{base}").as_bytes())),
     };
+    // A user's Dockerfile builds on its own `FROM`, whatever `base` says (the hash above keeps
+    // the written base, so existing tags stay valid).
+    let base =
+        match build.as_ref().filter(|b| !b.generated).and_then(|b| dockerfile::final_from(&b.dockerfile)) {
+            Some(from) => from,
+            None => base,
+        };
     let built_tag = build.as_ref().map(|_| format!("berth/{}:{}", repo_name(&spec.name), &inputs[..16]));
     let mut image = built_tag.clone().unwrap_or_else(|| base.clone());
     let mut committed = false;

@@ -118,8 +118,9 @@ pub fn torch_of_tag(tag: &str) -> Option<String> {
         return t.split('-').next().filter(|v| version_key(v).len() == 3).map(str::to_string);
     }
     if repo.ends_with("rocm/pytorch") {
-        let v = t.rsplit('_').next()?;
-        return (version_key(v).len() == 3).then(|| v.to_string());
+        // `…_pytorch_release_2.8.0`, `…_pytorch_2.1.2`, `…_pytorch_release_2.5.1_preview`.
+        let v = t.split('_').rev().find(|p| version_key(p).len() == 3 && p.contains('.'))?;
+        return Some(v.to_string());
     }
     None
 }
@@ -133,23 +134,6 @@ pub fn cuda_of_tag(tag: &str) -> Option<String> {
     let i = t.find("cuda")?;
     let v: String = t[i + 4..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
     (!v.is_empty()).then_some(v)
-}
-
-/// Pin `torch`, `torchvision` and `torchaudio` listed without a version to the image's torch.
-pub fn pin_companions(pip: &[String], torch: Option<&str>) -> Vec<String> {
-    let Some(torch) = torch else { return pip.to_vec() };
-    let key = version_key(torch);
-    let minor = format!("{}.{}", key.first().copied().unwrap_or(0), key.get(1).copied().unwrap_or(0));
-    let patch = key.get(2).copied().unwrap_or(0);
-    let row = tables::torch().torch.iter().find(|r| r.minor == minor);
-    pip.iter()
-        .map(|p| match (p.trim(), row) {
-            ("torch", _) => format!("torch=={torch}"),
-            ("torchaudio", _) => format!("torchaudio=={torch}"),
-            ("torchvision", Some(r)) => format!("torchvision=={}.{patch}", r.torchvision),
-            _ => p.clone(),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -202,6 +186,13 @@ mod tests {
                 "amd-igpu-2",
                 "rocm/pytorch:rocm7.0.2_ubuntu24.04_py3.12_pytorch_release_2.8.0",
             ),
+            // The seeds' image: `preset = "rocm"` with `torch = "2.5.1"`.
+            (
+                Preset::Rocm,
+                Pins { torch: Some("2.5.1".into()), ..Default::default() },
+                "amd-igpu-2",
+                "rocm/pytorch:rocm6.3.2_ubuntu22.04_py3.10_pytorch_release_2.5.1_preview",
+            ),
             (Preset::Python, Pins::default(), "none", "python:3.12-slim"),
             (
                 Preset::Python,
@@ -219,24 +210,16 @@ mod tests {
     }
 
     #[test]
-    fn companions_follow_the_images_torch() {
-        let pip =
-            vec!["torchvision".to_string(), "torchaudio".into(), "numpy".into(), "torchvision==0.1".into()];
-        assert_eq!(
-            pin_companions(&pip, Some("2.5.1")),
-            vec!["torchvision==0.20.1", "torchaudio==2.5.1", "numpy", "torchvision==0.1"]
-        );
-        assert_eq!(pin_companions(&["torchvision".to_string()], Some("2.7.0")), vec!["torchvision==0.22.0"]);
-        assert_eq!(pin_companions(&["torch".to_string()], Some("2.8.0")), vec!["torch==2.8.0"]);
-        assert_eq!(pin_companions(&pip, None), pip);
-    }
-
-    #[test]
     fn tags_tell_torch_and_cuda() {
         assert_eq!(torch_of_tag("pytorch/pytorch:2.5.1-cuda12.4-cudnn9-devel").as_deref(), Some("2.5.1"));
         assert_eq!(
             torch_of_tag("rocm/pytorch:rocm7.0.2_ubuntu24.04_py3.12_pytorch_release_2.8.0").as_deref(),
             Some("2.8.0")
+        );
+        assert_eq!(
+            torch_of_tag("rocm/pytorch:rocm6.3.2_ubuntu22.04_py3.10_pytorch_release_2.5.1_preview")
+                .as_deref(),
+            Some("2.5.1")
         );
         assert_eq!(torch_of_tag("nvcr.io/nvidia/pytorch:25.02-py3"), None);
         assert_eq!(cuda_of_tag("pytorch/pytorch:2.5.1-cuda12.4-cudnn9-devel").as_deref(), Some("12.4"));

@@ -79,7 +79,9 @@ pub fn state_dir(project_dir: &Path, sharing: Sharing) -> io::Result<PathBuf> {
 fn private_dir(dir: &Path, sharing: Sharing) -> io::Result<()> {
     match fs::DirBuilder::new().mode(sharing.dir_mode()).create(dir) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !is_symlink(dir) => {}
+        // A symlink or a file in the way is never followed or changed.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !is_symlink(dir) && dir.is_dir() => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(io::ErrorKind::NotADirectory.into()),
         Err(e) => return Err(e),
     }
     sharing.apply(dir, sharing.dir_mode())

@@ -75,6 +75,33 @@ pub fn plan_gpus(
     prefer: &[String],
 ) -> Result<GpuPlan, PlanError> {
     let mode = resolve_mode(choice, host)?;
+    if mode == GpuMode::None && choice == VendorChoice::Auto {
+        // `all` (the default) means "whatever this host has"; a count or a list is a request.
+        let asked = match selection {
+            DeviceSelection::All => None,
+            DeviceSelection::Count(n) => Some(format!("{n} GPU{}", if *n == 1 { "" } else { "s" })),
+            DeviceSelection::List(refs) => Some(
+                refs.iter()
+                    .map(|r| match r {
+                        GpuRef::Index(i) => format!("GPU {i}"),
+                        GpuRef::Uuid(u) => format!("GPU {u}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        };
+        if let Some(asked) = asked {
+            return Err(PlanError::Gpu {
+                message: format!(
+                    "`gpu.devices` asks for {asked}, but this host has no GPU berth can pass \
+                     (looked in /sys/bus/pci/devices and /sys/class/kfd)"
+                ),
+                hint: "remove `gpu.devices` or set `gpu.vendor = \"none\"` to run on the CPU; \
+                       `berth doctor` shows what the host has"
+                    .into(),
+            });
+        }
+    }
     let mut plan = GpuPlan {
         mode,
         selected: Vec::new(),

@@ -9,6 +9,7 @@ mod account;
 pub mod drift;
 mod gpu;
 mod identity;
+pub mod limits;
 pub mod portable;
 
 pub use account::{setup_script, sh_quote};
@@ -286,7 +287,7 @@ fn plan_mounts(spec: &Spec, user: &HostUser, gpu: &GpuPlan, image_kept: &[String
 }
 
 fn plan_shm(spec: &Spec, host: &HostFacts) -> ShmPlan {
-    if spec.run.ipc.as_deref() == Some("host") {
+    if limits::uses_host_shm(spec.run.ipc.as_deref()) {
         return ShmPlan { bytes: 0, source: ShmSource::HostIpc };
     }
     if let Some(bytes) = spec.resources.shm {

@@ -206,7 +206,7 @@ impl ExportPlan {
             (_, None, LocalGpus::Ids(ids)) => (u32::try_from(ids.len()).unwrap_or(u32::MAX), false),
             (_, None, LocalGpus::All) => (DEFAULT_GPUS_PER_NODE, true),
         };
-        let shm = if spec.run.ipc.as_deref() == Some("host") {
+        let shm = if crate::plan::limits::uses_host_shm(spec.run.ipc.as_deref()) {
             None
         } else if let Some(bytes) = spec.resources.shm {
             Some(bytes)

@@ -70,7 +70,25 @@ impl SpecError {
         SpecError { file: file.to_path_buf(), line, column, key, message, hint: None }
     }
 
-    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
+    /// An error about `key` (dotted: `resources.shm`) found after parsing, when the value is
+    /// judged against the host: the file is read again for the value's position (none when
+    /// the key is not written there, e.g. a default).
+    pub fn at_key(file: &Path, key: &str, message: impl fmt::Display) -> Self {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        match value_span(&text, key) {
+            Some(span) => SpecError::at(file, &text, span, Some(key.to_string()), message),
+            None => SpecError {
+                file: file.to_path_buf(),
+                line: 0,
+                column: 0,
+                key: Some(key.to_string()),
+                message: format!("`{key}`: {message}"),
+                hint: None,
+            },
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -104,6 +122,19 @@ impl SpecError {
             .replace("expected i64", "expected an integer");
         SpecError::at(file, text, span.clone(), key_at(span.start), message)
     }
+}
+
+/// Byte span of the value at dotted `key` (tables only, no array indices).
+fn value_span(text: &str, key: &str) -> Option<Range<usize>> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut parts = key.split('.');
+    let first = parts.next()?;
+    let mut value = root.get_ref().get(first)?;
+    for part in parts {
+        let toml::de::DeValue::Table(t) = value.get_ref() else { return None };
+        value = t.get(part)?;
+    }
+    Some(value.span())
 }
 
 /// 1-based line and character column of byte `offset` in `text` (clamped to the text).

@@ -104,8 +104,7 @@ impl Ctx<'_> {
 /// Reads and validates the project file at `file`.
 pub fn load(file: &Path) -> Result<Spec, SpecError> {
     let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| SpecError::whole_file(&file, format!("cannot read the project file: {e}")))?;
+    let text = read_text(&file)?;
     parse_str(&text, &file)
 }
 
@@ -114,8 +113,7 @@ pub fn load(file: &Path) -> Result<Spec, SpecError> {
 /// dataset is unmounted or a requirements file is gone.
 pub fn load_existing(file: &Path) -> Result<Spec, SpecError> {
     let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| SpecError::whole_file(&file, format!("cannot read the project file: {e}")))?;
+    let text = read_text(&file)?;
     let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
     parse_checked(&text, &file, home, false)
 }
@@ -125,6 +123,19 @@ pub fn load_existing(file: &Path) -> Result<Spec, SpecError> {
 pub fn parse_portable(text: &str, file: &Path) -> Result<Spec, SpecError> {
     let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
     parse_checked(text, file, home, false)
+}
+
+/// The project file's text; bytes that are not UTF-8 are reported at their line and column.
+fn read_text(file: &Path) -> Result<String, SpecError> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| SpecError::whole_file(file, format!("cannot read the project file: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bad = e.as_bytes().get(at).copied().unwrap_or(0);
+        let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
+        SpecError::at(file, &valid, at..at, None, format!("byte 0x{bad:02x} is not UTF-8 text"))
+            .with_hint("berth.toml must be UTF-8: re-save it as UTF-8 (e.g. `iconv -f GBK -t UTF-8`)")
+    })
 }
 
 /// Validates `text` as the contents of the project file at `file` (absolute; its folder is

@@ -21,6 +21,7 @@ mod malformed;
 mod ownership;
 mod pack;
 mod push;
+mod seeds_gpu;
 mod ship;
 mod slurm;
 mod terminal;
