@@ -8,7 +8,6 @@
 use serde::Serialize;
 use toml_edit::{DocumentMut, Item, Table, value};
 
-use super::CACHE_DIR;
 use crate::spec::{EnvValue, RunOptions, Spec, UserMode};
 
 /// One setting that widens access, with what it does in words.
@@ -84,18 +83,15 @@ pub fn widening(spec: &Spec) -> Vec<Widening> {
             Hold::User,
         );
     }
-    for (on, name, folder) in
-        [(spec.cache.pip, "pip", ".cache/pip"), (spec.cache.huggingface, "huggingface", ".cache/huggingface")]
-    {
-        if on {
-            push(
-                format!("[cache] {name} = true"),
-                format!(
-                    "the host's ~/{folder}, read-write at {CACHE_DIR}/{name} (shared with every environment)"
-                ),
-                Hold::Cache(name),
-            );
-        }
+    for cache in super::portable::caches(spec) {
+        push(
+            format!("[cache] {} = true", cache.key),
+            format!(
+                "the host's ~/{}, read-write at {} (shared with every environment)",
+                cache.host, cache.inside
+            ),
+            Hold::Cache(cache.key),
+        );
     }
     for v in spec.env.iter().filter(|v| v.value == EnvValue::FromHost) {
         push(

@@ -125,14 +125,34 @@ pub fn mounts(spec: &Spec) -> Vec<PortableMount> {
         kind,
     };
     out.push(own(MountRoot::Project, ".berth", STATE_DIR.into(), MountKind::State));
+    for cache in caches(spec) {
+        out.push(own(MountRoot::Home, cache.host, cache.inside, MountKind::Cache));
+    }
+    out
+}
+
+/// A host cache `[cache]` turns on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCache {
+    /// The `[cache]` key.
+    pub key: &'static str,
+    /// The host folder, relative to the home folder.
+    pub host: &'static str,
+    /// Where it appears inside.
+    pub inside: String,
+}
+
+/// The host caches the spec mounts (read-write, shared with every environment of the user).
+pub fn caches(spec: &Spec) -> Vec<HostCache> {
+    let mut out = Vec::new();
     if spec.cache.pip {
-        out.push(own(MountRoot::Home, ".cache/pip", format!("{CACHE_DIR}/pip"), MountKind::Cache));
+        out.push(HostCache { key: "pip", host: ".cache/pip", inside: format!("{CACHE_DIR}/pip") });
     }
     if spec.cache.huggingface {
         // The hub cache only: the folder above it holds the login `token`, which would reach
         // every environment (one unpacked from a stranger's pack too). A token the user wants
         // inside is passed at start: `[env] HF_TOKEN = { from-host = true }`.
-        out.push(own(MountRoot::Home, HF_HUB_HOST, HF_HUB_CACHE.into(), MountKind::Cache));
+        out.push(HostCache { key: "huggingface", host: HF_HUB_HOST, inside: HF_HUB_CACHE.into() });
     }
     out
 }

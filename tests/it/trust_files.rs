@@ -124,7 +124,10 @@ fn the_hugging_face_login_token_stays_out_of_the_environment_and_status_names_wr
     assert_eq!(std::fs::read_to_string(hf.join("hub/m")).unwrap(), "model\n", "downloads are shared");
 
     let status = env.berth(&dir, &["status"]).ok();
-    let writable: Vec<&str> = status.stdout.lines().skip_while(|l| !l.starts_with("writable")).collect();
+    // The `writable` section: its first line and the indented lines after it.
+    let mut section = status.stdout.lines().skip_while(|l| !l.starts_with("writable"));
+    let writable: Vec<&str> =
+        section.next().into_iter().chain(section.take_while(|l| l.starts_with(' '))).collect();
     let listed = |p: &std::path::Path| writable.iter().any(|l| l.contains(&format!(" {} (", p.display())));
     assert!(listed(&dir) && listed(&hf.join("hub")) && listed(&dir.join(".berth")), "{}", status.stdout);
     assert!(!listed(&data), "a read-only dataset is not writable: {}", status.stdout);
