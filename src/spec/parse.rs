@@ -27,6 +27,8 @@ mod image;
 mod loose;
 mod mounts;
 mod ports;
+#[cfg(test)]
+mod proptests;
 mod tables;
 #[cfg(test)]
 mod tests;

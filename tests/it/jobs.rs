@@ -265,11 +265,8 @@ impl Drop for Tmpfs {
 }
 
 #[test]
+#[cfg_attr(not(berth_root_tests), ignore = "mounting a small tmpfs over .berth needs root")]
 fn a_job_that_cannot_write_its_exit_on_a_full_disk_is_lost_with_the_reason() {
-    if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs over .berth needs root");
-        return;
-    }
     let env = TestEnv::new();
     let dir = env.project("fulldisk", "");
     let berth_dir = dir.join(".berth");

@@ -230,7 +230,7 @@ fn a_failed_push_leaves_no_tag_behind() {
 }
 
 #[test]
-fn a_berth_folder_replaced_by_a_file_or_read_only_is_named_with_the_fix() {
+fn a_berth_folder_replaced_by_a_file_is_named_with_the_fix() {
     let env = TestEnv::new();
     let dir = env.project("berth-file", "");
     std::fs::write(dir.join(".berth"), "not a folder\n").unwrap();
@@ -245,22 +245,19 @@ fn a_berth_folder_replaced_by_a_file_or_read_only_is_named_with_the_fix() {
         );
     }
     assert!(env.containers_of(&dir).is_empty());
+}
 
-    // A read-only file system (as root only: it needs a mount).
-    if !is_root() {
-        return;
-    }
+#[test]
+#[cfg_attr(not(berth_root_tests), ignore = "mounting a read-only tmpfs needs root")]
+fn a_berth_folder_on_a_read_only_file_system_is_named_with_the_fix() {
+    let env = TestEnv::new();
     let mnt = env.root.path().join("ro");
     std::fs::create_dir_all(&mnt).unwrap();
-    if !std::process::Command::new("mount")
+    let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
         .arg(&mnt)
-        .status()
-        .unwrap()
-        .success()
-    {
-        return;
-    }
+        .status();
+    assert!(mounted.unwrap().success(), "mount a tmpfs at {}", mnt.display());
     let project = mnt.join("p");
     std::fs::create_dir_all(project.join(".berth")).unwrap();
     std::fs::write(project.join("berth.toml"), format!("[image]\nbase = \"{IMAGE}\"\n")).unwrap();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{TestEnv, is_root};
+use crate::support::TestEnv;
 
 const TOOLS: [&str; 5] = ["slurmctld", "slurmd", "sbatch", "munged", "scontrol"];
 
@@ -18,20 +18,6 @@ fn have_tools() -> bool {
     TOOLS.iter().all(|t| {
         Command::new("sh").args(["-c", &format!("command -v {t}")]).output().is_ok_and(|o| o.status.success())
     })
-}
-
-fn ensure_packages() -> bool {
-    if have_tools() {
-        return true;
-    }
-    if is_root() {
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends", "slurm-wlm", "munge"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status();
-    }
-    have_tools()
 }
 
 /// Daemons this test started, stopped by pid when it ends (even on failure).
@@ -155,19 +141,13 @@ fn start_cluster(dir: &Path) -> (Daemons, PathBuf) {
 const COMMAND: &str = r#"echo "nnodes=$PET_NNODES rank=$PET_NODE_RANK master=$PET_MASTER_ADDR:$PET_MASTER_PORT nproc=$PET_NPROC_PER_NODE pwd=$(pwd)"; ls /workspace/berth.toml"#;
 
 #[test]
+#[cfg_attr(not(berth_root_tests), ignore = "slurmd must run as root to start jobs as their users")]
 fn the_slurm_export_runs_on_a_real_cluster_with_the_docker_runtime() {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED: slurmd must run as root to start jobs as their users; run the tests as root (CI does)"
-        );
-        return;
-    }
-    if !ensure_packages() {
-        eprintln!(
-            "SKIPPED: slurm-wlm and munge are not installed and could not be installed (needs root and Debian's archive)"
-        );
-        return;
-    }
+    assert!(
+        have_tools(),
+        "slurm-wlm and munge are not installed: `apt-get install --no-install-recommends slurm-wlm munge` \
+         (.ci/run installs them)"
+    );
     let env = TestEnv::new();
     let dir = env.project(
         "onslurm",

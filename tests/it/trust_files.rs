@@ -169,11 +169,8 @@ fn wait_exit(dir: &std::path::Path, name: &str) {
 }
 
 #[test]
+#[cfg_attr(not(berth_root_tests), ignore = "switching to other uids needs root")]
 fn another_user_can_read_no_job_or_build_log_and_cannot_rewrite_a_job() {
-    if !is_root() {
-        eprintln!("skipped: switching to other uids needs root");
-        return;
-    }
     let (alice, bob) = (4261, 4262);
     let mut env = TestEnv::new();
     env.as_user = Some((alice, alice, "alice".into()));

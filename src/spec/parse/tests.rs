@@ -209,6 +209,35 @@ fn fixtures(kind: &str) -> Vec<PathBuf> {
 }
 
 #[test]
+fn fixtures_are_numbered_once_and_every_bad_one_has_its_expect_file() {
+    for kind in ["bad", "good"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specs").join(kind);
+        let mut numbers = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for entry in std::fs::read_dir(&dir).expect("fixture folder") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let (number, _) = name.split_once('-').unwrap_or_else(|| panic!("{kind}/{name}: no NN- prefix"));
+            assert!(
+                number.len() == 2 && number.bytes().all(|b| b.is_ascii_digit()),
+                "{kind}/{name}: no NN- prefix"
+            );
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("toml") => numbers.entry(number.to_string()).or_default().push(name.clone()),
+                Some("expect") if kind == "bad" => {
+                    assert!(path.with_extension("toml").is_file(), "{kind}/{name}: no .toml beside it")
+                }
+                _ => panic!("{kind}/{name}: a fixture is NN-what.toml (and, when bad, NN-what.expect)"),
+            }
+            if kind == "bad" && name.ends_with(".toml") {
+                assert!(path.with_extension("expect").is_file(), "{kind}/{name}: no .expect beside it");
+            }
+        }
+        let twice: Vec<_> = numbers.values().filter(|names| names.len() > 1).collect();
+        assert!(twice.is_empty(), "fixture numbers used twice in tests/specs/{kind}: {twice:?}");
+    }
+}
+
+#[test]
 fn every_bad_fixture_fails_where_its_expect_file_says() {
     let files = fixtures("bad");
     assert!(files.len() >= 24, "only {} bad fixtures", files.len());
