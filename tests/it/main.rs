@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod fixtures;
+mod snapshot;
 mod support;
 
 mod clean;
+mod cli_snapshots;
 mod code;
 mod doctor;
 mod engine_accepts_plan;
