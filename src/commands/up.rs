@@ -78,7 +78,12 @@ pub async fn plan_for(
     // Engine facts only change NVIDIA plans (CDI); skipping /info keeps a no-op `up` fast.
     let wants_nvidia = spec.gpu.vendor == VendorChoice::Nvidia
         || (spec.gpu.vendor == VendorChoice::Auto && host.gpus_of(Vendor::Nvidia).next().is_some());
-    let facts = if wants_nvidia { engine.facts().await? } else { EngineFacts::default() };
+    // The engine's process (no API call) tells Podman apart and the limits it can apply.
+    let facts = if wants_nvidia {
+        engine.facts().await?
+    } else {
+        EngineFacts { process: engine::kind::probe(&engine.endpoint), ..Default::default() }
+    };
     let busy =
         if matches!(spec.gpu.devices, DeviceSelection::Count(_)) && spec.gpu.vendor != VendorChoice::None {
             engine.busy_gpus(existing.and_then(|c| c.id.as_deref())).await?

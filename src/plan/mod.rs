@@ -8,6 +8,7 @@ mod account;
 pub mod drift;
 mod gpu;
 mod identity;
+mod limits;
 pub mod portable;
 
 pub use account::{setup_script, sh_quote};
@@ -184,6 +185,7 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
         ulimits.insert("memlock".to_string(), -1);
         ulimits.insert("stack".to_string(), 67_108_864);
     }
+    limits::fit_engine(&mut ulimits, inputs.engine);
     ulimits.extend(spec.run.ulimits.clone());
 
     let mut plan = ContainerPlan {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Rootful Podman's Docker-compatible API on a private unix socket, for the Podman tests. It never
+# touches /var/run/docker.sock (the Docker engine the other tests use) nor Podman's own
+# /run/podman/podman.sock. Needs root and Debian's podman, catatonit and runc.
+#
+#   podman-service.sh DIR [IMAGE...]   start (if DIR/podman.sock does not answer yet), then load
+#                                      each IMAGE from the Docker engine into Podman's store
+#   podman-service.sh --stop DIR       stop the service by its pid file
+#
+# Writes DIR/podman.sock, DIR/podman.pid and DIR/podman.log. Idempotent and safe to run from
+# parallel tests: a lock on DIR/lock serialises starts and loads.
+#
+# The service runs runc, not Debian's default crun: crun 1.8 refuses hosts with hybrid cgroups
+# ("cgroups in hybrid mode not supported, drop all controllers from cgroupv2").
+set -euo pipefail
+
+if [ "${1:-}" = --stop ]; then
+  dir=${2:?usage: podman-service.sh --stop DIR}
+  [ -f "$dir/podman.pid" ] && kill "$(cat "$dir/podman.pid")" 2>/dev/null || true
+  rm -f "$dir/podman.pid" "$dir/podman.sock"
+  exit 0
+fi
+dir=${1:?usage: podman-service.sh DIR [IMAGE...]}
+shift
+command -v podman >/dev/null || { echo "podman-service: podman is missing: apt-get install podman catatonit" >&2; exit 1; }
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+sock="$dir/podman.sock"
+answers() { curl -sf --max-time 5 --unix-socket "$sock" http://podman/_ping >/dev/null 2>&1; }
+
+exec 9>"$dir/lock"
+flock 9
+if ! answers; then
+  rm -f "$sock"
+  runtime=()
+  command -v runc >/dev/null && runtime=(--runtime "$(command -v runc)")
+  # setsid: the service outlives the test process that started it; stop it with --stop.
+  setsid podman "${runtime[@]}" system service --time=0 "unix://$sock" >"$dir/podman.log" 2>&1 </dev/null &
+  echo $! >"$dir/podman.pid"
+  for _ in $(seq 120); do answers && break; sleep 0.25; done
+  answers || { echo "podman-service: the service did not answer:" >&2; tail -n 20 "$dir/podman.log" >&2; exit 1; }
+fi
+for image in "$@"; do
+  # Podman's store is its own: copy the offline test images from the Docker engine.
+  podman image exists "$image" 2>/dev/null && continue
+  docker save "$image" | podman load -q >/dev/null
+done
+echo "podman-service: unix://$sock"
