@@ -88,6 +88,29 @@ impl EngineKind {
     }
 }
 
+/// Where Podman looks for the init it runs as PID 1 (`init_path` in containers.conf).
+pub const PODMAN_INIT: &str = "/usr/libexec/podman/catatonit";
+
+/// An engine refusal whose cause berth knows, as (what happened, how to fix it).
+pub fn known_refusal(message: &str) -> Option<(String, String)> {
+    if message.contains("container-init binary not found") {
+        // Podman without catatonit; berth runs every environment under the engine's init so
+        // that processes left by `exec` are reaped and `stop` is immediate.
+        let path = message.split("stat ").nth(1).and_then(|r| r.split(':').next()).unwrap_or(PODMAN_INIT);
+        return Some((
+            format!(
+                "Podman has no init to run as the environment's PID 1 ({path} is missing); berth runs \
+                 every environment under the engine's init"
+            ),
+            "install catatonit on the engine's host (`sudo apt-get install catatonit` on Debian and \
+             Ubuntu, `sudo dnf install catatonit` on Fedora), or point `init_path` in containers.conf \
+             at an installed one; then run `berth up` again"
+                .into(),
+        ));
+    }
+    None
+}
+
 /// The engine's process behind a local unix socket; `None` for other endpoints or when the
 /// process is not visible from here (another PID namespace, no /proc).
 pub fn probe(endpoint: &Endpoint) -> Option<EngineProcess> {
@@ -162,6 +185,16 @@ Max locked memory         8388608              8388608              bytes
             ..Default::default()
         };
         assert_eq!(EngineKind::of(&by_name), EngineKind::Podman);
+    }
+
+    #[test]
+    fn podman_without_catatonit_says_what_to_install() {
+        let msg = "container create: container-init binary not found on the host: stat \
+                   /usr/libexec/podman/catatonit: no such file or directory";
+        let (what, fix) = known_refusal(msg).expect("known");
+        assert!(what.contains("/usr/libexec/podman/catatonit is missing"), "{what}");
+        assert!(fix.contains("apt-get install catatonit"), "{fix}");
+        assert!(known_refusal("no such image").is_none());
     }
 
     #[test]

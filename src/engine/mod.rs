@@ -186,6 +186,9 @@ pub fn explain(err: BollardError, endpoint: &Endpoint) -> anyhow::Error {
                 "check that DOCKER_HOST (or the Docker context) points at a Docker or Podman engine",
             );
         }
+        if let Some((what, fix)) = kind::known_refusal(message) {
+            return fail(Code::Failure, what, fix);
+        }
         return fail(
             Code::Failure,
             format!("the engine refused (HTTP {status_code}): {message}"),

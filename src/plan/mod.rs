@@ -164,7 +164,9 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
         inputs.busy,
         inputs.prefer,
     )?;
-    let user = plan_user(&spec.user, inputs.user, &gpu);
+    // A rootless engine maps the container's root to the host user: `as = "host"` is root there.
+    let rootless = crate::engine::kind::EngineKind::of(inputs.engine).is_rootless();
+    let user = plan_user(&spec.user, inputs.user, &gpu, rootless);
     let mut env = portable::env(spec);
     let host_env = portable::host_env(spec);
     if let Some(acct) = &user.account {
@@ -225,12 +227,15 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
     Ok(plan)
 }
 
-fn plan_user(mode: &UserMode, user: &HostUser, gpu: &GpuPlan) -> UserPlan {
+/// The container's user. On a rootless engine the container's uid 0 is the host user and any
+/// other uid a subordinate one, so `as = "host"` runs as uid 0: files in mounts stay the
+/// host user's on both sides.
+fn plan_user(mode: &UserMode, user: &HostUser, gpu: &GpuPlan, rootless: bool) -> UserPlan {
     let group_add = gpu.group_ids.iter().copied().filter(|g| *g != user.gid).collect();
     match mode {
         UserMode::Root => UserPlan { user: "0:0".into(), account: None, group_add: gpu.group_ids.clone() },
         UserMode::Named(n) => UserPlan { user: n.clone(), account: None, group_add: gpu.group_ids.clone() },
-        UserMode::Host if user.uid == 0 => UserPlan { user: "0:0".into(), account: None, group_add },
+        UserMode::Host if user.uid == 0 || rootless => UserPlan { user: "0:0".into(), account: None, group_add },
         UserMode::Host => UserPlan {
             user: format!("{}:{}", user.uid, user.gid),
             account: Some(Account {
