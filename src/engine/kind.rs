@@ -108,6 +108,18 @@ pub fn known_refusal(message: &str) -> Option<(String, String)> {
                 .into(),
         ));
     }
+    if message.contains("slirp4netns") && message.contains("/dev/net/tun") {
+        // Rootless Podman's network is a tap device made by slirp4netns.
+        return Some((
+            "rootless Podman cannot give the environment a network: slirp4netns cannot open \
+             /dev/net/tun (permission denied)"
+                .into(),
+            "ask an administrator to restore its usual mode, `sudo chmod 0666 /dev/net/tun` (udev's \
+             default), or set `network = \"none\"` under [run] in berth.toml for an environment \
+             without network"
+                .into(),
+        ));
+    }
     None
 }
 
@@ -195,6 +207,14 @@ Max locked memory         8388608              8388608              bytes
         assert!(what.contains("/usr/libexec/podman/catatonit is missing"), "{what}");
         assert!(fix.contains("apt-get install catatonit"), "{fix}");
         assert!(known_refusal("no such image").is_none());
+    }
+
+    #[test]
+    fn rootless_podman_without_dev_net_tun_says_how_to_get_a_network() {
+        let msg = "/usr/bin/slirp4netns failed: \"open(\\\"/dev/net/tun\\\"): Permission denied\\nchild failed(1)\"";
+        let (what, fix) = known_refusal(msg).expect("known");
+        assert!(what.contains("/dev/net/tun"), "{what}");
+        assert!(fix.contains("chmod 0666 /dev/net/tun") && fix.contains("network = \"none\""), "{fix}");
     }
 
     #[test]

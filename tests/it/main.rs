@@ -20,6 +20,7 @@ mod lifecycle;
 mod malformed;
 mod ownership;
 mod pack;
+mod podman;
 mod push;
 mod ship;
 mod slurm;

@@ -3,8 +3,10 @@
 # touches /var/run/docker.sock (the Docker engine the other tests use) nor Podman's own
 # /run/podman/podman.sock. Needs root and Debian's podman, catatonit and runc.
 #
-#   podman-service.sh DIR [IMAGE...]   start (if DIR/podman.sock does not answer yet), then load
-#                                      each IMAGE from the Docker engine into Podman's store
+#   podman-service.sh [--user NAME] DIR [IMAGE...]
+#       start (if DIR/podman.sock does not answer yet), then load each IMAGE from the Docker
+#       engine into Podman's store. With --user: rootless Podman run by NAME (made with
+#       `useradd`, which gives it /etc/subuid and /etc/subgid ranges, if it does not exist).
 #   podman-service.sh --stop DIR       stop the service by its pid file
 #
 # Writes DIR/podman.sock, DIR/podman.pid and DIR/podman.log. Idempotent and safe to run from
@@ -20,11 +22,24 @@ if [ "${1:-}" = --stop ]; then
   rm -f "$dir/podman.pid" "$dir/podman.sock"
   exit 0
 fi
-dir=${1:?usage: podman-service.sh DIR [IMAGE...]}
+user=
+if [ "${1:-}" = --user ]; then user=${2:?usage: podman-service.sh --user NAME DIR [IMAGE...]}; shift 2; fi
+dir=${1:?usage: podman-service.sh [--user NAME] DIR [IMAGE...]}
 shift
 command -v podman >/dev/null || { echo "podman-service: podman is missing: apt-get install podman catatonit" >&2; exit 1; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+run_as=()
+if [ -n "$user" ]; then
+  id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
+  grep -q "^$user:" /etc/subuid || { echo "podman-service: $user has no /etc/subuid range" >&2; exit 1; }
+  mkdir -p "$dir/run"
+  chmod 700 "$dir/run"
+  chown -R "$user:" "$dir"
+  home=$(getent passwd "$user" | cut -d: -f6)
+  run_as=(setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups
+    env HOME="$home" USER="$user" XDG_RUNTIME_DIR="$dir/run")
+fi
 sock="$dir/podman.sock"
 answers() { curl -sf --max-time 5 --unix-socket "$sock" http://podman/_ping >/dev/null 2>&1; }
 
@@ -35,14 +50,14 @@ if ! answers; then
   runtime=()
   command -v runc >/dev/null && runtime=(--runtime "$(command -v runc)")
   # setsid: the service outlives the test process that started it; stop it with --stop.
-  setsid podman "${runtime[@]}" system service --time=0 "unix://$sock" >"$dir/podman.log" 2>&1 </dev/null &
+  setsid "${run_as[@]}" podman "${runtime[@]}" system service --time=0 "unix://$sock" >"$dir/podman.log" 2>&1 </dev/null &
   echo $! >"$dir/podman.pid"
   for _ in $(seq 120); do answers && break; sleep 0.25; done
   answers || { echo "podman-service: the service did not answer:" >&2; tail -n 20 "$dir/podman.log" >&2; exit 1; }
 fi
 for image in "$@"; do
   # Podman's store is its own: copy the offline test images from the Docker engine.
-  podman image exists "$image" 2>/dev/null && continue
-  docker save "$image" | podman load -q >/dev/null
+  "${run_as[@]}" podman image exists "$image" 2>/dev/null && continue
+  docker save "$image" | "${run_as[@]}" podman load -q >/dev/null
 done
 echo "podman-service: unix://$sock"
