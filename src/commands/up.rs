@@ -387,6 +387,10 @@ fn create_failed(engine: &Engine, plan: &ContainerPlan, e: BollardError) -> anyh
 
 fn start_failed(plan: &ContainerPlan, e: anyhow::Error) -> anyhow::Error {
     let text = format!("{e:#}");
+    // Causes berth knows the fix for (Podman without catatonit or /dev/net/tun) keep that fix.
+    if let Some((_, fix)) = engine::kind::known_refusal(&text) {
+        return fail(Code::Failure, format!("could not start {}: {text}", plan.name), fix);
+    }
     let hint = if text.contains("could not select device driver") {
         "the engine cannot hand out NVIDIA GPUs: install the NVIDIA Container Toolkit and restart \
          Docker (`berth doctor` checks this); the container was created and `berth up` will start it \

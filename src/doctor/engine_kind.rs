@@ -19,7 +19,8 @@ pub struct KindFacts {
     pub nvidia_no_cgroups: bool,
 }
 
-const CONTAINERS_CONF: [&str; 2] = ["/etc/containers/containers.conf", "/usr/share/containers/containers.conf"];
+const CONTAINERS_CONF: [&str; 2] =
+    ["/etc/containers/containers.conf", "/usr/share/containers/containers.conf"];
 const NVIDIA_CONFIG: &str = "/etc/nvidia-container-runtime/config.toml";
 
 pub fn gather(root: &HostRoot, user: &HostUser) -> KindFacts {
@@ -35,10 +36,8 @@ pub fn gather(root: &HostRoot, user: &HostUser) -> KindFacts {
             owner == user.name || owner == user.uid.to_string()
         })
     });
-    let nvidia_no_cgroups = root
-        .read(NVIDIA_CONFIG)
-        .and_then(|t| setting(&t, "no-cgroups"))
-        .is_some_and(|v| v == "true");
+    let nvidia_no_cgroups =
+        root.read(NVIDIA_CONFIG).and_then(|t| setting(&t, "no-cgroups")).is_some_and(|v| v == "true");
     KindFacts { podman_init_present: root.exists(&podman_init), podman_init, subuid, nvidia_no_cgroups }
 }
 
@@ -87,8 +86,13 @@ fn rootless(f: &DoctorFacts, kind: EngineKind) -> Check {
     if !f.kind.subuid {
         return Check::fail(
             "rootless",
-            format!("{}: {name} has no range in /etc/subuid, so images that hold other users' files cannot be unpacked", kind.describe()),
-            format!("`sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}`, then restart the engine"),
+            format!(
+                "{}: {name} has no range in /etc/subuid, so images that hold other users' files cannot be unpacked",
+                kind.describe()
+            ),
+            format!(
+                "`sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}`, then restart the engine"
+            ),
         );
     }
     Check::ok(
@@ -110,7 +114,9 @@ fn rootless_nvidia(k: &KindFacts) -> Check {
     Check::fail(
         "rootless-gpu",
         "rootless Docker cannot set up GPU cgroups: the NVIDIA Container Toolkit needs `no-cgroups = true`",
-        format!("`sudo nvidia-ctk config --set nvidia-container-cli.no-cgroups --in-place` (edits {NVIDIA_CONFIG})"),
+        format!(
+            "`sudo nvidia-ctk config --set nvidia-container-cli.no-cgroups --in-place` (edits {NVIDIA_CONFIG})"
+        ),
     )
 }
 

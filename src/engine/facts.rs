@@ -40,7 +40,8 @@ pub struct EngineFacts {
 
 impl EngineFacts {
     pub fn is_podman(&self) -> bool {
-        self.product.eq_ignore_ascii_case("podman") || self.process.as_ref().is_some_and(|p| p.name == "podman")
+        self.product.eq_ignore_ascii_case("podman")
+            || self.process.as_ref().is_some_and(|p| p.name == "podman")
     }
 
     /// Whether the engine resolves CDI device names for `vendor` (`nvidia.com`, `amd.com`).

@@ -46,7 +46,13 @@ mod tests {
     use super::*;
     use crate::engine::kind::{EngineProcess, HardLimits};
 
-    fn engine(name: &str, uid: u32, nofile: Option<u64>, nproc: Option<u64>, memlock: Option<u64>) -> EngineFacts {
+    fn engine(
+        name: &str,
+        uid: u32,
+        nofile: Option<u64>,
+        nproc: Option<u64>,
+        memlock: Option<u64>,
+    ) -> EngineFacts {
         EngineFacts {
             process: Some(EngineProcess {
                 name: name.into(),

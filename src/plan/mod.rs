@@ -235,7 +235,9 @@ fn plan_user(mode: &UserMode, user: &HostUser, gpu: &GpuPlan, rootless: bool) ->
     match mode {
         UserMode::Root => UserPlan { user: "0:0".into(), account: None, group_add: gpu.group_ids.clone() },
         UserMode::Named(n) => UserPlan { user: n.clone(), account: None, group_add: gpu.group_ids.clone() },
-        UserMode::Host if user.uid == 0 || rootless => UserPlan { user: "0:0".into(), account: None, group_add },
+        UserMode::Host if user.uid == 0 || rootless => {
+            UserPlan { user: "0:0".into(), account: None, group_add }
+        }
         UserMode::Host => UserPlan {
             user: format!("{}:{}", user.uid, user.gid),
             account: Some(Account {

@@ -28,6 +28,8 @@ fn start(dir: &str, user: Option<&str>) -> Service {
     if let Some(u) = user {
         cmd.args(["--user", u]);
     }
+    // The service stops once this test process ends.
+    cmd.args(["--watch", &std::process::id().to_string()]);
     let out = cmd.arg(dir).arg(IMAGE).output().expect("run podman-service.sh");
     assert!(
         out.status.success(),
@@ -136,7 +138,11 @@ fn lifecycle_must_shows(p: &PodmanEnv<'_>, dir: &Path, home_file: &str) {
 
     let refused = env.berth(dir, &["down"]).code(4);
     assert!(refused.stderr.contains(&format!("{home_file} (added)")), "{}", refused.stderr);
-    assert!(!refused.stderr.contains("/etc (changed)"), "Podman's own /etc mounts are no work: {}", refused.stderr);
+    assert!(
+        !refused.stderr.contains("/etc (changed)"),
+        "Podman's own /etc mounts are no work: {}",
+        refused.stderr
+    );
     assert_eq!(p.containers_of(dir), ids, "a refused down changes nothing");
 
     env.berth(dir, &["down", "--force"]).ok();

@@ -3,10 +3,11 @@
 # touches /var/run/docker.sock (the Docker engine the other tests use) nor Podman's own
 # /run/podman/podman.sock. Needs root and Debian's podman, catatonit and runc.
 #
-#   podman-service.sh [--user NAME] DIR [IMAGE...]
+#   podman-service.sh [--user NAME] [--watch PID] DIR [IMAGE...]
 #       start (if DIR/podman.sock does not answer yet), then load each IMAGE from the Docker
 #       engine into Podman's store. With --user: rootless Podman run by NAME (made with
 #       `useradd`, which gives it /etc/subuid and /etc/subgid ranges, if it does not exist).
+#       With --watch: a service this call starts is stopped by its pid once PID exits.
 #   podman-service.sh --stop DIR       stop the service by its pid file
 #
 # Writes DIR/podman.sock, DIR/podman.pid and DIR/podman.log. Idempotent and safe to run from
@@ -24,7 +25,9 @@ if [ "${1:-}" = --stop ]; then
 fi
 user=
 if [ "${1:-}" = --user ]; then user=${2:?usage: podman-service.sh --user NAME DIR [IMAGE...]}; shift 2; fi
-dir=${1:?usage: podman-service.sh [--user NAME] DIR [IMAGE...]}
+watch=
+if [ "${1:-}" = --watch ]; then watch=${2:?usage: podman-service.sh --watch PID DIR [IMAGE...]}; shift 2; fi
+dir=${1:?usage: podman-service.sh [--user NAME] [--watch PID] DIR [IMAGE...]}
 shift
 command -v podman >/dev/null || { echo "podman-service: podman is missing: apt-get install podman catatonit" >&2; exit 1; }
 mkdir -p "$dir"
@@ -47,13 +50,23 @@ exec 9>"$dir/lock"
 flock 9
 if ! answers; then
   rm -f "$sock"
+  # A rootless user's pause process (it holds the user namespace) left by a service that ran
+  # with another runtime folder makes every start fail ("failed to mount runtime directory for
+  # rootless netns"): `system migrate` ends it.
+  [ -z "$user" ] || "${run_as[@]}" podman system migrate >/dev/null 2>&1 || true
   runtime=()
   command -v runc >/dev/null && runtime=(--runtime "$(command -v runc)")
   # setsid: the service outlives the test process that started it; stop it with --stop.
-  setsid "${run_as[@]}" podman "${runtime[@]}" system service --time=0 "unix://$sock" >"$dir/podman.log" 2>&1 </dev/null &
+  # 9>&-: the service must not hold the lock after this script ends.
+  setsid "${run_as[@]}" podman "${runtime[@]}" system service --time=0 "unix://$sock" >"$dir/podman.log" 2>&1 </dev/null 9>&- &
   echo $! >"$dir/podman.pid"
   for _ in $(seq 120); do answers && break; sleep 0.25; done
   answers || { echo "podman-service: the service did not answer:" >&2; tail -n 20 "$dir/podman.log" >&2; exit 1; }
+  if [ -n "$watch" ]; then
+    self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+    setsid bash -c "while kill -0 $watch 2>/dev/null; do sleep 1; done; bash '$self' --stop '$dir'" \
+      >/dev/null 2>&1 </dev/null 9>&- &
+  fi
 fi
 for image in "$@"; do
   # Podman's store is its own: copy the offline test images from the Docker engine.
