@@ -1,7 +1,8 @@
-//! Podman through its Docker-compatible socket (issue 15): the lifecycle must-shows on rootful
-//! and rootless Podman, and `doctor` on each engine. The services are started by
-//! tests/support/podman-service.sh on private sockets (never /var/run/docker.sock) and load the
-//! offline test image into Podman's own store.
+//! The engines shared servers prefer (issue 15): the lifecycle must-shows on rootful and
+//! rootless Podman (through its Docker-compatible socket) and on rootless Docker, and `doctor` on
+//! each. The engines are started by tests/support/podman-service.sh and rootless-docker.sh on
+//! private sockets (never /var/run/docker.sock), stopped by pid when this test process ends, and
+//! get the offline test image loaded into their own stores.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -13,16 +14,23 @@ use crate::support::*;
 /// The user rootless Podman runs as (made by the helper script when missing).
 const ROOTLESS_USER: &str = "berth-rootless";
 
-/// A Podman service and the account it runs as.
+/// An engine started for these tests and the account it runs as.
 struct Service {
     sock: PathBuf,
+    /// Rootless Docker (its CLI is `docker`), else Podman.
+    docker: bool,
     /// `(uid, gid, name)` for rootless Podman; berth runs as that user too.
     user: Option<(u32, u32, String)>,
 }
 
 fn start(dir: &str, user: Option<&str>) -> Service {
+    start_with("podman-service.sh", dir, user)
+}
+
+fn start_with(script: &str, dir: &str, user: Option<&str>) -> Service {
     ensure_image();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/podman-service.sh");
+    let docker = script.ends_with("rootless-docker.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support").join(script);
     let mut cmd = Command::new("bash");
     cmd.arg(script);
     if let Some(u) = user {
@@ -33,7 +41,7 @@ fn start(dir: &str, user: Option<&str>) -> Service {
     let out = cmd.arg(dir).arg(IMAGE).output().expect("run podman-service.sh");
     assert!(
         out.status.success(),
-        "could not start Podman's service (CI installs podman, catatonit and uidmap):\n{}",
+        "could not start the engine (CI installs podman, catatonit, uidmap, rootlesskit):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let user = user.map(|name| {
@@ -43,7 +51,8 @@ fn start(dir: &str, user: Option<&str>) -> Service {
         };
         (id("-u"), id("-g"), name.to_string())
     });
-    Service { sock: Path::new(dir).join("podman.sock"), user }
+    let sock = Path::new(dir).join(if docker { "docker.sock" } else { "podman.sock" });
+    Service { sock, docker, user }
 }
 
 fn rootful() -> &'static Service {
@@ -56,10 +65,33 @@ fn rootless() -> &'static Service {
     S.get_or_init(|| start("/tmp/berth-test-podman-rootless", Some(ROOTLESS_USER)))
 }
 
+fn rootless_docker() -> &'static Service {
+    static S: OnceLock<Service> = OnceLock::new();
+    S.get_or_init(|| start_with("rootless-docker.sh", "/tmp/berth-test-rootless-docker", Some(ROOTLESS_USER)))
+}
+
 impl Service {
+    /// The engine's own CLI, pointed at this service.
     fn podman(&self, args: &[&str]) -> Output {
         let url = format!("unix://{}", self.sock.display());
-        Command::new("podman").args(["--remote", "--url", &url]).args(args).output().expect("run podman")
+        let mut cmd = if self.docker {
+            let mut c = Command::new("docker");
+            c.env("DOCKER_HOST", &url);
+            c
+        } else {
+            let mut c = Command::new("podman");
+            c.args(["--remote", "--url", &url]);
+            c
+        };
+        cmd.args(args).output().expect("run the engine's CLI")
+    }
+
+    fn label_format(&self) -> &'static str {
+        if self.docker {
+            "{{.ID}} {{.Label \"dev.berth.project\"}}"
+        } else {
+            "{{.ID}} {{index .Labels \"dev.berth.project\"}}"
+        }
     }
 
     /// A test world whose berth talks to this service (as its user, for rootless Podman).
@@ -103,7 +135,7 @@ impl Drop for PodmanEnv<'_> {
             "--filter",
             "label=dev.berth.managed=true",
             "--format",
-            "{{.ID}} {{index .Labels \"dev.berth.project\"}}",
+            self.service.label_format(),
         ]);
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             if let Some((id, project)) = line.split_once(' ')
@@ -190,6 +222,45 @@ fn doctor_on_podman_checks_podman_not_docker() {
     assert!(find("rootless").is_none(), "{checks:?}");
 }
 
+/// Rootless engines run `as = "host"` as the container's root, which is the user on the host:
+/// files made in the mounted project stay the user's.
+fn rootless_user_owns_files_made_in_mounts(p: &PodmanEnv<'_>, dir: &Path) {
+    let (uid, _, _) = p.service.user.clone().expect("rootless user");
+    p.env.berth(dir, &["up"]).ok();
+    let id = p.env.berth(dir, &["exec", "--", "id", "-u"]).ok();
+    assert_eq!(id.stdout, "0\n");
+    p.env.berth(dir, &["exec", "--", "sh", "-c", "echo hi > /workspace/made-inside"]).ok();
+    let made = std::fs::metadata(dir.join("made-inside")).expect("file made inside");
+    assert_eq!(made.uid(), uid, "a file made in the mounted project belongs to the user on the host");
+    p.env.berth(dir, &["down", "--force"]).ok();
+}
+
+fn doctor_row(p: &PodmanEnv<'_>, dir: &Path, id: &str) -> Option<serde_json::Value> {
+    let run = p.env.berth(dir, &["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("doctor --json");
+    report["checks"].as_array().expect("checks").iter().find(|c| c["id"] == id).cloned()
+}
+
+#[test]
+fn rootless_docker_runs_the_lifecycle_and_mount_files_stay_the_users() {
+    if !is_root() {
+        eprintln!("skipped: starting rootless Docker for another user needs root");
+        return;
+    }
+    let service = rootless_docker();
+    let p = service.env();
+    let dir = p.env.project("rdlife", "");
+    rootless_user_owns_files_made_in_mounts(&p, &dir);
+    lifecycle_must_shows(&p, &dir, "/root/model.pt");
+    let engine = doctor_row(&p, &dir, "engine").expect("engine row");
+    assert!(engine["detail"].as_str().unwrap_or("").contains("rootless"), "{engine}");
+    let rootless = doctor_row(&p, &dir, "rootless").expect("rootless row");
+    assert!(rootless["detail"].as_str().unwrap_or("").starts_with("rootless Docker"), "{rootless}");
+    let json = doctor_row(&p, &dir, "daemon-json").expect("Docker keeps its daemon.json check");
+    assert!(json["detail"].as_str().unwrap_or("").contains(".config/docker/daemon.json"), "{json}");
+    assert!(doctor_row(&p, &dir, "podman-init").is_none());
+}
+
 /// Whether other users may open /dev/net/tun, which rootless Podman's slirp4netns needs.
 fn tun_open_to_users() -> bool {
     std::fs::metadata("/dev/net/tun").is_ok_and(|m| m.mode() & 0o006 == 0o006)
@@ -213,20 +284,11 @@ fn rootless_podman_runs_the_lifecycle_and_mount_files_stay_the_users() {
         eprintln!("rootless Podman has no network here (/dev/net/tun is not open to users)");
         return;
     }
-    let (uid, _, _) = service.user.clone().expect("rootless user");
-    // `as = "host"` (the default) runs as the container's root, which is the user on the host.
-    p.env.berth(&dir, &["up"]).ok();
-    let id = p.env.berth(&dir, &["exec", "--", "id", "-u"]).ok();
-    assert_eq!(id.stdout, "0\n");
-    p.env.berth(&dir, &["exec", "--", "sh", "-c", "echo hi > /workspace/made-inside"]).ok();
-    let made = std::fs::metadata(dir.join("made-inside")).expect("file made inside");
-    assert_eq!(made.uid(), uid, "a file made in the mounted project belongs to the user on the host");
-    p.env.berth(&dir, &["down", "--force"]).ok();
+    rootless_user_owns_files_made_in_mounts(&p, &dir);
     lifecycle_must_shows(&p, &dir, "/root/model.pt");
 
-    let run = p.env.berth(&dir, &["doctor", "--json"]);
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("doctor --json");
-    let checks = report["checks"].as_array().expect("checks");
-    let rootless = checks.iter().find(|c| c["id"] == "rootless").expect("rootless row");
+    let rootless = doctor_row(&p, &dir, "rootless").expect("rootless row");
+    assert!(rootless["detail"].as_str().unwrap_or("").starts_with("rootless Podman"), "{rootless}");
     assert!(rootless["detail"].as_str().unwrap_or("").contains("as = \"host\""), "{rootless}");
+    assert!(doctor_row(&p, &dir, "daemon-json").is_none());
 }
