@@ -19,7 +19,9 @@ set -euo pipefail
 
 if [ "${1:-}" = --stop ]; then
   dir=${2:?usage: podman-service.sh --stop DIR}
-  [ -f "$dir/podman.pid" ] && kill "$(cat "$dir/podman.pid")" 2>/dev/null || true
+  # Its process group: rootless Podman re-executes itself inside a user namespace, and that
+  # child outlives a signal to the parent alone (setsid made the parent the group's leader).
+  [ -f "$dir/podman.pid" ] && kill -- "-$(cat "$dir/podman.pid")" 2>/dev/null || true
   rm -f "$dir/podman.pid" "$dir/podman.sock"
   exit 0
 fi
