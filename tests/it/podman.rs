@@ -292,3 +292,20 @@ fn rootless_podman_runs_the_lifecycle_and_mount_files_stay_the_users() {
     assert!(rootless["detail"].as_str().unwrap_or("").contains("as = \"host\""), "{rootless}");
     assert!(doctor_row(&p, &dir, "daemon-json").is_none());
 }
+
+#[test]
+fn pack_and_unpack_work_on_podman() {
+    let service = rootful();
+    let p = service.env();
+    let dir = p.env.project("podpack", "");
+    let tar = p.env.root.path().join("env.tar");
+    p.env.berth(&dir, &["pack", "-o", tar.to_str().expect("utf-8 path")]).ok();
+    let target = p.env.root.path().join("unpacked");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    let unpacked = p.env.berth(&target, &["unpack", tar.to_str().expect("utf-8 path")]).ok();
+    assert!(unpacked.stderr.contains("every checksum verified"), "{}", unpacked.stderr);
+    let project = target.join("podpack");
+    p.env.berth(&project, &["up"]).ok();
+    assert_eq!(p.env.berth(&project, &["exec", "--", "echo", "ok"]).ok().stdout, "ok\n");
+    p.env.berth(&project, &["down", "--force"]).ok();
+}
