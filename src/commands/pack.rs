@@ -56,6 +56,12 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
     let pinned = pinned::pin(&original, &project.spec.name, &facts.id, &reference)?;
     let folder = target.parent().unwrap_or(Path::new("."));
     let file_name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // Ctrl-C, a closed terminal or an ssh session gone (SIGHUP), or a kill (SIGTERM): handled from
+    // before the partial file exists (`ctrl_c()` would only listen once first polled), and the
+    // partial file is removed when `temp_path` drops, so nothing is left behind.
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let temp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}."))
         .suffix(".partial")
@@ -91,13 +97,9 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
         let (_, done) = tokio::join!(feed, work);
         done.context("the packing thread failed")?
     };
-    // Ctrl-C, a closed terminal or an ssh session gone (SIGHUP), or a kill (SIGTERM): the
-    // partial file is removed when `temp_path` drops, so nothing is left behind.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let interrupted = async {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
             _ = hup.recv() => {}
         }

@@ -123,6 +123,66 @@ fn rootless_nvidia(k: &KindFacts) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::facts::EngineFacts;
+
+    use crate::doctor::facts::EngineState;
+    use crate::doctor::{Status, collect, diagnose};
+
+    fn on(tree: &str, edit: impl FnOnce(&mut EngineFacts, &mut KindFacts)) -> Vec<Check> {
+        let root = HostRoot::at(format!("{}/tests/hosts/{tree}", env!("CARGO_MANIFEST_DIR")));
+        let mut f = collect::recorded(&root);
+        if let EngineState::Reachable(e) = &mut f.engine {
+            edit(e, &mut f.kind);
+        }
+        diagnose(&f)
+    }
+
+    fn row<'a>(checks: &'a [Check], id: &str) -> Option<&'a Check> {
+        checks.iter().find(|c| c.id == id)
+    }
+
+    #[test]
+    fn podman_without_catatonit_fails_doctor_and_gets_no_daemon_json_warning() {
+        // Issue 15: doctor was all green on Podman but for a daemon.json warning, and `up` failed
+        // with "container-init binary not found".
+        let checks = on("none", |e, k| {
+            e.product = "Podman".into();
+            k.podman_init = PODMAN_INIT.into();
+            k.podman_init_present = false;
+        });
+        assert!(row(&checks, "daemon-json").is_none(), "{checks:?}");
+        let init = row(&checks, "podman-init").expect("podman-init row");
+        assert_eq!(init.status, Status::Fail);
+        assert!(init.fix.as_deref().unwrap_or("").contains("apt-get install catatonit"), "{init:?}");
+        assert!(row(&checks, "rootless").is_none());
+    }
+
+    #[test]
+    fn docker_rows_stay_docker_rows() {
+        let checks = on("none", |_, _| {});
+        assert!(row(&checks, "daemon-json").is_some());
+        assert!(row(&checks, "podman-init").is_none() && row(&checks, "rootless").is_none());
+    }
+
+    #[test]
+    fn rootless_engines_explain_as_host_and_need_subuid_and_no_cgroups_for_nvidia() {
+        let checks = on("nvidia-2", |e, k| {
+            e.rootless = true;
+            k.subuid = true;
+        });
+        let rootless = row(&checks, "rootless").expect("rootless row");
+        assert_eq!(rootless.status, Status::Ok);
+        assert!(rootless.detail.starts_with("rootless Docker") && rootless.detail.contains("as = \"host\""));
+        assert_eq!(row(&checks, "rootless-gpu").map(|c| c.status), Some(Status::Fail));
+        let checks = on("nvidia-2", |e, k| {
+            e.product = "Podman".into();
+            e.rootless = true;
+            k.subuid = false;
+            k.podman_init_present = true;
+        });
+        assert_eq!(row(&checks, "rootless").map(|c| c.status), Some(Status::Fail));
+        assert!(row(&checks, "rootless-gpu").is_none(), "rootless Podman reaches GPUs through CDI");
+    }
 
     #[test]
     fn containers_conf_settings_are_read() {
