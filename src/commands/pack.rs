@@ -60,6 +60,12 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
     let folder = target.parent().unwrap_or(Path::new("."));
     let file_name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     remove_stale_partials(folder, &file_name);
+    // Ctrl-C, a closed terminal or an ssh session gone (SIGHUP), or a kill (SIGTERM): handled from
+    // before the partial file exists (`ctrl_c()` would only listen once first polled), and the
+    // partial file is removed when `temp_path` drops, so nothing is left behind.
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let temp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}."))
         .suffix(".partial")
@@ -98,13 +104,9 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
         let (_, done) = tokio::join!(feed, work);
         done.context("the packing thread failed")?
     };
-    // Ctrl-C, a closed terminal or an ssh session gone (SIGHUP), or a kill (SIGTERM): the
-    // partial file is removed when `temp_path` drops, so nothing is left behind.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let interrupted = async {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
             _ = hup.recv() => {}
         }

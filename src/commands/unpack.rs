@@ -109,7 +109,12 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
         }
     }
     let layers = &peeked.header.image.layers;
-    let held: BTreeSet<String> = engine.all_image_layers().await?.iter().flat_map(|l| chain_ids(l)).collect();
+    // Podman's load needs every layer file the archive's manifest names, present or not.
+    let held: BTreeSet<String> = if engine.facts().await?.is_podman() {
+        BTreeSet::new()
+    } else {
+        engine.all_image_layers().await?.iter().flat_map(|l| chain_ids(l)).collect()
+    };
     let skip: BTreeSet<usize> =
         chain_ids(layers).iter().enumerate().filter(|(_, c)| held.contains(*c)).map(|(i, _)| i).collect();
     if skip.is_empty() {

@@ -121,7 +121,12 @@ async fn plan_with(
     // Engine facts only change NVIDIA plans (CDI); skipping /info keeps a no-op `up` fast.
     let wants_nvidia = spec.gpu.vendor == VendorChoice::Nvidia
         || (spec.gpu.vendor == VendorChoice::Auto && host.gpus_of(Vendor::Nvidia).next().is_some());
-    let facts = if wants_nvidia { engine.facts().await? } else { EngineFacts::default() };
+    // The engine's process (no API call) tells Podman apart and the limits it can apply.
+    let facts = if wants_nvidia {
+        engine.facts().await?
+    } else {
+        EngineFacts { process: engine::kind::probe(&engine.endpoint), ..Default::default() }
+    };
     let busy =
         if matches!(spec.gpu.devices, DeviceSelection::Count(_)) && spec.gpu.vendor != VendorChoice::None {
             engine.busy_gpus(existing.and_then(|c| c.id.as_deref())).await?
@@ -646,6 +651,10 @@ fn create_failed(engine: &Engine, plan: &ContainerPlan, e: BollardError) -> anyh
 
 fn start_failed(plan: &ContainerPlan, e: anyhow::Error) -> anyhow::Error {
     let text = format!("{e:#}");
+    // Causes berth knows the fix for (Podman without catatonit or /dev/net/tun) keep that fix.
+    if let Some((_, fix)) = engine::kind::known_refusal(&text) {
+        return fail(Code::Failure, format!("could not start {}: {text}", plan.name), fix);
+    }
     let hint = if text.contains("could not select device driver") {
         "the engine cannot hand out NVIDIA GPUs: install the NVIDIA Container Toolkit and restart \
          Docker (`berth doctor` checks this), then run `berth up` again"

@@ -126,6 +126,7 @@ fn common(
         wsl_kernel: root
             .read_line("/proc/sys/kernel/osrelease")
             .is_some_and(|r| r.to_lowercase().contains("microsoft")),
+        kind: super::engine_kind::gather(root, &user),
         user,
         host,
     }

@@ -13,7 +13,14 @@ const DISK_FAIL: u64 = 5 << 30;
 const DISK_WARN: u64 = 30 << 30;
 
 pub fn all(f: &DoctorFacts) -> Vec<Check> {
-    vec![engine(f), socket(f), daemon_json(f), disk(f), cgroups(f)]
+    let mut checks = vec![engine(f), socket(f)];
+    checks.extend(super::engine_kind::checks(f));
+    // Podman has no daemon.json (its settings live in containers.conf).
+    if !f.engine.facts().is_some_and(|e| e.is_podman()) {
+        checks.push(daemon_json(f));
+    }
+    checks.extend([disk(f), cgroups(f)]);
+    checks
 }
 
 fn engine(f: &DoctorFacts) -> Check {
@@ -24,7 +31,8 @@ fn engine(f: &DoctorFacts) -> Check {
             return Check::fail("engine", message.clone(), fix);
         }
     };
-    let mode = if e.rootless { "rootless" } else { "rootful" };
+    let rootless = crate::engine::kind::EngineKind::of(e).is_rootless();
+    let mode = if rootless { "rootless" } else { "rootful" };
     let desktop = if is_desktop(f) { " (Docker Desktop)" } else { "" };
     let detail = format!(
         "{} {}{desktop}, API {}, {mode}, at {}",

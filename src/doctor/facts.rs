@@ -34,6 +34,8 @@ pub struct DoctorFacts {
     pub nvidia_hook: bool,
     /// The kernel is WSL's (`/proc/sys/kernel/osrelease` names Microsoft).
     pub wsl_kernel: bool,
+    /// What the engine-specific checks read (Podman's init, /etc/subuid, ...).
+    pub kind: super::engine_kind::KindFacts,
 }
 
 #[derive(Debug, Clone)]

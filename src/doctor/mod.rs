@@ -9,6 +9,7 @@ mod amd_checks;
 mod cdi;
 pub mod collect;
 mod engine_checks;
+pub mod engine_kind;
 pub mod facts;
 mod gpu_checks;
 

@@ -105,6 +105,11 @@ fn is_noise(path: &str, mount_targets: &[String]) -> bool {
     if path.split('/').any(|part| NOISE_NAMES.contains(&part)) || path.ends_with(".pyc") {
         return true;
     }
+    // The folders holding files the engine manages: Podman reports a bare `C /etc` for the
+    // /etc/hosts, /etc/resolv.conf and /etc/hostname it mounts, without the files themselves.
+    if NOISE_FILES.iter().any(|f| under(f, path)) {
+        return true;
+    }
     // Mount points and the folders the engine created to hold them.
     mount_targets.iter().any(|t| under(t, path) || under(path, t))
 }
@@ -183,6 +188,15 @@ mod tests {
         let mounts = vec!["/workspace".to_string(), "/data/set".to_string()];
         let sig = significant(&changes, &mounts);
         assert_eq!(sig, Vec::<Change>::new());
+    }
+
+    #[test]
+    fn podmans_bare_etc_change_on_an_untouched_container_is_not_work() {
+        // `podman diff` of a fresh container: only `C /etc` (its mounted hosts/resolv.conf).
+        assert_eq!(significant(&raw(&[("/etc", 0)]), &[]), Vec::<Change>::new());
+        // A file a user added there still counts.
+        let sig = significant(&raw(&[("/etc", 0), ("/etc/myconf", 1)]), &[]);
+        assert_eq!(sig, vec![Change { path: "/etc/myconf".into(), kind: Kind::Added }]);
     }
 
     #[test]

@@ -32,11 +32,16 @@ pub struct EngineFacts {
     pub operating_system: String,
     /// The engine host's kernel (`...-microsoft-standard-WSL2`, `...-linuxkit`).
     pub kernel_version: String,
+    /// The engine's own process, for a local engine (`kind::probe`): what it is and the hard
+    /// limits it can hand to containers. Not part of `/info`; absent in recorded engines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<super::kind::EngineProcess>,
 }
 
 impl EngineFacts {
     pub fn is_podman(&self) -> bool {
         self.product.eq_ignore_ascii_case("podman")
+            || self.process.as_ref().is_some_and(|p| p.name == "podman")
     }
 
     /// Whether the engine resolves CDI device names for `vendor` (`nvidia.com`, `amd.com`).
@@ -91,6 +96,7 @@ pub fn from_engine(
         live_restore: info.live_restore_enabled.unwrap_or(false),
         operating_system: info.operating_system.clone().unwrap_or_default(),
         kernel_version: info.kernel_version.clone().unwrap_or_default(),
+        process: None,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod facts;
 pub mod images;
 mod inventory;
+pub mod kind;
 mod ssh;
 mod transfer;
 
@@ -68,7 +69,9 @@ impl Engine {
     pub async fn facts(&self) -> anyhow::Result<EngineFacts> {
         let info = self.docker.info().await.map_err(|e| explain(e, &self.endpoint))?;
         let version = self.docker.version().await.map_err(|e| explain(e, &self.endpoint))?;
-        Ok(facts::from_engine(&info, &version, &self.docker.client_version().to_string()))
+        let mut facts = facts::from_engine(&info, &version, &self.docker.client_version().to_string());
+        facts.process = kind::probe(&self.endpoint);
+        Ok(facts)
     }
 
     /// Inspect a container by name or id; `None` when it does not exist.
@@ -182,6 +185,9 @@ pub fn explain(err: BollardError, endpoint: &Endpoint) -> anyhow::Error {
                 format!("{endpoint} answered HTTP {status_code} without an engine's error message"),
                 "check that DOCKER_HOST (or the Docker context) points at a Docker or Podman engine",
             );
+        }
+        if let Some((what, fix)) = kind::known_refusal(message) {
+            return fail(Code::Failure, what, fix);
         }
         return fail(
             Code::Failure,

@@ -11,6 +11,7 @@ mod gpu;
 mod identity;
 pub mod limits;
 pub mod portable;
+mod ulimits;
 
 pub use account::{setup_script, sh_quote};
 pub use gpu::{BusyGpus, DeviceRequestPlan, GpuMode, GpuPlan, SelectedGpu};
@@ -168,7 +169,9 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
         inputs.busy,
         inputs.prefer,
     )?;
-    let user = plan_user(&spec.user, inputs.user, &gpu);
+    // A rootless engine maps the container's root to the host user: `as = "host"` is root there.
+    let rootless = crate::engine::kind::EngineKind::of(inputs.engine).is_rootless();
+    let user = plan_user(&spec.user, inputs.user, &gpu, rootless);
     let mut env = portable::env(spec);
     let host_env = portable::host_env(spec);
     if let Some(acct) = &user.account {
@@ -189,6 +192,7 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
         ulimits.insert("memlock".to_string(), -1);
         ulimits.insert("stack".to_string(), 67_108_864);
     }
+    ulimits::fit_engine(&mut ulimits, inputs.engine);
     ulimits.extend(spec.run.ulimits.clone());
 
     let mut plan = ContainerPlan {
@@ -228,7 +232,10 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
     Ok(plan)
 }
 
-fn plan_user(mode: &UserMode, user: &HostUser, gpu: &GpuPlan) -> UserPlan {
+/// The container's user. On a rootless engine the container's uid 0 is the host user and any
+/// other uid a subordinate one, so `as = "host"` runs as uid 0: files in mounts stay the
+/// host user's on both sides.
+fn plan_user(mode: &UserMode, user: &HostUser, gpu: &GpuPlan, rootless: bool) -> UserPlan {
     let group_add = gpu.group_ids.iter().copied().filter(|g| *g != user.gid).collect();
     match mode {
         UserMode::Root => UserPlan { user: "0:0".into(), account: None, group_add: gpu.group_ids.clone() },
@@ -241,7 +248,9 @@ fn plan_user(mode: &UserMode, user: &HostUser, gpu: &GpuPlan) -> UserPlan {
             group_add.dedup();
             UserPlan { user: n.clone(), account: None, group_add }
         }
-        UserMode::Host if user.uid == 0 => UserPlan { user: "0:0".into(), account: None, group_add },
+        UserMode::Host if user.uid == 0 || rootless => {
+            UserPlan { user: "0:0".into(), account: None, group_add }
+        }
         UserMode::Host => UserPlan {
             user: format!("{}:{}", user.uid, user.gid),
             account: Some(Account {

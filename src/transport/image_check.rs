@@ -5,8 +5,8 @@
 //! tags the engine applies, must name that config and exactly the header's tags. The header
 //! itself is checked against the pack's manifest at the end, and the load is held back until then.
 //!
-//! Layouts: the legacy one (Docker before 25: `<v1 id>/layer.tar`, recognised through `Layout`)
-//! and the OCI one (`blobs/sha256/<digest>`). With the containerd image store the layer blobs are
+//! Layouts: the legacy one (Docker before 25: `<v1 id>/layer.tar`, recognised through `Layout`),
+//! Podman's docker-archive (`<diff id>.tar` at the top) and the OCI one (`blobs/sha256/<digest>`). With the containerd image store the layer blobs are
 //! compressed, so their names are not diff ids: such a blob must hash to its name and be a layer
 //! `manifest.json` lists, and the engine checks the diff ids as it unpacks them.
 
@@ -102,8 +102,15 @@ impl ImageCheck {
         let parts: Vec<&str> = path.split('/').collect();
         let role = match (parts.as_slice(), kind) {
             (["manifest.json" | "repositories" | "index.json" | "oci-layout"], "file") => Role::Small(META),
-            ([name], "file") => match name.strip_suffix(".json") {
-                Some(hex) if hex == self.id_hex => Role::Small(CONFIG),
+            ([name], "file") => match (name.strip_suffix(".json"), name.strip_suffix(".tar")) {
+                (Some(hex), _) if hex == self.id_hex => Role::Small(CONFIG),
+                // Podman's docker-archive: each layer at the top, named by its diff id.
+                (_, Some(hex)) if is_hex64(hex) => {
+                    match self.layers.iter().position(|l| l.trim_start_matches("sha256:") == hex) {
+                        Some(i) => Role::Layer(i),
+                        None => return Err(format!("image/{path}, a layer that is not one of the header's")),
+                    }
+                }
                 _ => return Err(unknown()),
             },
             ([folder], "dir") if is_hex64(folder) => Role::Folder,
@@ -120,8 +127,15 @@ impl ImageCheck {
                     .layout
                     .layer_of(path)
                     .zip(target.strip_prefix("../").and_then(|t| self.layout.layer_of(t)));
+                // Podman links its legacy folders to the top-level `<diff id>.tar` of the layer.
+                let podman = target
+                    .strip_prefix("../")
+                    .and_then(|t| t.strip_suffix(".tar"))
+                    .and_then(|hex| self.layers.iter().position(|l| l.trim_start_matches("sha256:") == hex))
+                    .filter(|&i| self.layout.layer_of(path).is_none_or(|a| self.layers[a] == self.layers[i]));
                 match same {
                     Some((a, b)) if self.layers[a] == self.layers[b] => Role::Link,
+                    _ if podman.is_some() => Role::Link,
                     _ => {
                         return Err(format!(
                             "image/{path}, a link to {target:?}, which is not the same layer"

@@ -322,3 +322,41 @@ fn a_blob_that_does_not_hash_to_its_name_is_refused() {
     let err = verified.expect_err("a blob under another name");
     assert!(err.to_string().contains("does not hash to its name") && aborted, "{err}");
 }
+
+/// Podman's `save` (docker-archive): the config as `<id>.json` and each layer as `<diff id>.tar`
+/// at the top of the tar.
+fn podman_save(layer: &[u8], layer_name: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut file = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, path, data).expect("member");
+    };
+    let config_hex = config_id().trim_start_matches("sha256:").to_string();
+    file(&format!("{layer_name}.tar"), layer);
+    file(&format!("{config_hex}.json"), config().as_bytes());
+    let manifest =
+        format!(r#"[{{"Config":"{config_hex}.json","RepoTags":["t:1"],"Layers":["{layer_name}.tar"]}}]"#);
+    file("manifest.json", manifest.as_bytes());
+    b.into_inner().expect("tar")
+}
+
+#[test]
+fn a_pack_of_a_podman_image_loads_and_its_layers_are_checked() {
+    let diff_id = layer_digest().trim_start_matches("sha256:").to_string();
+    let (pack, _) = pack_of(podman_save(&layer_data(), &diff_id), image());
+    let (verified, _, aborted) = unpack_bytes(pack);
+    assert!(verified.is_ok() && !aborted, "{:?}", verified.err());
+
+    let mut swapped = layer_data();
+    swapped[10] ^= 1;
+    let (pack, _) = pack_of(podman_save(&swapped, &diff_id), image());
+    let (verified, _, aborted) = unpack_bytes(pack);
+    let err = verified.expect_err("a swapped layer");
+    assert!(err.to_string().contains("damaged, or swapped") && aborted, "{err}");
+
+    let (pack, _) = pack_of(podman_save(&layer_data(), &"ab".repeat(32)), image());
+    let (verified, _, _) = unpack_bytes(pack);
+    assert!(verified.expect_err("a layer not in the header").to_string().contains("not one of the header's"));
+}

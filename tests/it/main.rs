@@ -22,6 +22,7 @@ mod lifecycle;
 mod malformed;
 mod ownership;
 mod pack;
+mod podman;
 mod push;
 mod seeds_gpu;
 mod ship;
