@@ -107,6 +107,35 @@ fn a_symlink_out_of_the_project_is_mounted_read_only_and_outside_build_inputs_ar
     assert!(env.containers_of(&dir).is_empty() && !dir.join(".berth").exists());
 }
 
+/// A link planted in the project (by the environment itself, which can write there) turns a
+/// mount inside the project into one of a host folder: that is access beyond the project, named
+/// by `up` and `status` like the same folder written directly, and named again when the link moves.
+#[test]
+fn a_mount_through_a_symlink_planted_in_the_project_is_listed_as_access_outside_it() {
+    let env = TestEnv::new();
+    let outside = env.root.path().join("elsewhere");
+    let other = env.root.path().join("other");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let dir = env.project("planted", "mounts = [\".:/workspace\", \"./d:/w2\"]");
+    env.berth(&dir, &["up"]).ok();
+    let json = |dir: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&env.berth(dir, &["status", "--json"]).ok().stdout).unwrap()
+    };
+    let access = json(&dir)["access"].to_string();
+    assert!(!access.contains("./d:/w2"), "a folder inside the project is no access: {access}");
+    std::fs::remove_dir(dir.join("d")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("d")).unwrap();
+    let access = json(&dir)["access"].to_string();
+    assert!(access.contains("./d:/w2") && access.contains(outside.to_str().unwrap()), "{access}");
+    let up = env.berth(&dir, &["up", "--recreate"]).ok();
+    assert!(up.stderr.contains(outside.to_str().unwrap()), "up did not name it: {}", up.stderr);
+    std::fs::remove_file(dir.join("d")).unwrap();
+    std::os::unix::fs::symlink(&other, dir.join("d")).unwrap();
+    let up = env.berth(&dir, &["up", "--recreate"]).ok();
+    assert!(up.stderr.contains(other.to_str().unwrap()), "a moved link is a changed setting: {}", up.stderr);
+}
+
 #[test]
 fn the_hugging_face_login_token_stays_out_of_the_environment_and_status_names_writable_folders() {
     let env = TestEnv::new();
