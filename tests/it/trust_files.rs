@@ -306,3 +306,34 @@ fn an_old_open_state_folder_is_tightened_and_a_forged_job_is_reported_not_truste
     let kill = env.berth(&dir, &["kill", "forged"]).code(4);
     assert!(kill.stderr.contains("not trusted"), "{}", kill.stderr);
 }
+
+/// On a server whose users share one primary group (`users`), the owner's group is no private
+/// channel to an image user: berth's folders stay the owner's alone and a job as an image user
+/// is refused, saying why, instead of opening its log and record to every colleague.
+#[test]
+fn a_job_as_an_image_user_is_refused_when_the_owners_primary_group_is_shared_with_colleagues() {
+    if !is_root() {
+        eprintln!("skipped: switching to other uids needs root");
+        return;
+    }
+    // A primary group another (non-root) account of this host has too.
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let Some((colleague, gid)) = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        let uid: u32 = f.get(2)?.parse().ok()?;
+        (uid != 0).then_some((f[0].to_string(), f.get(3)?.parse::<u32>().ok()?))
+    }) else {
+        eprintln!("skipped: no other account in /etc/passwd");
+        return;
+    };
+    let mut env = TestEnv::new();
+    env.as_user = Some((4266, gid, "erin".into()));
+    chown_tree(env.root.path(), 4266, gid);
+    let dir = env.project("sharedgroup", "[user]\nas = \"nobody\"\n");
+    env.berth(&dir, &["up"]).ok();
+    let state = dir.join(".berth");
+    assert_eq!(mode(&state) & 0o077, 0, ".berth is open to the shared group: {:o}", mode(&state));
+    let refused = env.berth(&dir, &["run", "--name", "leak", "--", "sh", "-c", "echo hi"]).code(4);
+    assert!(refused.stderr.contains(&colleague) && refused.stderr.contains("sg GROUP"), "{}", refused.stderr);
+    assert!(!state.join("jobs/leak").exists(), "a job folder was made");
+}
