@@ -74,6 +74,9 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
         None => next_name(&project, &cmd),
     };
     let dir = jobs::jobs_dir(&project.spec.project_dir).join(&name);
+    if let Some(refusal) = jobs::private::shared_group_refusal(&project.spec.user, &project.user) {
+        return Err(refusal);
+    }
     let sharing = jobs::private::Sharing::of(&project.spec.user, &project.user);
     // Made exclusively: of two `run --name x` at once, exactly one gets the folder. A folder
     // with nothing recorded in it is what a `berth run` killed before it recorded its job leaves

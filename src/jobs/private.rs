@@ -31,10 +31,14 @@ pub enum Sharing {
 }
 
 impl Sharing {
+    /// The owner's primary group opens berth's folders only when it is the owner's own: on a
+    /// server whose users share one primary group (`users`, `staff`), opening the folders to it
+    /// would open every job log and record to every colleague. Then berth keeps them to the
+    /// owner, and `run` refuses jobs as an image user ([`shared_group_refusal`]).
     pub fn of(mode: &UserMode, user: &HostUser) -> Sharing {
         match mode {
-            UserMode::Named(_) => Sharing::Group(user.gid),
-            UserMode::Host | UserMode::Root => Sharing::Owner,
+            UserMode::Named(_) if group_sharers(user).is_empty() => Sharing::Group(user.gid),
+            UserMode::Named(_) | UserMode::Host | UserMode::Root => Sharing::Owner,
         }
     }
 
@@ -67,6 +71,66 @@ impl Sharing {
         }
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
     }
+}
+
+/// Other (non-root) users who share `user`'s primary group, by the host's `/etc/passwd` (their
+/// primary group) and `/etc/group` (its members).
+pub fn group_sharers(user: &HostUser) -> Vec<String> {
+    let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
+    sharers(user.gid, user.uid, &user.name, &read("/etc/passwd"), &read("/etc/group"))
+}
+
+fn sharers(gid: u32, uid: u32, name: &str, passwd: &str, group: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in passwd.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        let (Some(n), Some(Ok(u)), Some(Ok(g))) =
+            (f.first(), f.get(2).map(|x| x.parse::<u32>()), f.get(3).map(|x| x.parse::<u32>()))
+        else {
+            continue;
+        };
+        if g == gid && u != uid && u != 0 && *n != name {
+            out.push(n.to_string());
+        }
+    }
+    for line in group.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(gid) {
+            continue;
+        }
+        let members = f.get(3).copied().unwrap_or_default().split(',').map(str::trim);
+        out.extend(members.filter(|m| !m.is_empty() && *m != name && *m != "root").map(str::to_string));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Why a job cannot run as the image user `image_user` when berth's folders must stay the
+/// owner's alone (their primary group is shared), or `None` when it can.
+pub fn shared_group_refusal(mode: &UserMode, user: &HostUser) -> Option<anyhow::Error> {
+    let UserMode::Named(image_user) = mode else { return None };
+    let others = group_sharers(user);
+    if others.is_empty() {
+        return None;
+    }
+    let shown: Vec<&str> = others.iter().take(5).map(String::as_str).collect();
+    let more = if others.len() > shown.len() {
+        format!(" and {} more", others.len() - shown.len())
+    } else {
+        String::new()
+    };
+    Some(crate::error::fail(
+        crate::error::Code::Refused,
+        format!(
+            "a job as the image user {image_user} writes its log through your primary group (gid {}), \
+             which other users share ({}{more}): they could read the log and rewrite the job's record; nothing was started",
+            user.gid,
+            shown.join(", ")
+        ),
+        "run berth with a group of your own (`sg GROUP -c 'berth run ...'`, a group no one else is in), \
+         or run jobs as yourself: `[user] as = \"host\"`",
+    ))
 }
 
 /// `<project>/.berth`, created or tightened to what `sharing` allows.
@@ -223,6 +287,21 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         fs::metadata(p).expect("meta").mode() & 0o7777
+    }
+
+    #[test]
+    fn a_primary_group_other_users_share_is_never_opened_to() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nalice:x:1001:100::/home/alice:/bin/sh\n\
+                      bob:x:1002:100::/home/bob:/bin/sh\ncarol:x:1003:1003::/home/carol:/bin/sh\n";
+        let group = "root:x:0:\nusers:x:100:\ncarol:x:1003:\ndave:x:1004:dave,carol\nlab:x:1005:alice,erin\n";
+        assert_eq!(sharers(100, 1001, "alice", passwd, group), vec!["bob".to_string()]);
+        assert_eq!(sharers(1003, 1003, "carol", passwd, group), Vec::<String>::new(), "a group of one's own");
+        assert_eq!(sharers(1005, 1001, "alice", passwd, group), vec!["erin".to_string()]);
+        assert_eq!(
+            sharers(0, 1001, "alice", passwd, group),
+            Vec::<String>::new(),
+            "root reads everything anyway"
+        );
     }
 
     #[test]

@@ -54,15 +54,16 @@ pub fn widening(spec: &Spec) -> Vec<Widening> {
     let mut out = run_widening(&spec.run);
     let mut push = |setting: String, effect: String, hold: Hold| out.push(Widening { setting, effect, hold });
     for m in &spec.mounts {
-        if !m.source.starts_with(&spec.project_dir) {
+        // Decided on what the engine mounts, after symlinks: `./data -> /etc` is outside, and
+        // pointing the link elsewhere is a changed setting (named again by `up`).
+        if !crate::spec::inside(&m.source, &spec.project_dir) {
             let how = if m.read_only { "read-only" } else { "read-write" };
+            let real = crate::spec::real_path(&m.source);
+            let link =
+                if real == m.source { String::new() } else { format!(" (a link to {})", real.display()) };
             push(
-                format!("mounts = [{}]", quoted(&m.raw)),
-                format!(
-                    "the host folder {} ({how}) at {}: outside the project",
-                    m.source.display(),
-                    m.target
-                ),
+                format!("mounts = [{}]{}", quoted(&m.raw), escaped(&link)),
+                format!("the host folder {} ({how}) at {}: outside the project", real.display(), m.target),
                 Hold::Mount(m.raw.clone()),
             );
         }

@@ -11,7 +11,7 @@ pub mod size;
 
 pub use error::SpecError;
 pub use find::{FILE_NAME, find};
-pub use parse::{load, load_existing, parse_portable, parse_str};
+pub use parse::{inside, load, load_existing, parse_portable, parse_str, real_path};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -26,6 +26,7 @@ mod hardware;
 mod image;
 mod loose;
 mod mounts;
+pub use mounts::{inside, real_path};
 mod ports;
 #[cfg(test)]
 mod proptests;

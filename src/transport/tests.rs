@@ -120,8 +120,26 @@ fn unpack_skipping(
     pack: Vec<u8>,
     skip: BTreeSet<usize>,
 ) -> (Result<unpack::Verified, Damage>, Vec<u8>, bool) {
+    // What `unpack` checked before streaming: the start of this very file, or (a file too
+    // damaged to peek) that of the good pack.
+    let expect = peek_bytes(&pack).or_else(|_| peek_bytes(&make_pack())).expect("peek");
+    unpack_expecting(pack, skip, expect)
+}
+
+fn peek_bytes(pack: &[u8]) -> Result<unpack::Peeked, Damage> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("p.tar.zst");
+    std::fs::write(&file, pack).expect("write");
+    unpack::peek(&file)
+}
+
+fn unpack_expecting(
+    pack: Vec<u8>,
+    skip: BTreeSet<usize>,
+    expect: unpack::Peeked,
+) -> (Result<unpack::Verified, Damage>, Vec<u8>, bool) {
     let (sink, body) = bridge::writer(HOLD_BACK);
-    let worker = std::thread::spawn(move || unpack::stream(Cursor::new(pack), sink, &skip));
+    let worker = std::thread::spawn(move || unpack::stream(Cursor::new(pack), sink, &skip, &expect));
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let (received, aborted) = rt.block_on(async {
         let mut body = std::pin::pin!(body);
@@ -252,6 +270,27 @@ fn hostile_packs_with_consistent_checksums_are_refused_before_the_engine_keeps_a
         let (_, complete, _) = unpack_bytes(make_pack());
         assert!(received.len() + HOLD_BACK <= complete.len() + 4096 + 1, "{what}: the tail was sent");
     }
+}
+
+/// The pack is checked (its tags against the engine, `--expect`, its berth.toml) from its start,
+/// then read again to stream it: a file rewritten in between (one in a folder another user can
+/// write) must not load what was never checked.
+#[test]
+fn a_pack_rewritten_between_the_check_and_the_load_is_refused_before_its_tail_is_sent() {
+    let checked = peek_bytes(&make_pack()).expect("peek");
+    let mut other = image();
+    other.tags = vec!["victim:1".into()];
+    let (retagged, _) = pack_of(save_tar(), other);
+    let (verified, _, aborted) = unpack_expecting(retagged, BTreeSet::new(), checked.clone());
+    assert!(matches!(verified, Err(Damage::Mismatch(ref m)) if m.contains("header")), "{verified:?}");
+    assert!(aborted, "the engine got the whole tar");
+
+    let (rewritten, _) =
+        pack::write(Cursor::new(save_tar()), Vec::new(), "name = \"demo\"\n[run]\n", "demo", image())
+            .expect("pack");
+    let (verified, _, aborted) = unpack_expecting(rewritten, BTreeSet::new(), checked);
+    assert!(matches!(verified, Err(Damage::Mismatch(ref m)) if m.contains("berth.toml")), "{verified:?}");
+    assert!(aborted, "the engine got the whole tar");
 }
 
 #[test]

@@ -185,12 +185,20 @@ fn read_small<R: Read>(
 /// Stream the pack read from `file` into `sink` as a `docker save` tar, verified, without the
 /// data of the layers in `skip` (indices into the header's layers); `sink` is released (the
 /// engine gets the last bytes) only when everything matched.
-pub fn stream<R: Read>(file: R, sink: ChannelWriter, skip: &BTreeSet<usize>) -> Result<Verified, Damage> {
+/// `expect` is what [`peek`] read: the checks made on it (tags, `--expect`, the pinned
+/// `berth.toml`) hold only if the file still says the same when it streams, so a file rewritten
+/// in between is refused before the engine gets its last bytes.
+pub fn stream<R: Read>(
+    file: R,
+    sink: ChannelWriter,
+    skip: &BTreeSet<usize>,
+    expect: &Peeked,
+) -> Result<Verified, Damage> {
     let (source, at_end) = Source::new(file);
     let mut decoder =
         zstd::Decoder::with_buffer(BufReader::with_capacity(1 << 20, source)).map_err(Damage::Unreadable)?;
     let mut out = tar::Builder::new(BufWriter::with_capacity(1 << 20, sink));
-    let result = copy_verified(&mut decoder, &mut out, skip);
+    let result = copy_verified(&mut decoder, &mut out, skip, expect);
     let verified = result.map_err(|e| classify(e, &at_end))?;
     let sink = out
         .into_inner()
@@ -204,7 +212,13 @@ fn copy_verified<R: Read, W: Write>(
     decoder: &mut R,
     out: &mut tar::Builder<W>,
     skip: &BTreeSet<usize>,
+    expect: &Peeked,
 ) -> anyhow::Result<Verified> {
+    let changed = |what: &str| {
+        Damage::Mismatch(format!(
+            "its {what} changed after it was checked (the file was rewritten while it was read)"
+        ))
+    };
     let mut seen: Vec<Member> = Vec::new();
     let mut header: Option<Header> = None;
     let mut pinned = None;
@@ -225,11 +239,17 @@ fn copy_verified<R: Read, W: Write>(
             if header.is_none() {
                 let (text, member) = read_small(entry, HEADER_MEMBER, 16 << 20)?;
                 let h = parse_header(&text)?;
+                if h != expect.header {
+                    return Err(changed("header").into());
+                }
                 check = Some(ImageCheck::new(&h));
                 header = Some(h);
                 seen.push(member);
             } else if pinned.is_none() {
                 let (text, member) = read_small(entry, TOML_MEMBER, 1 << 20)?;
+                if text != expect.pinned {
+                    return Err(changed("berth.toml").into());
+                }
                 pinned = Some(text);
                 seen.push(member);
             } else if path == MANIFEST_MEMBER {

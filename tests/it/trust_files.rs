@@ -107,6 +107,35 @@ fn a_symlink_out_of_the_project_is_mounted_read_only_and_outside_build_inputs_ar
     assert!(env.containers_of(&dir).is_empty() && !dir.join(".berth").exists());
 }
 
+/// A link planted in the project (by the environment itself, which can write there) turns a
+/// mount inside the project into one of a host folder: that is access beyond the project, named
+/// by `up` and `status` like the same folder written directly, and named again when the link moves.
+#[test]
+fn a_mount_through_a_symlink_planted_in_the_project_is_listed_as_access_outside_it() {
+    let env = TestEnv::new();
+    let outside = env.root.path().join("elsewhere");
+    let other = env.root.path().join("other");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let dir = env.project("planted", "mounts = [\".:/workspace\", \"./d:/w2\"]");
+    env.berth(&dir, &["up"]).ok();
+    let json = |dir: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&env.berth(dir, &["status", "--json"]).ok().stdout).unwrap()
+    };
+    let access = json(&dir)["access"].to_string();
+    assert!(!access.contains("./d:/w2"), "a folder inside the project is no access: {access}");
+    std::fs::remove_dir(dir.join("d")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("d")).unwrap();
+    let access = json(&dir)["access"].to_string();
+    assert!(access.contains("./d:/w2") && access.contains(outside.to_str().unwrap()), "{access}");
+    let up = env.berth(&dir, &["up", "--recreate"]).ok();
+    assert!(up.stderr.contains(outside.to_str().unwrap()), "up did not name it: {}", up.stderr);
+    std::fs::remove_file(dir.join("d")).unwrap();
+    std::os::unix::fs::symlink(&other, dir.join("d")).unwrap();
+    let up = env.berth(&dir, &["up", "--recreate"]).ok();
+    assert!(up.stderr.contains(other.to_str().unwrap()), "a moved link is a changed setting: {}", up.stderr);
+}
+
 #[test]
 fn the_hugging_face_login_token_stays_out_of_the_environment_and_status_names_writable_folders() {
     let env = TestEnv::new();
@@ -273,4 +302,35 @@ fn an_old_open_state_folder_is_tightened_and_a_forged_job_is_reported_not_truste
     );
     let kill = env.berth(&dir, &["kill", "forged"]).code(4);
     assert!(kill.stderr.contains("not trusted"), "{}", kill.stderr);
+}
+
+/// On a server whose users share one primary group (`users`), the owner's group is no private
+/// channel to an image user: berth's folders stay the owner's alone and a job as an image user
+/// is refused, saying why, instead of opening its log and record to every colleague.
+#[test]
+fn a_job_as_an_image_user_is_refused_when_the_owners_primary_group_is_shared_with_colleagues() {
+    if !is_root() {
+        eprintln!("skipped: switching to other uids needs root");
+        return;
+    }
+    // A primary group another (non-root) account of this host has too.
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let Some((colleague, gid)) = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        let uid: u32 = f.get(2)?.parse().ok()?;
+        (uid != 0).then_some((f[0].to_string(), f.get(3)?.parse::<u32>().ok()?))
+    }) else {
+        eprintln!("skipped: no other account in /etc/passwd");
+        return;
+    };
+    let mut env = TestEnv::new();
+    env.as_user = Some((4266, gid, "erin".into()));
+    chown_tree(env.root.path(), 4266, gid);
+    let dir = env.project("sharedgroup", "[user]\nas = \"nobody\"\n");
+    env.berth(&dir, &["up"]).ok();
+    let state = dir.join(".berth");
+    assert_eq!(mode(&state) & 0o077, 0, ".berth is open to the shared group: {:o}", mode(&state));
+    let refused = env.berth(&dir, &["run", "--name", "leak", "--", "sh", "-c", "echo hi"]).code(4);
+    assert!(refused.stderr.contains(&colleague) && refused.stderr.contains("sg GROUP"), "{}", refused.stderr);
+    assert!(!state.join("jobs/leak").exists(), "a job folder was made");
 }

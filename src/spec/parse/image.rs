@@ -162,6 +162,13 @@ fn pip_requirement(raw: &Spanned<String>, i: usize, cx: &Ctx) -> Result<String, 
             .err(raw.span(), format!("image.pip[{i}]"), format!("`{p}` is not a pip requirement"))
             .with_hint("one requirement per string, like \"transformers\" or \"numpy>=1.26\"; options go in pip-index-url"));
     }
+    // `pkg @ https://user:token@host/pkg.whl`, `git+https://token@github.com/...`: the
+    // requirement is written into the build's `RUN` line, which the image's history keeps.
+    if let Some(shown) = p.split_whitespace().find_map(without_credentials) {
+        return Err(cx
+            .err(raw.span(), format!("image.pip[{i}]"), format!("`{shown}` holds credentials, which would be baked into the image"))
+            .with_hint("keep the secret out of the image: write the URL without its user and password and give pip the login from a netrc file or a keyring (or build the wheel and name it by a path in the project)"));
+    }
     Ok(p.to_string())
 }
 

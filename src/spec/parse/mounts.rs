@@ -140,12 +140,18 @@ pub(super) fn reserved(path: &Path) -> Option<&'static str> {
 /// followed: `./data -> /datasets/x` is outside, like `/datasets/x` written directly. The
 /// decision is taken on what the engine would actually mount or read, never on the spelling.
 pub(super) fn inside_project(path: &Path, cx: &Ctx) -> bool {
-    real_path(path).starts_with(real_path(&cx.project_dir))
+    inside(path, &cx.project_dir)
+}
+
+/// Whether `path` lies inside `project_dir` once symlinks on both are followed (the one rule
+/// for mounts, build inputs and the access list).
+pub fn inside(path: &Path, project_dir: &Path) -> bool {
+    real_path(path).starts_with(real_path(project_dir))
 }
 
 /// `path` with every symlink resolved: the longest part that exists is canonicalised and the
 /// missing rest appended (a source berth will create, a file not there yet).
-pub(super) fn real_path(path: &Path) -> PathBuf {
+pub fn real_path(path: &Path) -> PathBuf {
     let mut existing = path.to_path_buf();
     let mut rest: Vec<std::ffi::OsString> = Vec::new();
     loop {

@@ -346,6 +346,26 @@ fn credentials_in_package_index_urls_are_refused_without_repeating_them() {
     assert_eq!(spec.image.pip_index_url.as_deref(), Some("https://pypi.corp/simple/@scope?x=a@b"));
 }
 
+/// A token in a pip requirement's URL lands in the build's `RUN pip install` line, which the
+/// image's history keeps, as surely as one in `pip-index-url`.
+#[test]
+fn a_token_in_a_pip_requirement_url_is_refused_like_one_in_the_index_url() {
+    for (req, shown) in [
+        (
+            "mylib @ https://deploy:s3cret@gitlab.corp/mylib-1.0.whl",
+            "https://deploy:***@gitlab.corp/mylib-1.0.whl",
+        ),
+        ("git+https://ghp_s3cret@github.com/org/repo.git", "git+https://***@github.com/org/repo.git"),
+    ] {
+        let e = err(&format!("[image]\npip = ['numpy', '{req}']"));
+        assert!(e.message.contains(&format!("`{shown}` holds credentials")), "{req}: {e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert_eq!((e.line, e.key.as_deref()), (2, Some("image.pip[1]")), "{e:?}");
+    }
+    let (_, spec) = parse_in("[image]\npip = ['mylib @ https://files.corp/mylib-1.0.whl']");
+    assert_eq!(spec.image.pip, vec!["mylib @ https://files.corp/mylib-1.0.whl".to_string()]);
+}
+
 #[test]
 fn build_inputs_outside_the_project_are_refused_even_through_a_symlink() {
     for (line, want) in [
