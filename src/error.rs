@@ -55,20 +55,11 @@ pub fn fail(code: Code, message: impl Into<String>, hint: impl Into<String>) -> 
 }
 
 /// The text printed for an error, and the exit code. Each part goes through
-/// [`output::escape_lines`](crate::output::escape_lines), and every line after a part's first is
-/// indented: a path or name in a message can neither send escape sequences nor start a line that
+/// [`output::escape_lines`](crate::output::escape_lines) (escaped, every line after a part's first
+/// indented): a path or name in a message can neither send escape sequences nor start a line that
 /// passes for berth's own `error:` or `hint:`.
 pub fn render(err: &anyhow::Error) -> (String, i32) {
-    let part = |text: &str| {
-        let escaped = crate::output::escape_lines(text);
-        let mut lines = escaped.split('\n');
-        let mut out = lines.next().unwrap_or_default().to_string();
-        for line in lines {
-            let indent = if line.starts_with(' ') { "" } else { "  " };
-            out.push_str(&format!("\n{indent}{line}"));
-        }
-        out
-    };
+    let part = |text: &str| crate::output::escape_lines(text);
     let mut out = format!("error: {}\n", part(&err.to_string()));
     let mut code = Code::Failure;
     let mut hint = None;

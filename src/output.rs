@@ -102,9 +102,20 @@ pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// [`escape`] for a message berth wrote over several lines: its own line breaks stay, anything
-/// else is escaped.
+/// else is escaped, and every line after the first is indented, so a line break inside a path or
+/// name (which berth cannot tell from its own) never starts a line that passes for one of
+/// berth's (`error:`, `warning:`, a status line).
 pub fn escape_lines(text: &str) -> String {
-    text.split('\n').map(escape).collect::<Vec<_>>().join("\n")
+    let mut lines = text.split('\n').map(escape);
+    let mut out = lines.next().map(|l| l.into_owned()).unwrap_or_default();
+    for line in lines {
+        out.push('\n');
+        if !line.is_empty() && !line.starts_with([' ', '\t']) {
+            out.push_str("  ");
+        }
+        out.push_str(&line);
+    }
+    out
 }
 
 /// `text` without terminal escape sequences (colours, cursor moves, titles: `ESC [ ... x`,
@@ -230,6 +241,8 @@ mod tests {
         assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
         assert!(t.contains("/home/a/p\\nberth-b-x  running  /home/b\\x1b[2K\\u{9b}31m\\n"), "{t}");
         assert_eq!(escape("plain/path"), "plain/path");
-        assert_eq!(escape_lines("one\ntwo\x07"), "one\ntwo\\x07");
+        assert_eq!(escape_lines("one\ntwo\x07"), "one\n  two\\x07");
+        assert_eq!(escape_lines("packing /tmp/a\nerror: forged"), "packing /tmp/a\n  error: forged");
+        assert_eq!(escape_lines("list:\n    kept as written"), "list:\n    kept as written");
     }
 }

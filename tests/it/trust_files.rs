@@ -334,3 +334,19 @@ fn a_job_as_an_image_user_is_refused_when_the_owners_primary_group_is_shared_wit
     assert!(refused.stderr.contains(&colleague) && refused.stderr.contains("sg GROUP"), "{}", refused.stderr);
     assert!(!state.join("jobs/leak").exists(), "a job folder was made");
 }
+
+#[test]
+fn a_newline_in_a_folder_name_never_starts_a_forged_line_in_berths_progress() {
+    let env = TestEnv::new();
+    let dir = env.project("newline", "");
+    let out = env.root.path().join("packs\nerror: forged by a folder name");
+    std::fs::create_dir_all(&out).unwrap();
+    let file = out.join("p.tar.zst");
+    let packed = env.berth(&dir, &["pack", "-o", file.to_str().unwrap()]).ok();
+    assert!(
+        packed.stderr.lines().all(|l| !l.starts_with("error: forged")),
+        "a path started a line of its own:\n{}",
+        packed.stderr
+    );
+    assert!(packed.stderr.contains("  error: forged by a folder name"), "{}", packed.stderr);
+}
