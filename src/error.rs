@@ -49,6 +49,59 @@ impl fmt::Display for Hint {
 
 impl std::error::Error for Hint {}
 
+/// What a module's error tells the user beyond its message: the exit code and, when there is
+/// one, the fix. Every module error type that can reach the user implements it; [`render`]
+/// finds it anywhere in the chain.
+pub trait Advice: std::error::Error {
+    fn code(&self) -> Code;
+    fn hint(&self) -> Option<String>;
+}
+
+impl Advice for Hint {
+    fn code(&self) -> Code {
+        self.code
+    }
+
+    fn hint(&self) -> Option<String> {
+        self.hint.clone()
+    }
+}
+
+impl Advice for SpecError {
+    fn code(&self) -> Code {
+        Code::BadInput
+    }
+
+    fn hint(&self) -> Option<String> {
+        SpecError::hint(self).map(str::to_string)
+    }
+}
+
+/// The [`Advice`] of one link of an error chain, if its type gives any.
+fn advice<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a dyn Advice> {
+    if let Some(h) = cause.downcast_ref::<Hint>() {
+        return Some(h);
+    }
+    if let Some(s) = cause.downcast_ref::<SpecError>() {
+        return Some(s);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::engine::EngineError>() {
+        return Some(e);
+    }
+    None
+}
+
+/// The first hint anywhere in an error's chain.
+pub fn hint_of(err: &anyhow::Error) -> Option<String> {
+    err.chain().filter_map(advice).find_map(|a| a.hint())
+}
+
+/// Whether the error itself (not a cause) already tells the user what to do: berth explained
+/// it, so retrying differently would not help.
+pub fn is_explained(err: &anyhow::Error) -> bool {
+    advice(err.as_ref()).is_some_and(|a| a.hint().is_some())
+}
+
 /// Shorthand: a failure with a hint, as an `anyhow::Error`.
 pub fn fail(code: Code, message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
     Hint::new(code, message).with_hint(hint).into()
@@ -73,13 +126,9 @@ pub fn render(err: &anyhow::Error) -> (String, i32) {
     let mut code = Code::Failure;
     let mut hint = None;
     for (i, cause) in err.chain().enumerate() {
-        if let Some(h) = cause.downcast_ref::<Hint>() {
-            code = h.code;
-            hint = hint.or(h.hint.clone());
-        }
-        if let Some(s) = cause.downcast_ref::<SpecError>() {
-            code = Code::BadInput;
-            hint = hint.or(s.hint().map(str::to_string));
+        if let Some(a) = advice(cause) {
+            code = a.code();
+            hint = hint.or_else(|| a.hint());
         }
         if i > 0 {
             out.push_str(&format!("  caused by: {}\n", part(&cause.to_string())));

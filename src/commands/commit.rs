@@ -4,10 +4,8 @@
 
 use std::collections::HashMap;
 
-use bollard::query_parameters::CommitContainerOptionsBuilder;
-
 use super::{Context, Project};
-use crate::engine::{Engine, explain};
+use crate::engine::Engine;
 use crate::error::{Code, fail};
 use crate::image::{self, CommitRecord};
 use crate::jobs::store::rfc3339;
@@ -30,7 +28,7 @@ pub async fn commit(
     ctx: &Context,
     project: &Project,
     engine: &Engine,
-    c: &bollard::models::ContainerInspectResponse,
+    c: &crate::engine::Container,
 ) -> anyhow::Result<()> {
     let resolved = image::resolve(&project.spec, &project.host_facts())?;
     let stamp = rfc3339(std::time::SystemTime::now());
@@ -45,24 +43,16 @@ pub async fn commit(
     }
     // What the image will hold, seen before the commit (the container is paused meanwhile, and a
     // change made between the two is counted as not captured: `down` errs on the safe side).
-    let id = c.id.as_deref().unwrap_or(&project.container);
+    let id = if c.id.is_empty() { project.container.as_str() } else { c.id.as_str() };
     let found = engine.significant_changes(c).await?;
     let captured = engine.seen(id, &found).await?;
-    let opts = CommitContainerOptionsBuilder::default()
-        .container(c.id.as_deref().unwrap_or(&project.container))
-        .repo(&repo)
-        .tag(&tag)
-        .comment("berth commit")
-        .pause(true)
-        .build();
-    let config = bollard::models::ContainerConfig { labels: Some(labels), ..Default::default() };
-    engine.docker.commit_container(opts, config).await.map_err(|e| explain(e, &engine.endpoint))?;
+    engine.commit(id, &repo, &tag, "berth commit", labels).await?;
     let image = format!("{repo}:{tag}");
     let record = CommitRecord {
         image: image.clone(),
         inputs: resolved.inputs.clone(),
         created: stamp,
-        container: c.id.clone(),
+        container: Some(c.id.clone()).filter(|i| !i.is_empty()),
         captured,
     };
     let path = image::commit_record_path(&project.spec.project_dir);

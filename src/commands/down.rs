@@ -4,8 +4,6 @@
 //! (`engine::changes`) and refuses while anything that matters is left, listing it grouped.
 //! Mounted folders, images and volumes are never touched: "down" removes the container only.
 
-use bollard::models::ContainerInspectResponse;
-
 use super::{Context, Project};
 use crate::engine::{Engine, changes};
 use crate::error::{Code, fail};
@@ -21,7 +19,7 @@ pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
         return Ok(());
     };
     guard(&project, &engine, &c, force).await?;
-    engine.remove(c.id.as_deref().unwrap_or(&project.container)).await?;
+    engine.remove(if c.id.is_empty() { &project.container } else { &c.id }).await?;
     ctx.out.status(format!("removed {} ({})", project.container, Project::short_id(&c)));
     Ok(())
 }
@@ -32,11 +30,11 @@ pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
 async fn not_committed(
     project: &Project,
     engine: &Engine,
-    c: &ContainerInspectResponse,
+    c: &crate::engine::Container,
     found: Vec<changes::Change>,
 ) -> anyhow::Result<Vec<changes::Change>> {
     let Some(rec) = crate::image::read_commit(&project.spec.project_dir) else { return Ok(found) };
-    if rec.captured.is_empty() || rec.container.is_none() || rec.container != c.id {
+    if rec.captured.is_empty() || rec.container.as_deref() != Some(c.id.as_str()) {
         return Ok(found);
     }
     if !engine.has_image(&rec.image).await? {
@@ -44,7 +42,7 @@ async fn not_committed(
     }
     let candidates: Vec<changes::Change> =
         found.iter().filter(|f| rec.captured.iter().any(|s| s.path == f.path)).cloned().collect();
-    let now = engine.seen(c.id.as_deref().unwrap_or_default(), &candidates).await?;
+    let now = engine.seen(&c.id, &candidates).await?;
     Ok(found
         .into_iter()
         .filter(|f| !now.iter().any(|n| n.path == f.path && rec.captured.contains(n)))
@@ -56,7 +54,7 @@ async fn not_committed(
 pub async fn refuse_running_jobs(
     project: &Project,
     engine: &Engine,
-    c: &ContainerInspectResponse,
+    c: &crate::engine::Container,
     force_hint: &str,
 ) -> anyhow::Result<()> {
     let running = super::jobs::running(project, engine, c).await;
@@ -74,7 +72,7 @@ pub async fn refuse_running_jobs(
 pub async fn guard(
     project: &Project,
     engine: &Engine,
-    c: &ContainerInspectResponse,
+    c: &crate::engine::Container,
     force: bool,
 ) -> anyhow::Result<()> {
     if force {

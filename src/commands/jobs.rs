@@ -6,7 +6,6 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use bollard::models::ContainerInspectResponse;
 use serde::Serialize;
 
 use super::{Context, Project};
@@ -44,18 +43,13 @@ pub struct ContainerState {
 }
 
 impl ContainerState {
-    pub fn of(c: Option<&ContainerInspectResponse>) -> ContainerState {
+    pub fn of(c: Option<&crate::engine::Container>) -> ContainerState {
         let Some(c) = c else { return ContainerState::default() };
-        let hc = c.host_config.as_ref();
         ContainerState {
             running: engine::is_running(c),
-            started: c
-                .state
-                .as_ref()
-                .and_then(|s| s.started_at.clone())
-                .filter(|s| !s.is_empty() && !s.starts_with("0001-")),
-            memory: hc.and_then(|h| h.memory).filter(|m| *m > 0).map(|m| m as u64),
-            shm: hc.and_then(|h| h.shm_size).map(|s| s as u64),
+            started: c.started_at.clone().filter(|s| !s.is_empty() && !s.starts_with("0001-")),
+            memory: c.memory,
+            shm: c.shm_size,
             processes: None,
             sees_jobs: None,
         }
@@ -67,16 +61,12 @@ impl ContainerState {
     pub async fn read(
         engine: &Engine,
         project: &Project,
-        c: Option<&ContainerInspectResponse>,
+        c: Option<&crate::engine::Container>,
     ) -> ContainerState {
         let mut state = ContainerState::of(c);
-        let Some(id) = c.and_then(|c| c.id.as_deref()).filter(|_| state.running) else { return state };
-        if let Ok(top) = engine.docker.top_processes(id, None::<bollard::query_parameters::TopOptions>).await
-        {
-            let col = top.titles.as_ref().and_then(|t| t.iter().position(|t| t == "CMD" || t == "COMMAND"));
-            state.processes = col.map(|col| {
-                top.processes.iter().flatten().filter_map(|p| p.get(col).cloned()).collect::<Vec<String>>()
-            });
+        let Some(id) = c.map(|c| c.id.as_str()).filter(|_| state.running) else { return state };
+        if let Ok(processes) = engine.processes(id).await {
+            state.processes = processes;
         }
         let Some(processes) = &state.processes else { return state };
         let unseen = jobs::list(&project.spec.project_dir).iter().any(|j| {
@@ -231,7 +221,7 @@ pub async fn views(project: &Project, engine: &Engine) -> anyhow::Result<(Vec<Jo
 
 /// Names of the jobs running in `c` now (lost ones are not), and of any job running there
 /// whose folder was deleted (`git clean -fdx` while it ran): berth knows it only by its process.
-pub async fn running(project: &Project, engine: &Engine, c: &ContainerInspectResponse) -> Vec<String> {
+pub async fn running(project: &Project, engine: &Engine, c: &crate::engine::Container) -> Vec<String> {
     let state = ContainerState::read(engine, project, Some(c)).await;
     let known = jobs::list(&project.spec.project_dir);
     let mut names: Vec<String> = known

@@ -34,9 +34,8 @@ pub mod up;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use bollard::models::{ContainerInspectResponse, ContainerSummary};
 
-use crate::engine::{self, Engine};
+use crate::engine::{self, Container, Engine, Listed};
 use crate::error::{Code, fail};
 use crate::host::{HostFacts, HostRoot, HostUser};
 use crate::output::Printer;
@@ -109,10 +108,12 @@ impl Project {
         let dir = std::path::absolute(&ctx.dir).unwrap_or(ctx.dir.clone());
         let dir = dir.canonicalize().unwrap_or(dir);
         let here = dir.display().to_string();
-        let found = engine.list_berth(Some(user.uid)).await?.into_iter().find(|c| {
-            c.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT)).map(String::as_str) == Some(here.as_str())
-        });
-        let name = found.and_then(|c| c.labels.and_then(|mut l| l.remove(plan::LABEL_NAME)));
+        let found = engine
+            .list_berth(Some(user.uid))
+            .await?
+            .into_iter()
+            .find(|c| c.label(LABEL_PROJECT) == Some(here.as_str()));
+        let name = found.and_then(|mut c| c.labels.remove(plan::LABEL_NAME));
         let Some(name) = name else {
             return Err(loaded.err().unwrap_or_else(|| anyhow::anyhow!("no berth.toml")));
         };
@@ -130,7 +131,7 @@ impl Project {
 
     /// This environment's container, or else the one made before its folder moved: where its
     /// jobs run.
-    pub async fn environment(&self, engine: &Engine) -> anyhow::Result<Option<ContainerInspectResponse>> {
+    pub async fn environment(&self, engine: &Engine) -> anyhow::Result<Option<Container>> {
         match self.container(engine).await? {
             Some(c) => Ok(Some(c)),
             None => self.moved(engine).await,
@@ -142,14 +143,14 @@ impl Project {
         &self,
         ctx: &Context,
         engine: &Engine,
-    ) -> anyhow::Result<Option<ContainerInspectResponse>> {
+    ) -> anyhow::Result<Option<Container>> {
         if let Some(c) = self.container(engine).await? {
             return Ok(Some(c));
         }
         let Some(c) = self.moved(engine).await? else { return Ok(None) };
         ctx.out.warn(format!(
             "{} was made when this project was at {} (moved or renamed since): acting on it",
-            c.name.as_deref().unwrap_or_default().trim_start_matches('/'),
+            c.name,
             engine::label(&c, LABEL_PROJECT).unwrap_or_default()
         ));
         Ok(Some(c))
@@ -160,9 +161,9 @@ impl Project {
     /// `.berth/container` records, or else the only container of this owner with this `name`;
     /// either way only while its own project folder holds no `berth.toml` (a copy of a project
     /// that is still there gets its own environment).
-    pub async fn moved(&self, engine: &Engine) -> anyhow::Result<Option<ContainerInspectResponse>> {
+    pub async fn moved(&self, engine: &Engine) -> anyhow::Result<Option<Container>> {
         let here = self.spec.project_dir.display().to_string();
-        let ours = |c: &ContainerInspectResponse| {
+        let ours = |c: &Container| {
             engine::label(c, LABEL_MANAGED) == Some("true")
                 && engine::label(c, plan::LABEL_HASH).is_some_and(|h| !h.is_empty())
                 && engine::label(c, plan::LABEL_OWNER_UID) == Some(self.user.uid.to_string().as_str())
@@ -177,19 +178,19 @@ impl Project {
         {
             return Ok(Some(c));
         }
-        let gone: Vec<ContainerSummary> = engine
+        let gone: Vec<Listed> = engine
             .list_berth(Some(self.user.uid))
             .await?
             .into_iter()
             .filter(|c| {
-                let label = |k: &str| c.labels.as_ref().and_then(|l| l.get(k)).cloned().unwrap_or_default();
+                let label = |k: &str| c.label(k).unwrap_or_default().to_string();
                 label(plan::LABEL_NAME) == self.spec.name
                     && label(LABEL_PROJECT) != here
                     && !std::path::Path::new(&label(LABEL_PROJECT)).join(spec::FILE_NAME).is_file()
             })
             .collect();
         match gone.as_slice() {
-            [one] => Ok(engine.inspect(one.id.as_deref().unwrap_or_default()).await?.filter(|c| ours(c))),
+            [one] => Ok(engine.inspect(&one.id).await?.filter(|c| ours(c))),
             _ => Ok(None),
         }
     }
@@ -207,13 +208,13 @@ impl Project {
 
     /// This environment's container, if it exists; an error if a container holds its name but
     /// is not berth's, or belongs to another project.
-    pub async fn container(&self, engine: &Engine) -> anyhow::Result<Option<ContainerInspectResponse>> {
+    pub async fn container(&self, engine: &Engine) -> anyhow::Result<Option<Container>> {
         let Some(c) = engine.inspect(&self.container).await? else { return Ok(None) };
         self.check_ours(&c)?;
         Ok(Some(c))
     }
 
-    fn check_ours(&self, c: &ContainerInspectResponse) -> anyhow::Result<()> {
+    fn check_ours(&self, c: &Container) -> anyhow::Result<()> {
         // A plan hash, not just `managed`: images berth built carry `managed`, and the engine
         // copies image labels onto any container made from them.
         let managed = engine::label(c, LABEL_MANAGED) == Some("true")
@@ -251,8 +252,8 @@ impl Project {
     }
 
     /// A short id for messages.
-    pub fn short_id(c: &ContainerInspectResponse) -> String {
-        c.id.as_deref().unwrap_or("").chars().take(12).collect()
+    pub fn short_id(c: &Container) -> String {
+        c.short_id()
     }
 }
 

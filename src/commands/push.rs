@@ -70,14 +70,14 @@ pub async fn run(ctx: &Context, reference: Option<String>) -> anyhow::Result<()>
                 });
             }
         };
-        let status = info.status.unwrap_or_default();
+        let status = info.status;
         if ["Pushed", "Layer already exists", "Mounted from"].iter().any(|s| status.starts_with(s)) {
             bar.inc(1);
         }
         if let Some(d) = status.split("digest: ").nth(1) {
             digest = d.split_whitespace().next().map(str::to_string);
         }
-        match info.progress_detail.and_then(|p| p.current.zip(p.total)) {
+        match info.current.zip(info.total) {
             Some((cur, total)) if total > 0 => bar.set_message(format!(
                 "{status} {}/{}",
                 crate::spec::size::format_size(cur.max(0) as u64),

@@ -95,7 +95,7 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
         }
         Err(e) => return Err(crate::fsutil::io_failure(&dir, "create the folder", &e)),
     }
-    let container_id = c.id.clone().unwrap_or_default();
+    let container_id = c.id.clone();
     let meta = JobMeta {
         name: name.clone(),
         cmd: cmd.clone(),

@@ -25,7 +25,7 @@ pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
         )
         .await?;
     }
-    engine.stop(c.id.as_deref().unwrap_or(&project.container), 10).await?;
+    engine.stop(if c.id.is_empty() { &project.container } else { &c.id }, 10).await?;
     ctx.out.status(format!(
         "stopped {} ({}); `berth up` starts it again",
         project.container,

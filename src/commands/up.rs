@@ -10,14 +10,11 @@ use std::fs::File;
 use std::net::TcpListener;
 
 use anyhow::Context as _;
-use bollard::errors::Error as BollardError;
-use bollard::models::ContainerInspectResponse;
-use bollard::query_parameters::CreateContainerOptionsBuilder;
 use serde::Serialize;
 
 use super::{Context, Project};
 use crate::engine::facts::EngineFacts;
-use crate::engine::{self, Endpoint, Engine, create, exec::ExecRequest};
+use crate::engine::{self, Container, Endpoint, Engine, EngineError, Refusal, exec::ExecRequest};
 use crate::error::{Code, Hint, fail};
 use crate::host::{HostFacts, Vendor};
 use crate::image;
@@ -77,14 +74,14 @@ pub struct Planned {
 pub async fn plan_for(
     project: &Project,
     engine: &Engine,
-    existing: Option<&ContainerInspectResponse>,
+    existing: Option<&Container>,
 ) -> anyhow::Result<Planned> {
     let kept = existing.map(|c| kept_by(project, c)).unwrap_or_default();
     plan_with(project, engine, existing, kept).await
 }
 
 /// The work folder an existing container was made without the default project mount on.
-fn kept_by(project: &Project, c: &ContainerInspectResponse) -> Vec<String> {
+fn kept_by(project: &Project, c: &Container) -> Vec<String> {
     let spec = &project.spec;
     let Some(old) = engine::label(c, LABEL_PLAN).and_then(drift::Summary::from_label) else {
         return Vec::new();
@@ -103,7 +100,7 @@ fn kept_by(project: &Project, c: &ContainerInspectResponse) -> Vec<String> {
 async fn plan_with(
     project: &Project,
     engine: &Engine,
-    existing: Option<&ContainerInspectResponse>,
+    existing: Option<&Container>,
     image_kept: Vec<String>,
 ) -> anyhow::Result<Planned> {
     let spec = &project.spec;
@@ -124,7 +121,7 @@ async fn plan_with(
     let facts = if wants_nvidia { engine.facts().await? } else { EngineFacts::default() };
     let busy =
         if matches!(spec.gpu.devices, DeviceSelection::Count(_)) && spec.gpu.vendor != VendorChoice::None {
-            engine.busy_gpus(existing.and_then(|c| c.id.as_deref())).await?
+            engine.busy_gpus(existing.map(|c| c.id.as_str())).await?
         } else {
             BusyGpus::new()
         };
@@ -223,16 +220,14 @@ async fn look_into_image(
 }
 
 /// GPU ids the container holds (from its device requests and devices).
-fn held_gpus(c: &ContainerInspectResponse) -> Vec<String> {
-    let Some(hc) = &c.host_config else { return Vec::new() };
-    let mut ids: Vec<String> = hc
-        .device_requests
+fn held_gpus(c: &Container) -> Vec<String> {
+    let mut ids: Vec<String> = c
+        .gpu_requests
         .iter()
-        .flatten()
-        .flat_map(|r| r.device_ids.clone().unwrap_or_default())
-        .map(|d| d.rsplit('=').next().unwrap_or(&d).to_string())
+        .flat_map(|r| r.device_ids.iter())
+        .map(|d| d.rsplit('=').next().unwrap_or(d).to_string())
         .collect();
-    ids.extend(hc.devices.iter().flatten().filter_map(|d| d.path_on_host.clone()));
+    ids.extend(c.devices.iter().cloned());
     ids
 }
 
@@ -280,7 +275,7 @@ pub async fn apply(
                 ctx.out.status(format!("{} exists and is stopped (--no-start)", project.container));
                 return Ok(result(project, &c, Action::Running));
             }
-            let id = c.id.clone().unwrap_or_default();
+            let id = c.id.clone();
             start(ctx, engine, plan, &id).await?;
             ctx.out.status(format!("started {} ({})", project.container, Project::short_id(&c)));
             let c = engine.inspect(&id).await?.unwrap_or(c);
@@ -304,7 +299,7 @@ pub async fn apply(
             }
             engine.endpoint.require_local("recreating an environment")?;
             super::down::guard(project, engine, &c, opts.force).await?;
-            let id = c.id.clone().unwrap_or_default();
+            let id = c.id.clone();
             engine.remove(&id).await?;
             let c = create_and_start(ctx, project, engine, &planned, opts).await?;
             record(project, &c)?;
@@ -322,9 +317,9 @@ pub async fn apply(
 
 /// Remember which container was made for these files (`.berth/container`), so it is found
 /// again after the folder moves.
-fn record(project: &Project, c: &ContainerInspectResponse) -> anyhow::Result<()> {
+fn record(project: &Project, c: &Container) -> anyhow::Result<()> {
     let path = super::container_record(&project.spec.project_dir);
-    crate::fsutil::write_atomic(&path, c.id.as_deref().unwrap_or_default().as_bytes(), 0o644)
+    crate::fsutil::write_atomic(&path, c.id.as_bytes(), 0o644)
 }
 
 /// The project's environment was made before its folder moved (`old`): never a second one for
@@ -334,10 +329,10 @@ async fn adopt(
     ctx: &Context,
     project: &Project,
     engine: &Engine,
-    old: &ContainerInspectResponse,
+    old: &Container,
     opts: UpOptions,
 ) -> anyhow::Result<()> {
-    let name = old.name.as_deref().unwrap_or_default().trim_start_matches('/').to_string();
+    let name = old.name.clone();
     let was = engine::label(old, plan::LABEL_PROJECT).unwrap_or("another folder").to_string();
     if !opts.adopt {
         return Err(fail(
@@ -357,7 +352,7 @@ async fn adopt(
     if !engine.significant_changes(old).await?.is_empty() {
         super::commit::commit(ctx, project, engine, old).await?;
     }
-    engine.remove(old.id.as_deref().unwrap_or(&name)).await?;
+    engine.remove(if old.id.is_empty() { &name } else { &old.id }).await?;
     ctx.out.status(format!(
         "adopted {name} (made for {was}): recreating it for {}",
         project.spec.project_dir.display()
@@ -366,23 +361,16 @@ async fn adopt(
 }
 
 /// A paused container is resumed; one the engine keeps restarting is explained, not reused.
-async fn settle(
-    ctx: &Context,
-    project: &Project,
-    engine: &Engine,
-    c: &ContainerInspectResponse,
-) -> anyhow::Result<()> {
-    let id = c.id.as_deref().unwrap_or(&project.container);
+async fn settle(ctx: &Context, project: &Project, engine: &Engine, c: &Container) -> anyhow::Result<()> {
+    let id = if c.id.is_empty() { project.container.as_str() } else { c.id.as_str() };
     match engine::status(c).as_str() {
         "paused" => {
-            engine.docker.unpause_container(id).await.map_err(|e| engine::explain(e, &engine.endpoint))?;
+            engine.unpause(id).await?;
             ctx.out.status(format!("resumed the paused {}", project.container));
             Ok(())
         }
         "restarting" => {
-            let st = c.state.as_ref();
-            let code = st.and_then(|s| s.exit_code).unwrap_or(0);
-            let oom = st.and_then(|s| s.oom_killed).unwrap_or(false);
+            let (code, oom) = (c.exit_code, c.oom_killed);
             Err(fail(
                 Code::Failure,
                 format!(
@@ -424,7 +412,7 @@ async fn wait_removed(engine: &Engine, id: &str, name: &str) -> anyhow::Result<(
 
 /// Whether the container is what the plan asks for: the same config hash, or the container a
 /// `berth commit` was made from (it already holds what the committed image does).
-pub fn matches(c: &ContainerInspectResponse, planned: &Planned, project_dir: &std::path::Path) -> bool {
+pub fn matches(c: &Container, planned: &Planned, project_dir: &std::path::Path) -> bool {
     if engine::label(c, LABEL_HASH) == Some(planned.plan.config_hash.as_str()) {
         return true;
     }
@@ -432,7 +420,7 @@ pub fn matches(c: &ContainerInspectResponse, planned: &Planned, project_dir: &st
         return false;
     }
     let Some(rec) = image::read_commit(project_dir) else { return false };
-    if rec.container.is_none() || rec.container != c.id {
+    if rec.container.as_deref() != Some(c.id.as_str()) {
         return false;
     }
     let Some(old) = engine::label(c, LABEL_PLAN).and_then(drift::Summary::from_label) else { return false };
@@ -441,13 +429,8 @@ pub fn matches(c: &ContainerInspectResponse, planned: &Planned, project_dir: &st
     now == old
 }
 
-fn result(project: &Project, c: &ContainerInspectResponse, action: Action) -> UpResult {
-    UpResult {
-        name: project.spec.name.clone(),
-        container_id: c.id.clone().unwrap_or_default(),
-        action,
-        state: c.state.as_ref().and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_default(),
-    }
+fn result(project: &Project, c: &Container, action: Action) -> UpResult {
+    UpResult { name: project.spec.name.clone(), container_id: c.id.clone(), action, state: c.status.clone() }
 }
 
 /// Take the project's lock (released when the file closes): `up`, `stop`, `down` and the start
@@ -474,7 +457,7 @@ async fn create_and_start(
     engine: &Engine,
     planned: &Planned,
     opts: UpOptions,
-) -> anyhow::Result<ContainerInspectResponse> {
+) -> anyhow::Result<Container> {
     engine.endpoint.require_local("creating an environment")?;
     super::build::ensure(ctx, project, engine, &planned.image).await?;
     let replanned = look_into_image(ctx, project, engine, planned).await?;
@@ -500,31 +483,24 @@ async fn create_and_start(
             .with_context(|| format!("creating the mount source {}", m.source.display()))?;
     }
     let ports = pick_ports(plan, &engine.endpoint)?;
-    let body = create::create_body(plan, &ports);
-    let opts_create = CreateContainerOptionsBuilder::default().name(&plan.name).build();
-    let (id, made_here) = match engine.docker.create_container(Some(opts_create), body).await {
-        Ok(r) => (r.id, true),
+    let (id, made_here) = match engine.create(plan, &ports).await {
+        Ok(id) => (id, true),
         // Lost a race with another berth (or a foreign container took the name): look again.
-        Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {
+        Err(e) if e.refusal() == Some(Refusal::Conflict) => {
             let c = project.container(engine).await?.context("the container vanished while being created")?;
-            let old = c.id.clone().unwrap_or_default();
+            let old = c.id.clone();
             if engine::status(&c) == "removing" {
                 // The name is still held by a container being removed: wait, then create anew.
                 wait_removed(engine, &old, &plan.name).await?;
-                let opts_create = CreateContainerOptionsBuilder::default().name(&plan.name).build();
-                match engine
-                    .docker
-                    .create_container(Some(opts_create), create::create_body(plan, &ports))
-                    .await
-                {
-                    Ok(r) => (r.id, true),
-                    Err(e) => return Err(create_failed(engine, plan, e)),
+                match engine.create(plan, &ports).await {
+                    Ok(id) => (id, true),
+                    Err(e) => return Err(create_failed(plan, e)),
                 }
             } else {
                 (old, false)
             }
         }
-        Err(e) => return Err(create_failed(engine, plan, e)),
+        Err(e) => return Err(create_failed(plan, e)),
     };
     describe(ctx, plan);
     if !opts.no_start
@@ -533,7 +509,10 @@ async fn create_and_start(
         // A failed `up` changes nothing: the container it just made goes again, so the next
         // `up` creates a fresh one instead of reporting drift.
         let cleanup = if made_here { engine.remove(&id).await } else { Ok(()) };
-        let e = match port_holder(engine, plan, &id, &e).await {
+        let holder =
+            if e.refusal() == Some(Refusal::PortTaken) { port_holder(engine, plan, &id).await } else { None };
+        let e = start_failed(plan, e);
+        let e = match holder {
             Some(holder) => e.context(holder),
             None => e,
         };
@@ -550,24 +529,16 @@ async fn create_and_start(
 
 /// When starting failed on a host port, who holds it: a berth environment (by project), another
 /// container (by name), or something outside the engine.
-async fn port_holder(engine: &Engine, plan: &ContainerPlan, own: &str, e: &anyhow::Error) -> Option<String> {
-    let text = format!("{e:#}");
-    if !text.contains("port is already allocated") && !text.contains("address already in use") {
-        return None;
-    }
+async fn port_holder(engine: &Engine, plan: &ContainerPlan, own: &str) -> Option<String> {
     let ports: Vec<u16> = plan.ports.iter().filter_map(|p| p.host_port).collect();
-    let opts = bollard::query_parameters::ListContainersOptionsBuilder::default().all(false).build();
-    let list = engine.docker.list_containers(Some(opts)).await.ok()?;
-    for c in list.iter().filter(|c| c.id.as_deref() != Some(own)) {
-        let Some(port) = c.ports.iter().flatten().filter_map(|p| p.public_port).find(|p| ports.contains(p))
-        else {
+    let list = engine.running_containers().await.ok()?;
+    for c in list.iter().filter(|c| c.id != own) {
+        let Some(port) = c.public_ports.iter().copied().find(|p| ports.contains(p)) else {
             continue;
         };
-        let name = c.names.iter().flatten().next().map(|n| n.trim_start_matches('/').to_string());
-        let project = c.labels.as_ref().and_then(|l| l.get(plan::LABEL_PROJECT)).cloned();
-        return Some(match project {
+        return Some(match c.label(plan::LABEL_PROJECT) {
             Some(dir) => format!("host port {port} is held by the berth environment in {dir}"),
-            None => format!("host port {port} is held by container {}", name.unwrap_or_default()),
+            None => format!("host port {port} is held by container {}", c.name),
         });
     }
     Some(format!(
@@ -590,10 +561,8 @@ fn describe(ctx: &Context, plan: &ContainerPlan) {
     ctx.out.status(format!("  image {}, {gpus}, shm {shm}, user {}", plan.image, plan.user.user));
 }
 
-async fn start(ctx: &Context, engine: &Engine, plan: &ContainerPlan, id: &str) -> anyhow::Result<()> {
-    if let Err(e) = engine.start(id).await {
-        return Err(start_failed(plan, e));
-    }
+async fn start(ctx: &Context, engine: &Engine, plan: &ContainerPlan, id: &str) -> Result<(), EngineError> {
+    engine.start(id).await?;
     if let Some(acct) = &plan.user.account {
         let req = ExecRequest {
             container: id.to_string(),
@@ -632,30 +601,33 @@ fn pick_ports(plan: &ContainerPlan, endpoint: &Endpoint) -> anyhow::Result<Vec<O
         .collect()
 }
 
-fn create_failed(engine: &Engine, plan: &ContainerPlan, e: BollardError) -> anyhow::Error {
-    let text = e.to_string();
-    if text.contains("No such image") {
+fn create_failed(plan: &ContainerPlan, e: EngineError) -> anyhow::Error {
+    if e.refusal() == Some(Refusal::NoSuchImage) {
         return fail(
             Code::Failure,
             format!("the image {} is not on this engine", plan.image),
             "pull or load it (`docker pull`, `docker load -i FILE`), or change `[image] base`",
         );
     }
-    engine::explain(e, &engine.endpoint).context(format!("creating {}", plan.name))
+    anyhow::Error::new(e).context(format!("creating {}", plan.name))
 }
 
-fn start_failed(plan: &ContainerPlan, e: anyhow::Error) -> anyhow::Error {
-    let text = format!("{e:#}");
-    let hint = if text.contains("could not select device driver") {
-        "the engine cannot hand out NVIDIA GPUs: install the NVIDIA Container Toolkit and restart \
-         Docker (`berth doctor` checks this), then run `berth up` again"
-    } else if text.contains("error gathering device information") {
-        "a device in the plan does not exist where the engine runs (Docker Desktop runs it in a VM, \
-         which cannot see host GPUs); use Docker Engine on the host"
-    } else if text.contains("bind source path does not exist") {
-        "a mount source is missing on the engine's machine; check `mounts` in berth.toml"
-    } else {
-        "see `berth status` and `docker logs` for the container; `berth doctor` checks the host"
+fn start_failed(plan: &ContainerPlan, e: EngineError) -> anyhow::Error {
+    let kind = e.refusal();
+    let text = format!("{:#}", anyhow::Error::new(e));
+    let hint = match kind {
+        Some(Refusal::DeviceDriverMissing) => {
+            "the engine cannot hand out NVIDIA GPUs: install the NVIDIA Container Toolkit and restart \
+             Docker (`berth doctor` checks this), then run `berth up` again"
+        }
+        Some(Refusal::DeviceMissing) => {
+            "a device in the plan does not exist where the engine runs (Docker Desktop runs it in a VM, \
+             which cannot see host GPUs); use Docker Engine on the host"
+        }
+        Some(Refusal::BindSourceMissing) => {
+            "a mount source is missing on the engine's machine; check `mounts` in berth.toml"
+        }
+        _ => "see `berth status` and `docker logs` for the container; `berth doctor` checks the host",
     };
     fail(Code::Failure, format!("could not start {}: {text}", plan.name), hint)
 }
