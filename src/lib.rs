@@ -9,6 +9,7 @@ pub mod commands;
 pub mod daemon_json;
 pub mod doctor;
 pub mod engine;
+pub mod environment;
 pub mod error;
 pub mod fsutil;
 pub mod gpu_probe;

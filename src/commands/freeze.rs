@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use super::{Context, Project, up};
+use super::{Context, Project};
 use crate::engine::{self, Engine, exec::ExecRequest};
+use crate::environment::up;
 use crate::error::{Code, fail};
 use crate::image::freeze;
 use crate::output::table;

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Context, engine_within};
+use super::Context;
 use crate::daemon_json::{self, Changes};
 use crate::engine::facts::EngineFacts;
 use crate::engine::{self, Engine};
+use crate::environment::engine_within;
 use crate::error::{Code, fail};
 use crate::output::count;
 use crate::plan::{LABEL_MANAGED, LABEL_NAME, LABEL_PROJECT};

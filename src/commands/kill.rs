@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::jobs::{ContainerState, view};
-use super::{Context, Project, logs::find};
+use super::{Context, Project};
 use crate::engine::exec::ExecRequest;
 use crate::error::{Code, fail};
+use crate::jobs::view::find;
+use crate::jobs::view::{ContainerState, view};
 use crate::jobs::{self, JobState, wrapper};
 
 pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {

@@ -11,11 +11,11 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::pack::{local_image, short};
 use super::{Context, Project};
 use crate::engine::Engine;
 use crate::error::{Code, fail};
 use crate::transport::push::{self, Target};
+use crate::transport::save::{local_image, short};
 
 #[derive(Debug, Serialize)]
 pub struct PushResult {

@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 
-use super::{Context, Project, up};
+use super::{Context, Project};
 use crate::engine;
+use crate::environment::up;
 use crate::jobs::diagnose::{Ending, diagnose};
 use crate::plan::{ShmSource, drift};
 use crate::spec::size::format_size;
@@ -115,7 +116,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         if let Ok(layer) = engine.changes(&project.container).await {
             st.python_packages_changed = crate::image::freeze::hand_changed(&layer);
         }
-        st.running_jobs = super::jobs::running(&project, &engine, c).await;
+        st.running_jobs = crate::jobs::view::running(&project, &engine, c).await;
         if let Ok(p) = &planned {
             st.gpus = p
                 .plan

@@ -8,8 +8,9 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use super::{Context, engine_within};
+use super::Context;
 use crate::doctor::facts::parse_id;
+use crate::environment::engine_within;
 use crate::host::{HostFacts, HostRoot, HostUser, Vendor};
 use crate::plan::{LABEL_MANAGED, LABEL_PROJECT};
 use crate::top::{self, ContainerMeta, GpuUse, ProcUse, Viewer, sources};

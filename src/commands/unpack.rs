@@ -21,12 +21,12 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::Context;
-use super::pack::short;
 use crate::engine::Engine;
 use crate::error::{Code, fail};
 use crate::plan::access::{self, Widening};
 use crate::spec::FILE_NAME;
 use crate::transport::layout::chain_ids;
+use crate::transport::save::short;
 use crate::transport::unpack::{self, Damage, HOLD_BACK, Verified};
 use crate::transport::{bridge, progress};
 

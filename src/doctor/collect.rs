@@ -70,7 +70,7 @@ async fn real(root: &HostRoot, host: HostFacts) -> DoctorFacts {
         Ok((e, _)) => (e.to_string(), true, None),
         Err(_) => (format!("unix://{SOCKET}"), false, Some(PathBuf::from(SOCKET))),
     };
-    let engine = match crate::commands::engine_within(10).await {
+    let engine = match crate::environment::engine_within(10).await {
         Ok((_, facts)) => EngineState::Reachable(facts),
         Err(err) => {
             let message = err.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
