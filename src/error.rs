@@ -1,7 +1,9 @@
 //! The one place that turns failures into what the user reads and the exit code scripts see.
 //!
-//! Commands return `anyhow::Error`. Anywhere in its chain, a [`Hint`] adds the `hint:` line and
-//! chooses the exit code; everything else prints as `error:` plus `caused by:` lines.
+//! Commands return `anyhow::Error`. Anywhere in its chain, an error that gives [`Advice`] (a
+//! [`Hint`], or a module's own error: spec, plan, render, engine) adds the `hint:` line and
+//! chooses the exit code; everything else prints as `error:` plus `caused by:` lines. [`render`]
+//! is the one function that turns the chain into text.
 
 use std::fmt;
 
@@ -77,6 +79,26 @@ impl Advice for SpecError {
     }
 }
 
+impl Advice for crate::plan::PlanError {
+    fn code(&self) -> Code {
+        Code::BadInput
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(crate::plan::PlanError::hint(self).to_string())
+    }
+}
+
+impl Advice for crate::render::RenderError {
+    fn code(&self) -> Code {
+        Code::BadInput
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint.clone())
+    }
+}
+
 /// The [`Advice`] of one link of an error chain, if its type gives any.
 fn advice<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a dyn Advice> {
     if let Some(h) = cause.downcast_ref::<Hint>() {
@@ -86,6 +108,12 @@ fn advice<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a dyn Ad
         return Some(s);
     }
     if let Some(e) = cause.downcast_ref::<crate::engine::EngineError>() {
+        return Some(e);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::plan::PlanError>() {
+        return Some(e);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::render::RenderError>() {
         return Some(e);
     }
     None

@@ -36,6 +36,32 @@ use anyhow::Context as _;
 
 pub use crate::environment::{Context, Project};
 
+/// How a command that ran to its end leaves the process: success, or the exit code it chose
+/// (`exec`: the command's own; `clean`, `doctor`: 1 when something failed). Failures are
+/// errors instead, rendered and coded by [`crate::error::render`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus(i32);
+
+impl ExitStatus {
+    pub const SUCCESS: ExitStatus = ExitStatus(0);
+
+    pub fn code(self) -> i32 {
+        self.0
+    }
+}
+
+impl From<()> for ExitStatus {
+    fn from((): ()) -> ExitStatus {
+        ExitStatus::SUCCESS
+    }
+}
+
+impl From<i32> for ExitStatus {
+    fn from(code: i32) -> ExitStatus {
+        ExitStatus(code)
+    }
+}
+
 /// Build the current-thread runtime every command runs on.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
