@@ -8,7 +8,6 @@
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::{Context, Project};
@@ -47,15 +46,7 @@ pub async fn run(ctx: &Context, reference: Option<String>) -> anyhow::Result<()>
         target.registry,
         if authenticated { ", logged in from docker's config" } else { "" }
     ));
-    let bar = if ctx.out.progress_allowed() {
-        ProgressBar::new(local.layers.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} layers {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = ctx.out.count_bar(local.layers.len() as u64, "{spinner} layers {pos}/{len} {msg}");
     let mut stream = std::pin::pin!(engine.push(&target.repo, &target.tag, credentials));
     let mut digest = None;
     while let Some(item) = stream.next().await {

@@ -33,6 +33,19 @@ use bollard::query_parameters::{
 use crate::plan::{BusyGpus, ContainerPlan, LABEL_MANAGED};
 use facts::EngineFacts;
 
+/// How the engine reports long work (builds, pulls) to whoever shows it; the engine never
+/// prints.
+pub trait Progress {
+    /// A line about what starts now (`pulling IMAGE`).
+    fn status(&self, line: &str);
+    /// What is happening now (a build step, a pull's state).
+    fn message(&self, text: &str);
+    /// Bytes done of the total known so far.
+    fn bytes(&self, done: u64, total: u64);
+    /// The work ended, well or not: clear what was drawn.
+    fn finish(&self);
+}
+
 /// A connected engine.
 #[derive(Debug)]
 pub struct Engine {

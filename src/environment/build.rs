@@ -30,7 +30,7 @@ pub async fn ensure(
         ));
     }
     let (Some(build), Some(tag)) = (&resolved.build, &resolved.built_tag) else {
-        engine.ensure_image(&resolved.base, &ctx.out).await?;
+        engine.ensure_image(&resolved.base, &ctx.out.transfer()).await?;
         return Ok(false);
     };
     if engine.has_image(tag).await? {
@@ -54,6 +54,6 @@ pub async fn ensure(
         labels,
         log: &log,
     };
-    engine.build(req, &ctx.out).await?;
+    engine.build(req, &ctx.out.spinner()).await?;
     Ok(true)
 }
