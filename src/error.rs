@@ -127,7 +127,10 @@ pub fn hint_of(err: &anyhow::Error) -> Option<String> {
 /// Whether the error itself (not a cause) already tells the user what to do: berth explained
 /// it, so retrying differently would not help.
 pub fn is_explained(err: &anyhow::Error) -> bool {
-    advice(err.as_ref()).is_some_and(|a| a.hint().is_some())
+    // anyhow's downcast sees through one `.context()`: an explained error with a note on top is
+    // still explained.
+    err.downcast_ref::<Hint>().is_some()
+        || err.downcast_ref::<crate::engine::EngineError>().is_some_and(|e| e.hint().is_some())
 }
 
 /// Shorthand: a failure with a hint, as an `anyhow::Error`.
@@ -196,6 +199,31 @@ mod tests {
         // berth's own continuation lines keep their place.
         let (text, _) = render(&anyhow::anyhow!("building failed: exit 1\n    step 2\x1b[0m"));
         assert_eq!(text, "error: building failed: exit 1\n    step 2\\x1b[0m\n");
+    }
+
+    #[test]
+    fn module_errors_give_their_code_and_hint_through_one_trait() {
+        let engine = crate::engine::EngineError::NotRunning {
+            endpoint: crate::engine::Endpoint::Unix("/run/docker.sock".into()),
+        };
+        let err = Err::<(), _>(anyhow::Error::new(engine)).context("starting demo").expect_err("an error");
+        let (text, code) = render(&err);
+        assert_eq!(code, 3);
+        assert_eq!(
+            text,
+            "error: starting demo\n  caused by: the container engine at unix:///run/docker.sock is not \
+             running (connection refused)\nhint: start it (`sudo systemctl start docker`), or check DOCKER_HOST\n"
+        );
+        let render_err = crate::render::RenderError { message: "bad nodes".into(), hint: "use 1".into() };
+        let (text, code) = render(&anyhow::Error::new(render_err));
+        assert_eq!((text.as_str(), code), ("error: bad nodes\nhint: use 1\n", 2));
+    }
+
+    #[test]
+    fn explained_errors_stay_explained_under_context() {
+        let explained = fail(Code::Failure, "gone", "load it").context("loading");
+        assert!(is_explained(&explained));
+        assert!(!is_explained(&anyhow::anyhow!("broken pipe").context("loading")));
     }
 
     #[test]

@@ -265,7 +265,7 @@ pub async fn apply(
                 return Ok(result(project, &c, Action::Running));
             }
             let id = c.id.clone();
-            start(ctx, engine, plan, &id).await?;
+            start(ctx, engine, plan, &id).await.map_err(|e| start_failed(plan, e))?;
             ctx.out.status(format!("started {} ({})", project.container, Project::short_id(&c)));
             let c = engine.inspect(&id).await?.unwrap_or(c);
             Ok(result(project, &c, Action::Started))
