@@ -9,6 +9,7 @@ pub mod commands;
 pub mod daemon_json;
 pub mod doctor;
 pub mod engine;
+pub mod environment;
 pub mod error;
 pub mod fsutil;
 pub mod gpu_probe;
@@ -25,7 +26,7 @@ pub mod transport;
 
 use clap::Parser;
 
-use commands::{Context, exec, host_configure, init, up};
+use commands::{Context, ExitStatus, exec, host_configure, init, up};
 use output::Printer;
 
 /// Parse the command line, run the command, and return the process exit code.
@@ -35,7 +36,7 @@ pub fn run() -> i32 {
     let dir = cli.dir.clone().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
     let ctx = Context { dir, dir_given: cli.dir.is_some(), out };
     match dispatch(&ctx, cli.command) {
-        Ok(code) => code,
+        Ok(status) => status.code(),
         Err(err) => {
             let (text, code) = error::render(&err);
             output::print_error(&text);
@@ -44,110 +45,102 @@ pub fn run() -> i32 {
     }
 }
 
-fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<i32> {
+fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> {
     use cli::Command as C;
-    if let C::Init(a) = command {
-        init::run(ctx, init::InitOptions { force: a.force, name: a.name, base: a.base })?;
-        return Ok(0);
-    }
-    // Exports read only the project file: no engine, no runtime.
-    let command = match command {
-        C::Export(a) => return commands::export::run(ctx, export_request(a)).map(|_| 0),
-        other => other,
-    };
-    let rt = commands::runtime()?;
-    let code = rt.block_on(async {
-        match command {
-            C::Init(_) => Ok(0),
-            C::Up(a) => {
-                let opts = up::UpOptions {
-                    recreate: a.recreate,
-                    force: a.force,
-                    no_start: a.no_start,
-                    adopt: a.adopt,
-                };
-                up::run(ctx, opts).await.map(|_| 0)
-            }
-            C::Shell => commands::shell::run(ctx).await,
-            C::Exec(a) => {
-                exec::run(ctx, exec::ExecOptions { interactive: a.interactive, tty: a.tty, cmd: a.cmd }).await
-            }
-            C::Stop(a) => commands::stop::run(ctx, a.force).await.map(|_| 0),
-            C::Status => commands::status::run(ctx).await.map(|_| 0),
-            C::Ls(a) => commands::ls::run(ctx, a.all_users).await.map(|_| 0),
-            C::Down(a) => commands::down::run(ctx, a.force).await.map(|_| 0),
-            C::Run(a) => {
-                let opts = commands::run::RunOptions {
-                    name: a.name,
-                    gpus: a.gpus,
-                    torchrun: a.torchrun,
-                    cmd: a.cmd,
-                };
-                commands::run::run(ctx, opts).await.map(|_| 0)
-            }
-            C::Jobs => commands::jobs::run(ctx).await.map(|_| 0),
-            C::Logs(a) => commands::logs::run(ctx, a.name, a.follow).await,
-            C::Kill(a) => commands::kill::run(ctx, &a.name, a.grace).await.map(|_| 0),
-            C::GpuCheck => commands::gpu_check::run(ctx).await,
-            C::Freeze(a) => commands::freeze::run(ctx, a.write).await.map(|_| 0),
-            C::Commit => commands::commit::run(ctx).await.map(|_| 0),
-            C::Build(a) => {
-                commands::build::run(ctx, commands::build::BuildOptions { print: a.print }).await.map(|_| 0)
-            }
-            C::Code(a) => commands::code::run(ctx, a.print, a.ssh).await.map(|_| 0),
-            C::Export(_) => Ok(0),
-            C::Host(h) => match h.command {
-                cli::HostCommand::Configure(a) => {
-                    let changes = daemon_json::Changes {
-                        data_root: a.data_root,
-                        registry_mirrors: a.registry_mirrors,
-                        nvidia_runtime: a.nvidia_runtime,
-                        cdi: a.cdi,
-                        live_restore: a.live_restore,
-                    };
-                    let opts =
-                        host_configure::ConfigureOptions { config: a.config, changes, dry_run: a.dry_run };
-                    host_configure::run(ctx, opts).await.map(|_| 0)
-                }
-            },
-            C::Doctor => commands::doctor::run(ctx).await,
-            C::Clean(a) => {
-                let opts = commands::clean::CleanOptions {
-                    yes: a.yes,
-                    dry_run: a.dry_run,
-                    force: a.force,
-                    all_users: a.all_users,
-                };
-                commands::clean::run(ctx, opts).await
-            }
-            C::Top(a) => commands::top::run(ctx, a.all_users).await.map(|_| 0),
-            C::Pack(a) => {
-                let opts = commands::pack::PackOptions { output: a.output, force: a.force };
-                commands::pack::run(ctx, opts).await.map(|_| 0)
-            }
-            C::Unpack(a) => {
-                let opts = commands::unpack::UnpackOptions {
-                    file: a.file,
-                    force: a.force,
-                    expect: a.expect,
-                    allow_access: a.allow_access,
-                };
-                commands::unpack::run(ctx, opts).await.map(|_| 0)
-            }
-            C::Ship(a) => {
-                let opts = commands::ship::ShipOptions {
-                    destination: a.destination,
-                    project: a.project,
-                    force: a.force,
-                };
-                commands::ship::run(ctx, opts).await.map(|_| 0)
-            }
-            C::Push(a) => commands::push::run(ctx, a.reference).await.map(|_| 0),
+    match command {
+        C::Init(a) => {
+            init::run(ctx, init::InitOptions { force: a.force, name: a.name, base: a.base }).map(into)
         }
-    });
+        // Exports read only the project file: no engine, no runtime.
+        C::Export(a) => commands::export::run(ctx, export_request(a)).map(into),
+        C::Up(a) => {
+            let opts =
+                up::UpOptions { recreate: a.recreate, force: a.force, no_start: a.no_start, adopt: a.adopt };
+            block_on(up::run(ctx, opts))
+        }
+        C::Shell => block_on(commands::shell::run(ctx)),
+        C::Exec(a) => {
+            block_on(exec::run(ctx, exec::ExecOptions { interactive: a.interactive, tty: a.tty, cmd: a.cmd }))
+        }
+        C::Stop(a) => block_on(commands::stop::run(ctx, a.force)),
+        C::Status => block_on(commands::status::run(ctx)),
+        C::Ls(a) => block_on(commands::ls::run(ctx, a.all_users)),
+        C::Down(a) => block_on(commands::down::run(ctx, a.force)),
+        C::Run(a) => {
+            let opts =
+                commands::run::RunOptions { name: a.name, gpus: a.gpus, torchrun: a.torchrun, cmd: a.cmd };
+            block_on(commands::run::run(ctx, opts))
+        }
+        C::Jobs => block_on(commands::jobs::run(ctx)),
+        C::Logs(a) => block_on(commands::logs::run(ctx, a.name, a.follow)),
+        C::Kill(a) => block_on(commands::kill::run(ctx, &a.name, a.grace)),
+        C::GpuCheck => block_on(commands::gpu_check::run(ctx)),
+        C::Freeze(a) => block_on(commands::freeze::run(ctx, a.write)),
+        C::Commit => block_on(commands::commit::run(ctx)),
+        C::Build(a) => block_on(commands::build::run(ctx, commands::build::BuildOptions { print: a.print })),
+        C::Code(a) => block_on(commands::code::run(ctx, a.print, a.ssh)),
+        C::Host(h) => match h.command {
+            cli::HostCommand::Configure(a) => {
+                let changes = daemon_json::Changes {
+                    data_root: a.data_root,
+                    registry_mirrors: a.registry_mirrors,
+                    nvidia_runtime: a.nvidia_runtime,
+                    cdi: a.cdi,
+                    live_restore: a.live_restore,
+                };
+                let opts = host_configure::ConfigureOptions { config: a.config, changes, dry_run: a.dry_run };
+                block_on(host_configure::run(ctx, opts))
+            }
+        },
+        C::Doctor => block_on(commands::doctor::run(ctx)),
+        C::Clean(a) => {
+            let opts = commands::clean::CleanOptions {
+                yes: a.yes,
+                dry_run: a.dry_run,
+                force: a.force,
+                all_users: a.all_users,
+            };
+            block_on(commands::clean::run(ctx, opts))
+        }
+        C::Top(a) => block_on(commands::top::run(ctx, a.all_users)),
+        C::Pack(a) => {
+            let opts = commands::pack::PackOptions { output: a.output, force: a.force };
+            block_on(commands::pack::run(ctx, opts))
+        }
+        C::Unpack(a) => {
+            let opts = commands::unpack::UnpackOptions {
+                file: a.file,
+                force: a.force,
+                expect: a.expect,
+                allow_access: a.allow_access,
+            };
+            block_on(commands::unpack::run(ctx, opts))
+        }
+        C::Ship(a) => {
+            let opts = commands::ship::ShipOptions {
+                destination: a.destination,
+                project: a.project,
+                force: a.force,
+            };
+            block_on(commands::ship::run(ctx, opts))
+        }
+        C::Push(a) => block_on(commands::push::run(ctx, a.reference)),
+    }
+}
+
+fn into<T: Into<ExitStatus>>(done: T) -> ExitStatus {
+    done.into()
+}
+
+/// Run an engine command on the current-thread runtime.
+fn block_on<T: Into<ExitStatus>>(
+    command: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<ExitStatus> {
+    let rt = commands::runtime()?;
+    let done = rt.block_on(command).map(into);
     // Stray tasks (a stdin reader, a resize watcher) must not keep the process alive.
     rt.shutdown_background();
-    code
+    done
 }
 
 fn export_request(a: cli::ExportArgs) -> commands::export::ExportRequest {

@@ -3,7 +3,10 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::{IsTerminal, Write};
+use std::cell::RefCell;
+use std::io::{self, IsTerminal, Read, Write};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use serde::Serialize;
 
@@ -40,16 +43,34 @@ impl Printer {
     /// Raw bytes for stdout (a command's or a log's output, not necessarily UTF-8 or whole
     /// characters: a chunk may end inside one).
     pub fn data_bytes(&self, bytes: &[u8]) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(bytes);
-        let _ = out.flush();
+        stream_stdout(bytes);
     }
 
     /// Raw bytes for stderr.
     pub fn err_bytes(&self, bytes: &[u8]) {
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(bytes);
-        let _ = err.flush();
+        stream_stderr(bytes);
+    }
+
+    /// A counting bar (`{pos}/{len}` in `template`), drawn only on a terminal.
+    pub fn count_bar(&self, len: u64, template: &str) -> ProgressBar {
+        let bar = if self.progress_allowed() { ProgressBar::new(len) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    }
+
+    /// A spinner with the elapsed time and what happens now (a build), drawn at once.
+    pub fn spinner(&self) -> Activity {
+        let activity = Activity { out: *self, kind: ActivityKind::Spinner, bar: RefCell::new(None) };
+        activity.bar();
+        activity
+    }
+
+    /// A byte bar for a transfer whose size is learnt as it goes (a pull), drawn from its first
+    /// report: nothing shows when there turns out to be nothing to do.
+    pub fn transfer(&self) -> Activity {
+        Activity { out: *self, kind: ActivityKind::Transfer, bar: RefCell::new(None) }
     }
 
     /// One JSON document on stdout.
@@ -166,6 +187,139 @@ pub fn strip_terminal_codes(text: &str) -> String {
         }
     }
     out
+}
+
+/// A command's output inside the environment, passed through as it comes (`exec`, `shell`).
+pub fn stream_stdout(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
+}
+
+/// A command's error output inside the environment, passed through as it comes.
+pub fn stream_stderr(bytes: &[u8]) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(bytes);
+    let _ = err.flush();
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ActivityKind {
+    Spinner,
+    Transfer,
+}
+
+/// Long engine work shown to the user: the engine reports to it through
+/// [`crate::engine::Progress`]; it clears itself when dropped.
+#[derive(Debug)]
+pub struct Activity {
+    out: Printer,
+    kind: ActivityKind,
+    bar: RefCell<Option<ProgressBar>>,
+}
+
+impl Activity {
+    fn bar(&self) -> ProgressBar {
+        self.bar
+            .borrow_mut()
+            .get_or_insert_with(|| {
+                if !self.out.progress_allowed() {
+                    return ProgressBar::hidden();
+                }
+                match self.kind {
+                    ActivityKind::Spinner => {
+                        let bar = ProgressBar::new_spinner();
+                        bar.set_style(
+                            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                        bar
+                    }
+                    ActivityKind::Transfer => {
+                        let bar = ProgressBar::new(0);
+                        bar.set_style(
+                            ProgressStyle::with_template(
+                                "{spinner} {msg} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                        );
+                        bar
+                    }
+                }
+            })
+            .clone()
+    }
+}
+
+impl crate::engine::Progress for Activity {
+    fn status(&self, line: &str) {
+        self.out.status(line);
+    }
+
+    fn message(&self, text: &str) {
+        self.bar().set_message(text.to_string());
+    }
+
+    fn bytes(&self, done: u64, total: u64) {
+        let bar = self.bar();
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.borrow_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Activity {
+    fn drop(&mut self) {
+        crate::engine::Progress::finish(self);
+    }
+}
+
+/// A byte bar of `total` (an estimate: it grows if the work turns out bigger).
+pub fn bytes(out: &Printer, total: u64, message: impl Into<String>) -> ProgressBar {
+    if !out.progress_allowed() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total.max(1));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} ({elapsed})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(message.into());
+    bar
+}
+
+/// Advance `bar` by `n`, stretching its length when an estimate was too small.
+pub fn advance(bar: &ProgressBar, n: u64) {
+    bar.inc(n);
+    if let Some(len) = bar.length()
+        && bar.position() > len
+    {
+        bar.set_length(bar.position());
+    }
+}
+
+/// A reader that advances a bar by what passes through it.
+#[derive(Debug)]
+pub struct Counted<R> {
+    pub inner: R,
+    pub bar: ProgressBar,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        advance(&self.bar, n as u64);
+        Ok(n)
+    }
 }
 
 /// Print an error the way every berth command does.

@@ -107,12 +107,12 @@ async fn inventory_containers(engine: &Engine) -> anyhow::Result<Vec<ContainerIn
         .await?
         .into_iter()
         .map(|c| ContainerInfo {
-            name: crate::engine::summary_name(&c),
-            id: c.id.unwrap_or_default(),
-            image_id: c.image_id.unwrap_or_default(),
-            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-            labels: c.labels.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
-            size_rw: c.size_rw.unwrap_or(0).max(0) as u64,
+            name: c.name,
+            id: c.id,
+            image_id: c.image_id,
+            state: c.state,
+            labels: c.labels.into_iter().collect::<BTreeMap<_, _>>(),
+            size_rw: c.size_rw,
             changes: Vec::new(),
         })
         .collect())
@@ -143,9 +143,9 @@ async fn inventory_images(engine: &Engine) -> anyhow::Result<Vec<ImageInfo>> {
         .into_iter()
         .map(|i| ImageInfo {
             id: i.id,
-            tags: i.repo_tags,
+            tags: i.tags,
             created: i.created,
-            size: i.size.max(0) as u64,
+            size: i.size,
             labels: i.labels.into_iter().collect(),
             layers: Vec::new(),
         })

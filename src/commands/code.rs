@@ -12,8 +12,9 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use super::{Context, Project, exec, up};
+use super::{Context, Project};
 use crate::engine::{self, Endpoint, Engine};
+use crate::environment::{exec, up};
 use crate::error::{Code, fail};
 use crate::plan::sh_quote;
 

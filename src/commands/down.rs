@@ -1,108 +1,20 @@
 //! `berth down`: remove the container, never the work inside it without `--force`.
 //!
-//! The guard (shared with `up --recreate`) reads the writable layer's changes, drops the noise
-//! (`engine::changes`) and refuses while anything that matters is left, listing it grouped.
-//! Mounted folders, images and volumes are never touched: "down" removes the container only.
-
-use bollard::models::ContainerInspectResponse;
+//! Mounted folders, images and volumes are never touched: "down" removes the container only;
+//! the guard ([`crate::environment::guard`]) lists what would be lost and refuses.
 
 use super::{Context, Project};
-use crate::engine::{Engine, changes};
-use crate::error::{Code, fail};
-
-/// How many groups of changes a refusal lists before summarising.
-const SHOWN: usize = 15;
+use crate::environment::{guard, up};
 
 pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
     let (project, engine) = Project::existing(ctx).await?;
-    let _lock = super::up::lock(&project)?;
+    let _lock = up::lock(&project)?;
     let Some(c) = project.container_or_moved(ctx, &engine).await? else {
         ctx.out.status(format!("{} does not exist; nothing to remove", project.container));
         return Ok(());
     };
-    guard(&project, &engine, &c, force).await?;
-    engine.remove(c.id.as_deref().unwrap_or(&project.container)).await?;
+    guard::guard(&project, &engine, &c, force).await?;
+    engine.remove(if c.id.is_empty() { &project.container } else { &c.id }).await?;
     ctx.out.status(format!("removed {} ({})", project.container, Project::short_id(&c)));
     Ok(())
-}
-
-/// The changes no `berth commit` of this container holds: those recorded in `.berth/commit.json`
-/// for it, unchanged since (same kind, size and modification time) and with the committed image
-/// still on the engine, are kept there and are not lost with the container.
-async fn not_committed(
-    project: &Project,
-    engine: &Engine,
-    c: &ContainerInspectResponse,
-    found: Vec<changes::Change>,
-) -> anyhow::Result<Vec<changes::Change>> {
-    let Some(rec) = crate::image::read_commit(&project.spec.project_dir) else { return Ok(found) };
-    if rec.captured.is_empty() || rec.container.is_none() || rec.container != c.id {
-        return Ok(found);
-    }
-    if !engine.has_image(&rec.image).await? {
-        return Ok(found);
-    }
-    let candidates: Vec<changes::Change> =
-        found.iter().filter(|f| rec.captured.iter().any(|s| s.path == f.path)).cloned().collect();
-    let now = engine.seen(c.id.as_deref().unwrap_or_default(), &candidates).await?;
-    Ok(found
-        .into_iter()
-        .filter(|f| !now.iter().any(|n| n.path == f.path && rec.captured.contains(n)))
-        .collect())
-}
-
-/// Refuse while jobs run in the container (a running job is the user's work); `force_hint` says
-/// what overrides it.
-pub async fn refuse_running_jobs(
-    project: &Project,
-    engine: &Engine,
-    c: &ContainerInspectResponse,
-    force_hint: &str,
-) -> anyhow::Result<()> {
-    let running = super::jobs::running(project, engine, c).await;
-    if running.is_empty() {
-        return Ok(());
-    }
-    Err(fail(
-        Code::Refused,
-        format!("{} has running jobs: {}", project.container, running.join(", ")),
-        format!("wait for them (`berth logs NAME -f`), stop them (`berth kill NAME`), or {force_hint}"),
-    ))
-}
-
-/// Refuse unless the container holds no changes that matter, or `force` is given.
-pub async fn guard(
-    project: &Project,
-    engine: &Engine,
-    c: &ContainerInspectResponse,
-    force: bool,
-) -> anyhow::Result<()> {
-    if force {
-        return Ok(());
-    }
-    refuse_running_jobs(project, engine, c, "add --force").await?;
-    let found = engine.significant_changes(c).await?;
-    let found = not_committed(project, engine, c, found).await?;
-    if found.is_empty() {
-        return Ok(());
-    }
-    let groups = changes::group(&found);
-    let mut message = format!(
-        "{} holds {} changed file{} that would be lost:",
-        project.container,
-        found.len(),
-        if found.len() == 1 { "" } else { "s" }
-    );
-    for g in groups.iter().take(SHOWN) {
-        message.push_str(&format!("\n    {g}"));
-    }
-    if groups.len() > SHOWN {
-        message.push_str(&format!("\n    … and {} more places", groups.len() - SHOWN));
-    }
-    Err(fail(
-        Code::Refused,
-        message,
-        "keep them in an image with `berth commit`, copy what you need into a mounted folder \
-         (the project is mounted), or add --force to discard them",
-    ))
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use super::{Context, Project, up};
-use crate::engine::{self, Engine, changes, exec::ExecRequest, explain};
+use super::{Context, Project};
+use crate::engine::{self, Engine, exec::ExecRequest};
+use crate::environment::up;
 use crate::error::{Code, fail};
 use crate::image::freeze;
 use crate::output::table;
@@ -41,12 +42,7 @@ pub async fn inspect(
     let items: Vec<Item> = serde_json::from_str(out.stdout.trim()).context("reading `pip list` output")?;
     let installed: BTreeMap<String, String> =
         items.into_iter().map(|i| (freeze::normalise(&i.name), i.version)).collect();
-    let raw = engine
-        .docker
-        .container_changes(&project.container)
-        .await
-        .map_err(|e| explain(e, &engine.endpoint))?;
-    let layer = changes::all(&raw.unwrap_or_default());
+    let layer = engine.changes(&project.container).await?;
     let requirements = requirement_lines(project)?;
     let wanted = freeze::parse_requirements(&requirements);
     let drift = freeze::compare(&installed, &layer, &wanted);

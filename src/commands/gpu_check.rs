@@ -4,8 +4,9 @@
 
 use serde::Serialize;
 
-use super::{Context, Project, up};
+use super::{Context, Project};
 use crate::engine::{self, Engine, exec::ExecRequest};
+use crate::environment::up;
 use crate::gpu_probe::{self, Check, Status};
 use crate::host::{HostFacts, Vendor};
 use crate::output::table;

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Context, engine_within};
+use super::Context;
 use crate::daemon_json::{self, Changes};
 use crate::engine::facts::EngineFacts;
 use crate::engine::{self, Engine};
+use crate::environment::engine_within;
 use crate::error::{Code, fail};
 use crate::output::count;
 use crate::plan::{LABEL_MANAGED, LABEL_NAME, LABEL_PROJECT};
@@ -320,21 +321,19 @@ async fn running_now(engine: &Engine, facts: &EngineFacts) -> anyhow::Result<Run
     let mut now =
         RunningNow { live_restore: facts.live_restore, running: vec![], come_back: vec![], jobs: vec![] };
     for summary in engine.all_containers(false).await? {
-        if summary.state.map(|s| s.to_string()).as_deref() != Some("running") {
+        if summary.state != "running" || summary.id.is_empty() {
             continue;
         }
-        let Some(id) = summary.id.as_deref() else { continue };
-        let Some(c) = engine.inspect(id).await? else { continue };
-        let name = c.name.as_deref().unwrap_or(id).trim_start_matches('/').to_string();
-        let policy = c.host_config.as_ref().and_then(|h| h.restart_policy.as_ref()).and_then(|p| p.name);
-        if matches!(policy.map(|p| p.to_string()).as_deref(), Some("always" | "unless-stopped")) {
+        let Some(c) = engine.inspect(&summary.id).await? else { continue };
+        let name = if c.name.is_empty() { summary.id.clone() } else { c.name.clone() };
+        if matches!(c.restart_policy.as_deref(), Some("always" | "unless-stopped")) {
             now.come_back.push(name.clone());
         }
         if engine::label(&c, LABEL_MANAGED) == Some("true")
             && let Some(project) = engine::label(&c, LABEL_PROJECT)
         {
             let env = engine::label(&c, LABEL_NAME).unwrap_or(&name).to_string();
-            let started = c.state.as_ref().and_then(|s| s.started_at.clone());
+            let started = c.started_at.clone();
             for job in crate::jobs::running(Path::new(project), true, started.as_deref()) {
                 now.jobs.push(format!("{env}/{job}"));
             }

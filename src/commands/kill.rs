@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::jobs::{ContainerState, view};
-use super::{Context, Project, logs::find};
+use super::{Context, Project};
 use crate::engine::exec::ExecRequest;
 use crate::error::{Code, fail};
+use crate::jobs::view::find;
+use crate::jobs::view::{ContainerState, view};
 use crate::jobs::{self, JobState, wrapper};
 
 pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
@@ -17,7 +18,7 @@ pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
     if v.state == JobState::Lost {
         // Its wrapper is gone; whatever it may have left behind (the process group its pid file
         // names) is sent SIGKILL.
-        if let Some(id) = c.as_ref().and_then(|c| c.id.clone()) {
+        if let Some(id) = c.as_ref().map(|c| c.id.clone()) {
             let req =
                 ExecRequest { container: id, cmd: wrapper::signal_argv(name, "KILL"), ..Default::default() };
             let _ = engine.exec_capture(&req).await;
@@ -36,7 +37,7 @@ pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
             "`berth jobs` shows each job's state",
         ));
     }
-    let container = c.and_then(|c| c.id).unwrap_or_else(|| project.container.clone());
+    let container = c.map(|c| c.id).unwrap_or_else(|| project.container.clone());
     let send = |signal: &'static str| {
         let req = ExecRequest {
             container: container.clone(),

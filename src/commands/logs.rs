@@ -6,10 +6,9 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
-use super::jobs::{ContainerState, JobView, view};
 use super::{Context, Project};
-use crate::error::{Code, fail};
-use crate::jobs::{self, JobRecord, JobState};
+use crate::jobs::view::{ContainerState, JobView, find, view};
+use crate::jobs::{self, JobState};
 
 /// Returns the exit code berth should end with.
 pub async fn run(ctx: &Context, name: Option<String>, follow: bool) -> anyhow::Result<i32> {
@@ -68,27 +67,4 @@ fn copy_new(path: &std::path::Path, offset: u64, ctx: &Context) -> anyhow::Resul
         ctx.out.data_bytes(&buf[..n]);
         offset += n as u64;
     }
-}
-
-/// A job by name, or the latest one.
-pub fn find(project: &Project, name: Option<&str>) -> anyhow::Result<JobRecord> {
-    let list = jobs::list(&project.spec.project_dir);
-    let found = match name {
-        Some(n) => list.into_iter().find(|j| j.meta.name == n),
-        None => list.into_iter().last(),
-    };
-    if let Some(why) = found.as_ref().and_then(|j| j.untrusted.as_deref()) {
-        return Err(fail(
-            Code::Refused,
-            format!("job {} is not trusted: {why}", found.as_ref().map_or("", |j| j.meta.name.as_str())),
-            "another user could have written its files (its log, exit code or pid); check them, then \
-             delete the folder",
-        ));
-    }
-    found.ok_or_else(|| match name {
-        Some(n) => {
-            fail(Code::BadInput, format!("no job named {n}"), "`berth jobs` lists this project's jobs")
-        }
-        None => fail(Code::BadInput, "this project has no jobs yet", "`berth run -- CMD` starts one"),
-    })
 }

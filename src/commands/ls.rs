@@ -27,7 +27,7 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
     let entries: Vec<Entry> = list
         .into_iter()
         .map(|c| {
-            let labels = c.labels.clone().unwrap_or_default();
+            let labels = c.labels.clone();
             let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
             let gpus = labels
                 .get(LABEL_PLAN)
@@ -36,10 +36,10 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
                 .unwrap_or_default();
             Entry {
                 name: get("dev.berth.name"),
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                container_id: c.id.clone().unwrap_or_default(),
-                container_name: crate::engine::summary_name(&c),
-                image: c.image.clone().unwrap_or_default(),
+                state: c.state.clone(),
+                container_id: c.id.clone(),
+                container_name: c.name.clone(),
+                image: c.image.clone(),
                 project: get(LABEL_PROJECT),
                 owner: get("dev.berth.owner"),
                 gpus,

@@ -1,9 +1,10 @@
 //! One file per command: resolve the project, plan, apply, print.
 //!
 //! Commands receive a [`Context`] (resolved global options), never clap types. Shared steps
-//! (finding the project, reading facts, checking a container is berth's) live here.
+//! (finding the project, planning, bringing the environment up, the `down` guard) live in
+//! [`crate::environment`], job views in [`crate::jobs`], image moves in [`crate::transport`];
+//! no command imports another.
 
-pub mod announce;
 pub mod build;
 pub mod clean;
 pub mod code;
@@ -31,267 +32,33 @@ pub mod top;
 pub mod unpack;
 pub mod up;
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
-use bollard::models::{ContainerInspectResponse, ContainerSummary};
 
-use crate::engine::{self, Engine};
-use crate::error::{Code, fail};
-use crate::host::{HostFacts, HostRoot, HostUser};
-use crate::output::Printer;
-use crate::plan::{self, LABEL_MANAGED, LABEL_PROJECT};
-use crate::spec::{self, Spec};
+pub use crate::environment::{Context, Project};
 
-/// Global options, resolved.
-#[derive(Debug, Clone)]
-pub struct Context {
-    /// `-C DIR`, or the current folder.
-    pub dir: PathBuf,
-    /// Whether `-C DIR` was given (`unpack` writes into it then, instead of `./<name>`).
-    pub dir_given: bool,
-    pub out: Printer,
-}
+/// How a command that ran to its end leaves the process: success, or the exit code it chose
+/// (`exec`: the command's own; `clean`, `doctor`: 1 when something failed). Failures are
+/// errors instead, rendered and coded by [`crate::error::render`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus(i32);
 
-/// A loaded project: its spec, the user berth acts for and the container name.
-#[derive(Debug, Clone)]
-pub struct Project {
-    pub spec: Spec,
-    pub user: HostUser,
-    pub container: String,
-    /// `berth.toml` is missing: the project was found through its container's labels and its
-    /// spec holds only the name (see [`Project::existing`]).
-    pub from_labels: bool,
-}
+impl ExitStatus {
+    pub const SUCCESS: ExitStatus = ExitStatus(0);
 
-impl Project {
-    pub fn load(ctx: &Context) -> anyhow::Result<Project> {
-        Project::load_with(ctx, spec::load)
-    }
-
-    /// For commands that act on an existing environment: files the spec names (datasets,
-    /// requirements) need not exist right now.
-    pub fn load_existing(ctx: &Context) -> anyhow::Result<Project> {
-        Project::load_with(ctx, spec::load_existing)
-    }
-
-    fn load_with(
-        ctx: &Context,
-        load: fn(&std::path::Path) -> Result<Spec, spec::SpecError>,
-    ) -> anyhow::Result<Project> {
-        let file = spec::find(&ctx.dir)?;
-        // One project, one identity: reached through a symlink or not, the path is the same.
-        let file = file.canonicalize().unwrap_or(file);
-        let spec = load(&file)?;
-        let user = HostUser::current();
-        // Folders an older berth left open to other users are closed on the next command.
-        crate::jobs::private::tighten(
-            &spec.project_dir,
-            crate::jobs::private::Sharing::of(&spec.user, &user),
-            user.uid,
-        );
-        let container = plan::container_name(&user.name, &spec.name, &spec.project_dir);
-        Ok(Project { spec, user, container, from_labels: false })
-    }
-
-    /// For commands that act on an existing environment, with the engine: like
-    /// [`Project::load_existing`], and when the folder has no `berth.toml` any more (deleted),
-    /// the environment its container's labels place in this folder, so it can still be seen,
-    /// stopped and removed.
-    pub async fn existing(ctx: &Context) -> anyhow::Result<(Project, Engine)> {
-        let loaded = Project::load_existing(ctx);
-        if loaded.is_ok() || spec::find(&ctx.dir).is_ok() {
-            let project = loaded?;
-            return Ok((project, Engine::connect().await?));
-        }
-        let engine = Engine::connect().await?;
-        let user = HostUser::current();
-        let dir = std::path::absolute(&ctx.dir).unwrap_or(ctx.dir.clone());
-        let dir = dir.canonicalize().unwrap_or(dir);
-        let here = dir.display().to_string();
-        let found = engine.list_berth(Some(user.uid)).await?.into_iter().find(|c| {
-            c.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT)).map(String::as_str) == Some(here.as_str())
-        });
-        let name = found.and_then(|c| c.labels.and_then(|mut l| l.remove(plan::LABEL_NAME)));
-        let Some(name) = name else {
-            return Err(loaded.err().unwrap_or_else(|| anyhow::anyhow!("no berth.toml")));
-        };
-        let file = dir.join(spec::FILE_NAME);
-        let spec = spec::parse_str(&format!("name = \"{name}\"\n"), &file)?;
-        let container = plan::container_name(&user.name, &spec.name, &spec.project_dir);
-        ctx.out.warn(format!(
-            "{} is missing: acting on the environment {container} that its labels place in {here}; \
-             restore the file (e.g. `git checkout {}`) to change or re-create it, or `berth down` removes it",
-            file.display(),
-            spec::FILE_NAME
-        ));
-        Ok((Project { spec, user, container, from_labels: true }, engine))
-    }
-
-    /// This environment's container, or else the one made before its folder moved: where its
-    /// jobs run.
-    pub async fn environment(&self, engine: &Engine) -> anyhow::Result<Option<ContainerInspectResponse>> {
-        match self.container(engine).await? {
-            Some(c) => Ok(Some(c)),
-            None => self.moved(engine).await,
-        }
-    }
-
-    /// This environment's container, or else the one made before its folder moved (said so).
-    pub async fn container_or_moved(
-        &self,
-        ctx: &Context,
-        engine: &Engine,
-    ) -> anyhow::Result<Option<ContainerInspectResponse>> {
-        if let Some(c) = self.container(engine).await? {
-            return Ok(Some(c));
-        }
-        let Some(c) = self.moved(engine).await? else { return Ok(None) };
-        ctx.out.warn(format!(
-            "{} was made when this project was at {} (moved or renamed since): acting on it",
-            c.name.as_deref().unwrap_or_default().trim_start_matches('/'),
-            engine::label(&c, LABEL_PROJECT).unwrap_or_default()
-        ));
-        Ok(Some(c))
-    }
-
-    /// The container made for this project's files before its folder was moved or renamed (its
-    /// mounts still point at them), when none exists for the folder as it is now: the one
-    /// `.berth/container` records, or else the only container of this owner with this `name`;
-    /// either way only while its own project folder holds no `berth.toml` (a copy of a project
-    /// that is still there gets its own environment).
-    pub async fn moved(&self, engine: &Engine) -> anyhow::Result<Option<ContainerInspectResponse>> {
-        let here = self.spec.project_dir.display().to_string();
-        let ours = |c: &ContainerInspectResponse| {
-            engine::label(c, LABEL_MANAGED) == Some("true")
-                && engine::label(c, plan::LABEL_HASH).is_some_and(|h| !h.is_empty())
-                && engine::label(c, plan::LABEL_OWNER_UID) == Some(self.user.uid.to_string().as_str())
-                && engine::label(c, LABEL_PROJECT).is_some_and(|p| p != here)
-                // A copy of a project that is still there is a project of its own.
-                && !engine::label(c, LABEL_PROJECT)
-                    .is_some_and(|p| std::path::Path::new(p).join(spec::FILE_NAME).is_file())
-        };
-        if let Ok(id) = std::fs::read_to_string(container_record(&self.spec.project_dir))
-            && let Some(c) = engine.inspect(id.trim()).await?
-            && ours(&c)
-        {
-            return Ok(Some(c));
-        }
-        let gone: Vec<ContainerSummary> = engine
-            .list_berth(Some(self.user.uid))
-            .await?
-            .into_iter()
-            .filter(|c| {
-                let label = |k: &str| c.labels.as_ref().and_then(|l| l.get(k)).cloned().unwrap_or_default();
-                label(plan::LABEL_NAME) == self.spec.name
-                    && label(LABEL_PROJECT) != here
-                    && !std::path::Path::new(&label(LABEL_PROJECT)).join(spec::FILE_NAME).is_file()
-            })
-            .collect();
-        match gone.as_slice() {
-            [one] => Ok(engine.inspect(one.id.as_deref().unwrap_or_default()).await?.filter(|c| ours(c))),
-            _ => Ok(None),
-        }
-    }
-
-    /// The image of this environment: what `up` runs and `pack`, `ship` and `push` move (the
-    /// built tag, a committed image, or the base; see `image::resolve`).
-    pub fn image(&self) -> anyhow::Result<String> {
-        Ok(crate::image::resolve(&self.spec, &self.host_facts())?.image)
-    }
-
-    /// The host's facts (`BERTH_HOST_ROOT` may point them at a recorded host).
-    pub fn host_facts(&self) -> HostFacts {
-        HostFacts::probe(&HostRoot::from_env())
-    }
-
-    /// This environment's container, if it exists; an error if a container holds its name but
-    /// is not berth's, or belongs to another project.
-    pub async fn container(&self, engine: &Engine) -> anyhow::Result<Option<ContainerInspectResponse>> {
-        let Some(c) = engine.inspect(&self.container).await? else { return Ok(None) };
-        self.check_ours(&c)?;
-        Ok(Some(c))
-    }
-
-    fn check_ours(&self, c: &ContainerInspectResponse) -> anyhow::Result<()> {
-        // A plan hash, not just `managed`: images berth built carry `managed`, and the engine
-        // copies image labels onto any container made from them.
-        let managed = engine::label(c, LABEL_MANAGED) == Some("true")
-            && engine::label(c, crate::plan::LABEL_HASH).is_some_and(|h| !h.is_empty());
-        let project = engine::label(c, LABEL_PROJECT);
-        let here = self.spec.project_dir.display().to_string();
-        if !managed {
-            return Err(fail(
-                Code::Refused,
-                format!(
-                    "a container named {} already exists, and berth did not create it; berth leaves it alone",
-                    self.container
-                ),
-                format!(
-                    "rename or remove it yourself if it is not needed (`docker rename {0} {0}.old`), \
-                     or change `name` in {1}",
-                    self.container,
-                    self.spec.file.display()
-                ),
-            ));
-        }
-        if project != Some(here.as_str()) {
-            return Err(fail(
-                Code::Refused,
-                format!(
-                    "the container {} belongs to the project at {}, not {}",
-                    self.container,
-                    project.unwrap_or("an unknown folder"),
-                    here
-                ),
-                "run berth from that project's folder, or change `name` here",
-            ));
-        }
-        Ok(())
-    }
-
-    /// A short id for messages.
-    pub fn short_id(c: &ContainerInspectResponse) -> String {
-        c.id.as_deref().unwrap_or("").chars().take(12).collect()
+    pub fn code(self) -> i32 {
+        self.0
     }
 }
 
-/// `<project>/.berth/container`: the id of the container `up` made for the project's files, so
-/// that it is found again after the folder moves.
-pub fn container_record(project_dir: &std::path::Path) -> PathBuf {
-    project_dir.join(".berth").join("container")
+impl From<()> for ExitStatus {
+    fn from((): ()) -> ExitStatus {
+        ExitStatus::SUCCESS
+    }
 }
 
-/// Values of `{ from-host = true }` variables, read now from berth's own environment.
-pub fn host_env(spec: &Spec, out: &Printer) -> Vec<String> {
-    spec.env
-        .iter()
-        .filter(|v| v.value == spec::EnvValue::FromHost)
-        .filter_map(|v| match std::env::var(&v.key) {
-            Ok(val) => Some(format!("{}={val}", v.key)),
-            Err(_) => {
-                out.warn(format!("{} is not set here, so it is not passed into the environment", v.key));
-                None
-            }
-        })
-        .collect()
-}
-
-/// The engine and its facts within `secs`: diagnosis and advice must not hang on an engine that
-/// accepts connections but never answers.
-pub async fn engine_within(secs: u64) -> anyhow::Result<(Engine, crate::engine::facts::EngineFacts)> {
-    let connect = async {
-        let engine = Engine::connect().await?;
-        let facts = engine.facts().await?;
-        anyhow::Ok((engine, facts))
-    };
-    match tokio::time::timeout(std::time::Duration::from_secs(secs), connect).await {
-        Ok(result) => result,
-        Err(_) => Err(fail(
-            Code::NoEngine,
-            format!("the container engine did not answer within {secs} s"),
-            "check that it is healthy: `docker info`, `sudo systemctl status docker`",
-        )),
+impl From<i32> for ExitStatus {
+    fn from(code: i32) -> ExitStatus {
+        ExitStatus(code)
     }
 }
 

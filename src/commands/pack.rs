@@ -16,10 +16,11 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::{Context, Project};
-use crate::engine::{Engine, ImageFacts};
+use crate::engine::Engine;
 use crate::error::{Code, fail};
 use crate::spec::size::format_size;
 use crate::transport::manifest::PackedImage;
+use crate::transport::save::{local_image, save_names, short};
 use crate::transport::{bridge, pack, pinned, progress};
 
 #[derive(Debug, Clone, Default)]
@@ -148,31 +149,6 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The environment's image as the engine has it, or an error that says how to get it.
-pub async fn local_image(engine: &Engine, reference: &str) -> anyhow::Result<ImageFacts> {
-    engine.image_facts(reference).await?.ok_or_else(|| {
-        // berth's own tags (`image::resolve`) come from a build, never from a registry.
-        if reference.starts_with("berth/") {
-            return fail(
-                Code::Failure,
-                format!("the image {reference} has not been built yet"),
-                "run `berth build` (or `berth up`, which builds it) first",
-            );
-        }
-        fail(
-            Code::Failure,
-            format!("the image {reference} is not on this engine"),
-            "run `berth up` first (it pulls the image), or `docker pull` it",
-        )
-    })
-}
-
-/// What to ask the engine to save: every name of the image (the load restores them), or its
-/// id when it has none.
-pub fn save_names(facts: &ImageFacts) -> Vec<String> {
-    if facts.tags.is_empty() { vec![facts.id.clone()] } else { facts.tags.clone() }
-}
-
 /// `-o FILE` (relative to the current folder; a folder gets `<name>.berth.tar.zst` in it), or
 /// `<project>/.berth/packs/<name>.berth.tar.zst`: berth's own folder, which never enters a build
 /// context, so the next build cannot bake the pack into the image.
@@ -216,9 +192,4 @@ fn remove_stale_partials(folder: &Path, file_name: &str) {
             let _ = std::fs::remove_file(&path);
         }
     }
-}
-
-/// The first 12 hex digits of an id, like `docker images` shows.
-pub fn short(id: &str) -> String {
-    id.trim_start_matches("sha256:").chars().take(12).collect()
 }

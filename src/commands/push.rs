@@ -8,14 +8,13 @@
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::pack::{local_image, short};
 use super::{Context, Project};
 use crate::engine::Engine;
 use crate::error::{Code, fail};
 use crate::transport::push::{self, Target};
+use crate::transport::save::{local_image, short};
 
 #[derive(Debug, Serialize)]
 pub struct PushResult {
@@ -47,15 +46,7 @@ pub async fn run(ctx: &Context, reference: Option<String>) -> anyhow::Result<()>
         target.registry,
         if authenticated { ", logged in from docker's config" } else { "" }
     ));
-    let bar = if ctx.out.progress_allowed() {
-        ProgressBar::new(local.layers.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} layers {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = ctx.out.count_bar(local.layers.len() as u64, "{spinner} layers {pos}/{len} {msg}");
     let mut stream = std::pin::pin!(engine.push(&target.repo, &target.tag, credentials));
     let mut digest = None;
     while let Some(item) = stream.next().await {
@@ -70,14 +61,14 @@ pub async fn run(ctx: &Context, reference: Option<String>) -> anyhow::Result<()>
                 });
             }
         };
-        let status = info.status.unwrap_or_default();
+        let status = info.status;
         if ["Pushed", "Layer already exists", "Mounted from"].iter().any(|s| status.starts_with(s)) {
             bar.inc(1);
         }
         if let Some(d) = status.split("digest: ").nth(1) {
             digest = d.split_whitespace().next().map(str::to_string);
         }
-        match info.progress_detail.and_then(|p| p.current.zip(p.total)) {
+        match info.current.zip(info.total) {
             Some((cur, total)) if total > 0 => bar.set_message(format!(
                 "{status} {}/{}",
                 crate::spec::size::format_size(cur.max(0) as u64),

@@ -8,8 +8,10 @@
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::{Context, Project, exec::workdir_for, host_env, up};
+use super::{Context, Project};
 use crate::engine::{self, Engine, exec::ExecRequest};
+use crate::environment::exec::workdir_for;
+use crate::environment::{host_env, up};
 use crate::error::{Code, fail};
 use crate::jobs::{self, JobMeta, store::rfc3339, wrapper};
 use crate::plan::GpuMode;
@@ -98,14 +100,14 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
         }
         Err(e) => return Err(crate::fsutil::io_failure(&dir, "create the folder", &e)),
     }
-    let container_id = c.id.clone().unwrap_or_default();
+    let container_id = c.id.clone();
     let meta = JobMeta {
         name: name.clone(),
         cmd: cmd.clone(),
         started: rfc3339(std::time::SystemTime::now()),
         gpus: opts.gpus.iter().flat_map(|g| g.split(',').map(|s| s.trim().to_string())).collect(),
         container_id: container_id.clone(),
-        container_started: super::jobs::ContainerState::of(Some(&c)).started,
+        container_started: crate::jobs::view::ContainerState::of(Some(&c)).started,
     };
     crate::fsutil::write_atomic(
         &dir.join("meta.json"),
@@ -113,7 +115,7 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
         0o600,
     )?;
 
-    if super::jobs::sees(&engine, &container_id, &wrapper::inside_dir(&name)).await == Some(false) {
+    if crate::jobs::view::sees(&engine, &container_id, &wrapper::inside_dir(&name)).await == Some(false) {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(fail(
             Code::Failure,

@@ -3,7 +3,8 @@
 
 use std::io::IsTerminal;
 
-use super::{Context, exec};
+use super::Context;
+use crate::environment::exec;
 
 /// bash when the image has it, else sh; both as login shells so profiles (and conda) load.
 const LOGIN_SHELL: &str = "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi";

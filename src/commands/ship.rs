@@ -15,7 +15,6 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::pack::{local_image, save_names, short};
 use super::{Context, Project};
 use crate::engine::{Endpoint, Engine, ImageFacts, parse_host};
 use crate::error::{Code, fail};
@@ -23,6 +22,7 @@ use crate::spec::size::format_size;
 use crate::ssh::sh_quote;
 use crate::transport::progress::{self, CountingWriter};
 use crate::transport::remote::Remote;
+use crate::transport::save::{local_image, save_names, short};
 use crate::transport::ship::{self, RemoteFacts, Sent, Transfer};
 use crate::transport::{bridge, pinned};
 

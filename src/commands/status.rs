@@ -1,11 +1,11 @@
 //! `berth status`: this environment: state, image, GPUs, shm, mounts, ports, last exit, and
 //! drift between the container and the file. `--json` prints one object.
 
-use bollard::models::ContainerInspectResponse;
 use serde::Serialize;
 
-use super::{Context, Project, up};
+use super::{Context, Project};
 use crate::engine;
+use crate::environment::up;
 use crate::jobs::diagnose::{Ending, diagnose};
 use crate::plan::{ShmSource, drift};
 use crate::spec::size::format_size;
@@ -95,7 +95,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     if let Some(c) = &c {
         fill(&mut st, c);
         if st.moved_from.is_some() {
-            st.container_name = c.name.clone().unwrap_or_default().trim_start_matches('/').to_string();
+            st.container_name = c.name.clone();
         }
         match &planned {
             _ if st.plan_error.is_some() || st.moved_from.is_some() => {}
@@ -113,11 +113,10 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         {
             st.shm = Some(shm_words(p.plan.shm.bytes, p.plan.shm.source));
         }
-        if let Ok(Some(raw)) = engine.docker.container_changes(&project.container).await {
-            st.python_packages_changed =
-                crate::image::freeze::hand_changed(&crate::engine::changes::all(&raw));
+        if let Ok(layer) = engine.changes(&project.container).await {
+            st.python_packages_changed = crate::image::freeze::hand_changed(&layer);
         }
-        st.running_jobs = super::jobs::running(&project, &engine, c).await;
+        st.running_jobs = crate::jobs::view::running(&project, &engine, c).await;
         if let Ok(p) = &planned {
             st.gpus = p
                 .plan
@@ -147,65 +146,39 @@ fn shm_words(bytes: u64, source: ShmSource) -> String {
     }
 }
 
-fn fill(st: &mut Status, c: &ContainerInspectResponse) {
-    let state = c.state.as_ref();
-    st.state = state.and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
-    st.container_id = c.id.clone();
-    let cfg = c.config.as_ref();
-    st.image = cfg.and_then(|c| c.image.clone());
-    st.user = cfg.and_then(|c| c.user.clone());
-    let hc = c.host_config.as_ref();
-    st.shm_bytes = hc.and_then(|h| h.shm_size).map(|s| s as u64);
+fn fill(st: &mut Status, c: &crate::engine::Container) {
+    st.state = if c.status.is_empty() { "unknown".into() } else { c.status.clone() };
+    st.container_id = Some(c.id.clone()).filter(|i| !i.is_empty());
+    st.image = c.image.clone();
+    st.user = c.user.clone();
+    st.shm_bytes = c.shm_size;
     st.shm = st.shm_bytes.map(format_size);
     // With the host's IPC namespace the engine still reports its 64 MiB default, unused.
-    if crate::plan::limits::uses_host_shm(hc.and_then(|h| h.ipc_mode.as_deref())) {
+    if crate::plan::limits::uses_host_shm(c.ipc_mode.as_deref()) {
         st.shm_bytes = None;
         st.shm = Some(shm_words(0, ShmSource::HostIpc));
     }
-    st.memory_bytes = hc.and_then(|h| h.memory).filter(|m| *m > 0).map(|m| m as u64);
+    st.memory_bytes = c.memory;
     st.mounts = c
         .mounts
         .iter()
-        .flatten()
-        .map(|m| {
-            let src = m.source.clone().unwrap_or_default();
-            let dst = m.destination.clone().unwrap_or_default();
-            format!("{src} → {dst}{}", if m.rw == Some(false) { " (read-only)" } else { "" })
-        })
+        .map(|m| format!("{} → {}{}", m.source, m.destination, if m.read_only { " (read-only)" } else { "" }))
         .collect();
-    st.writable_host_folders = c
-        .mounts
-        .iter()
-        .flatten()
-        .filter(|m| m.rw != Some(false) && m.typ.as_deref() == Some("bind"))
-        .filter_map(|m| m.source.clone())
-        .collect();
-    if let Some(ports) = c.network_settings.as_ref().and_then(|n| n.ports.as_ref()) {
-        let mut list: Vec<String> = ports
-            .iter()
-            .flat_map(|(inside, binds)| {
-                binds.iter().flatten().map(move |b| {
-                    format!(
-                        "{}:{} → {inside}",
-                        b.host_ip.clone().unwrap_or_default(),
-                        b.host_port.clone().unwrap_or_default()
-                    )
-                })
-            })
-            .collect();
+    st.writable_host_folders =
+        c.mounts.iter().filter(|m| !m.read_only && m.bind).map(|m| m.source.clone()).collect();
+    if !c.ports.is_empty() {
+        let mut list: Vec<String> =
+            c.ports.iter().map(|p| format!("{}:{} → {}", p.host_ip, p.host_port, p.inside)).collect();
         list.sort();
         st.ports = list;
     }
-    if let Some(s) = state
-        && s.running != Some(true)
-        && s.status.map(|x| x.to_string()) != Some("created".into())
-    {
-        let code = s.exit_code.unwrap_or(0);
-        let oom = s.oom_killed.unwrap_or(false);
+    if !c.status.is_empty() && !c.running_flag && c.status != "created" {
+        let code = c.exit_code;
+        let oom = c.oom_killed;
         st.last_exit = Some(LastExit {
             code,
             oom_killed: oom,
-            finished_at: s.finished_at.clone(),
+            finished_at: c.finished_at.clone(),
             explanation: explain_exit(code, oom, st.memory_bytes, st.shm_bytes),
         });
     }

@@ -7,7 +7,7 @@ use crate::engine;
 
 pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
     let (project, engine) = Project::existing(ctx).await?;
-    let _lock = super::up::lock(&project)?;
+    let _lock = crate::environment::up::lock(&project)?;
     let Some(c) = project.container_or_moved(ctx, &engine).await? else {
         ctx.out.status(format!("{} does not exist; nothing to stop", project.container));
         return Ok(());
@@ -17,7 +17,7 @@ pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if !force {
-        super::down::refuse_running_jobs(
+        crate::environment::guard::refuse_running_jobs(
             &project,
             &engine,
             &c,
@@ -25,7 +25,7 @@ pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
         )
         .await?;
     }
-    engine.stop(c.id.as_deref().unwrap_or(&project.container), 10).await?;
+    engine.stop(if c.id.is_empty() { &project.container } else { &c.id }, 10).await?;
     ctx.out.status(format!(
         "stopped {} ({}); `berth up` starts it again",
         project.container,

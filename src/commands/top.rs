@@ -8,10 +8,9 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use bollard::models::ContainerSummary;
-
-use super::{Context, engine_within};
+use super::Context;
 use crate::doctor::facts::parse_id;
+use crate::environment::engine_within;
 use crate::host::{HostFacts, HostRoot, HostUser, Vendor};
 use crate::plan::{LABEL_MANAGED, LABEL_PROJECT};
 use crate::top::{self, ContainerMeta, GpuUse, ProcUse, Viewer, sources};
@@ -127,10 +126,9 @@ fn nvidia_smi(root: &HostRoot, query: &str) -> Result<String, String> {
 /// Every container the engine knows (a recorded host: its `containers.json`); none, with a
 /// warning, when the engine cannot be asked: GPU processes are still listed.
 async fn containers(ctx: &Context, root: &HostRoot) -> Vec<ContainerMeta> {
-    let list: Vec<ContainerSummary> = if root.is_recorded() {
+    let list: Vec<crate::engine::Listed> = if root.is_recorded() {
         std::fs::read_to_string(root.dir().join("containers.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
+            .map(|t| crate::engine::listed_from_json(&t))
             .unwrap_or_default()
     } else {
         let listed = match engine_within(10).await {
@@ -144,10 +142,6 @@ async fn containers(ctx: &Context, root: &HostRoot) -> Vec<ContainerMeta> {
         })
     };
     list.into_iter()
-        .map(|c| ContainerMeta {
-            name: crate::engine::summary_name(&c),
-            id: c.id.unwrap_or_default(),
-            labels: c.labels.unwrap_or_default().into_iter().collect(),
-        })
+        .map(|c| ContainerMeta { name: c.name, id: c.id, labels: c.labels.into_iter().collect() })
         .collect()
 }

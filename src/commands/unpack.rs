@@ -21,12 +21,12 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::Context;
-use super::pack::short;
 use crate::engine::Engine;
-use crate::error::{Code, Hint, fail};
+use crate::error::{Code, fail};
 use crate::plan::access::{self, Widening};
 use crate::spec::FILE_NAME;
 use crate::transport::layout::chain_ids;
+use crate::transport::save::short;
 use crate::transport::unpack::{self, Damage, HOLD_BACK, Verified};
 use crate::transport::{bridge, progress};
 
@@ -130,7 +130,7 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let verified = match load(ctx, &engine, &file, &skip, &peeked).await {
         // The engine lost a layer berth counted on (removed meanwhile): send them all.
-        Err(e) if !skip.is_empty() && e.downcast_ref::<Hint>().is_none() => {
+        Err(e) if !skip.is_empty() && !crate::error::is_explained(&e) => {
             ctx.out.warn(format!("the load failed ({e:#}); loading again with every layer"));
             load(ctx, &engine, &file, &BTreeSet::new(), &peeked).await?
         }

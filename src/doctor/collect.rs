@@ -12,7 +12,6 @@ use super::cdi;
 use super::facts::{self, DaemonJson, DaemonJsonState, Disk, DoctorFacts, EngineState};
 use crate::engine::Endpoint;
 use crate::engine::facts::EngineFacts;
-use crate::error::Hint;
 use crate::host::{HostFacts, HostRoot, HostUser};
 
 const SOCKET: &str = "/var/run/docker.sock";
@@ -71,11 +70,11 @@ async fn real(root: &HostRoot, host: HostFacts) -> DoctorFacts {
         Ok((e, _)) => (e.to_string(), true, None),
         Err(_) => (format!("unix://{SOCKET}"), false, Some(PathBuf::from(SOCKET))),
     };
-    let engine = match crate::commands::engine_within(10).await {
+    let engine = match crate::environment::engine_within(10).await {
         Ok((_, facts)) => EngineState::Reachable(facts),
         Err(err) => {
             let message = err.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-            let hint = err.chain().find_map(|c| c.downcast_ref::<Hint>().and_then(|h| h.hint.clone()));
+            let hint = crate::error::hint_of(&err);
             EngineState::Unreachable { message, hint }
         }
     };

@@ -9,11 +9,9 @@ use std::path::Path;
 use anyhow::Context as _;
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{Engine, explain};
+use super::{Engine, Progress, explain};
 use crate::error::{Code, fail};
-use crate::output::Printer;
 
 /// What one build asks for.
 #[derive(Debug)]
@@ -27,7 +25,7 @@ pub struct BuildRequest<'a> {
 
 impl Engine {
     /// Build and tag an image; returns its id.
-    pub async fn build(&self, req: BuildRequest<'_>, out: &Printer) -> anyhow::Result<String> {
+    pub async fn build(&self, req: BuildRequest<'_>, bar: &dyn Progress) -> anyhow::Result<String> {
         if let Some(dir) = req.log.parent() {
             crate::fsutil::create_state_dir(dir)?;
         }
@@ -43,25 +41,19 @@ impl Engine {
         // Builds outlive the client's default request timeout easily (big pip installs).
         let docker = self.docker.clone().with_timeout(std::time::Duration::from_secs(6 * 3600));
         let mut stream = docker.build_image(opts, None, Some(bollard::body_full(req.context_tar.into())));
-        let bar = if out.progress_allowed() { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
         let mut id = None;
         let mut tail: Vec<String> = Vec::new();
         while let Some(item) = stream.next().await {
             let info = match item {
                 Ok(info) => info,
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    bar.finish_and_clear();
+                    bar.finish();
                     let error = crate::output::strip_terminal_codes(&error);
                     let _ = writeln!(log, "{error}");
                     return Err(failed(req.tag, &error, &tail, req.log));
                 }
                 Err(e) => {
-                    bar.finish_and_clear();
+                    bar.finish();
                     return Err(explain(e, &self.endpoint).context(format!("building {}", req.tag)));
                 }
             };
@@ -71,7 +63,7 @@ impl Engine {
                 let _ = log.write_all(text.as_bytes());
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
                     if line.starts_with("Step ") {
-                        bar.set_message(line.chars().take(100).collect::<String>());
+                        bar.message(&line.chars().take(100).collect::<String>());
                     }
                     tail.push(line.to_string());
                     if tail.len() > 12 {
@@ -80,7 +72,7 @@ impl Engine {
                 }
             }
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                bar.finish_and_clear();
+                bar.finish();
                 let detail = crate::output::strip_terminal_codes(&detail);
                 let _ = writeln!(log, "{detail}");
                 return Err(failed(req.tag, &detail, &tail, req.log));
@@ -89,7 +81,7 @@ impl Engine {
                 id = Some(aux);
             }
         }
-        bar.finish_and_clear();
+        bar.finish();
         match id {
             Some(id) => Ok(id),
             // The classic builder of some engines reports the id only in "Successfully built".

@@ -15,7 +15,7 @@ use crate::plan::ContainerPlan;
 
 /// The create request for `plan`; `host_ports` holds the host port chosen for each entry of
 /// `plan.ports` whose port was left to berth (same order; `None` lets the engine pick).
-pub fn create_body(plan: &ContainerPlan, host_ports: &[Option<u16>]) -> ContainerCreateBody {
+pub(super) fn create_body(plan: &ContainerPlan, host_ports: &[Option<u16>]) -> ContainerCreateBody {
     // Typed mounts, not `src:dst` strings: a path holding `:` stays one path.
     let mounts = plan
         .mounts

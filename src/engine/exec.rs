@@ -4,9 +4,7 @@
 //! is put in raw mode (so Ctrl-C reaches the process inside as a byte) and window size changes
 //! are passed on. The command's exit code is returned; berth's own exit code becomes it.
 
-#![allow(clippy::print_stderr)]
-
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
@@ -99,17 +97,13 @@ impl Engine {
                 }
             });
         }
-        let mut stdout = std::io::stdout();
-        let mut stderr = std::io::stderr();
         while let Some(item) = output.next().await {
             match item {
                 Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                    let _ = stdout.write_all(&message);
-                    let _ = stdout.flush();
+                    crate::output::stream_stdout(&message);
                 }
                 Ok(LogOutput::StdErr { message }) => {
-                    let _ = stderr.write_all(&message);
-                    let _ = stderr.flush();
+                    crate::output::stream_stderr(&message);
                 }
                 Ok(LogOutput::StdIn { .. }) => {}
                 Err(e) => {

@@ -5,11 +5,9 @@ use std::collections::HashMap;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{Engine, explain};
+use super::{Engine, Progress, explain};
 use crate::error::{Code, fail};
-use crate::output::Printer;
 
 impl Engine {
     /// Whether the engine has `image` (by name or id).
@@ -96,7 +94,7 @@ impl Engine {
     }
 
     /// Pull `image` unless present, showing progress on a terminal.
-    pub async fn ensure_image(&self, image: &str, out: &Printer) -> anyhow::Result<()> {
+    pub async fn ensure_image(&self, image: &str, bar: &dyn Progress) -> anyhow::Result<()> {
         if self.has_image(image).await? {
             return Ok(());
         }
@@ -109,21 +107,16 @@ impl Engine {
                  here with `berth unpack FILE`, or ship the image here again",
             ));
         }
-        out.status(format!("pulling {image}"));
+        bar.status(&format!("pulling {image}"));
         let (from, tag) = split_tag(image);
         let opts = CreateImageOptionsBuilder::default().from_image(from).tag(tag).build();
         let mut stream = self.docker.create_image(Some(opts), None, None);
-        let bar = if out.progress_allowed() { ProgressBar::new(0) } else { ProgressBar::hidden() };
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
         let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
         while let Some(item) = stream.next().await {
             let info = match item {
                 Ok(info) => info,
                 Err(e) => {
-                    bar.finish_and_clear();
+                    bar.finish();
                     return Err(pull_failed(image, e));
                 }
             };
@@ -132,14 +125,13 @@ impl Engine {
             {
                 layers.insert(id.clone(), (cur.max(0) as u64, total.max(0) as u64));
                 let (c, t) = layers.values().fold((0, 0), |(a, b), (c, t)| (a + c, b + t));
-                bar.set_length(t);
-                bar.set_position(c);
+                bar.bytes(c, t);
             }
             if let Some(status) = info.status {
-                bar.set_message(status);
+                bar.message(&status);
             }
         }
-        bar.finish_and_clear();
+        bar.finish();
         Ok(())
     }
 }

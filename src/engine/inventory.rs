@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerInspectResponse, ContainerSummary, ImageSummary};
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
 };
@@ -15,24 +14,26 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::changes::{self, Change, Seen};
-use super::{Engine, explain};
+use super::{Container, Engine, Listed, ListedImage, explain};
 
 impl Engine {
     /// Every container, running or not, whoever made it; with `size`, `SizeRw` is filled in
     /// (slower: the engine walks each writable layer).
-    pub async fn all_containers(&self, size: bool) -> anyhow::Result<Vec<ContainerSummary>> {
+    pub async fn all_containers(&self, size: bool) -> anyhow::Result<Vec<Listed>> {
         let opts = ListContainersOptionsBuilder::default().all(true).size(size).build();
-        self.docker.list_containers(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))
+        let list = self.docker.list_containers(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))?;
+        Ok(list.into_iter().map(Listed::from).collect())
     }
 
     /// Top-level images (no intermediate layers), only those carrying `label` when given.
-    pub async fn images(&self, label: Option<&str>) -> anyhow::Result<Vec<ImageSummary>> {
+    pub async fn images(&self, label: Option<&str>) -> anyhow::Result<Vec<ListedImage>> {
         let mut filters: HashMap<String, Vec<String>> = HashMap::new();
         if let Some(l) = label {
             filters.insert("label".into(), vec![l.to_string()]);
         }
         let opts = ListImagesOptionsBuilder::default().all(false).filters(&filters).build();
-        self.docker.list_images(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))
+        let list = self.docker.list_images(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))?;
+        Ok(list.into_iter().map(ListedImage::from).collect())
     }
 
     /// An image's layer digests, base first (empty when the image is gone).
@@ -55,17 +56,17 @@ impl Engine {
     }
 
     /// The changes in a container's writable layer that a user would lose (see `changes`).
-    pub async fn significant_changes(&self, c: &ContainerInspectResponse) -> anyhow::Result<Vec<Change>> {
-        let id = c.id.as_deref().unwrap_or_default();
-        let raw = self.docker.container_changes(id).await.map_err(|e| explain(e, &self.endpoint))?;
-        let mut ignore: Vec<String> =
-            c.mounts.iter().flatten().filter_map(|m| m.destination.clone()).collect();
+    pub async fn significant_changes(&self, c: &Container) -> anyhow::Result<Vec<Change>> {
+        let raw = self.docker.container_changes(&c.id).await.map_err(|e| explain(e, &self.endpoint))?;
+        let mut ignore: Vec<String> = c.mounts.iter().map(|m| m.destination.clone()).collect();
         // The `.profile` berth's account setup writes into the user's home (plan::account) is
         // berth's, not the user's work.
-        if super::label(c, crate::plan::LABEL_MANAGED) == Some("true")
-            && let Some(home) = c.config.as_ref().and_then(|cfg| cfg.env.as_ref()).and_then(|env| {
-                env.iter().find_map(|e| e.strip_prefix("HOME=")).map(|h| h.trim_end_matches('/').to_string())
-            })
+        if c.label(crate::plan::LABEL_MANAGED) == Some("true")
+            && let Some(home) = c
+                .env
+                .iter()
+                .find_map(|e| e.strip_prefix("HOME="))
+                .map(|h| h.trim_end_matches('/').to_string())
         {
             ignore.push(format!("{home}/.profile"));
         }

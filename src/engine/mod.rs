@@ -6,7 +6,9 @@
 pub mod build;
 pub mod changes;
 mod connect;
+mod container;
 pub mod create;
+mod error;
 pub mod exec;
 pub mod facts;
 pub mod images;
@@ -16,25 +18,39 @@ mod ssh;
 mod transfer;
 
 pub use connect::{Endpoint, parse_host, resolve};
-pub use transfer::ImageFacts;
+pub use container::{Container, GpuRequest, Listed, ListedImage, Mount, PublishedPort, listed_from_json};
+pub use error::{EngineError, Refusal};
+pub use transfer::{Credentials, ImageFacts, PushProgress};
 
 use std::collections::HashMap;
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 
-use crate::error::{Code, fail};
-use crate::plan::{BusyGpus, LABEL_MANAGED};
+use crate::plan::{BusyGpus, ContainerPlan, LABEL_MANAGED};
 use facts::EngineFacts;
+
+/// How the engine reports long work (builds, pulls) to whoever shows it; the engine never
+/// prints.
+pub trait Progress {
+    /// A line about what starts now (`pulling IMAGE`).
+    fn status(&self, line: &str);
+    /// What is happening now (a build step, a pull's state).
+    fn message(&self, text: &str);
+    /// Bytes done of the total known so far.
+    fn bytes(&self, done: u64, total: u64);
+    /// The work ended, well or not: clear what was drawn.
+    fn finish(&self);
+}
 
 /// A connected engine.
 #[derive(Debug)]
 pub struct Engine {
-    pub docker: Docker,
+    docker: Docker,
     pub endpoint: Endpoint,
     _ssh: Option<ssh::SshProxy>,
 }
@@ -75,19 +91,86 @@ impl Engine {
     }
 
     /// Inspect a container by name or id; `None` when it does not exist.
-    pub async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
+    pub async fn inspect(&self, name: &str) -> anyhow::Result<Option<Container>> {
         match self.docker.inspect_container(name, None).await {
-            Ok(c) => Ok(Some(c)),
+            Ok(c) => Ok(Some(c.into())),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(explain(e, &self.endpoint)),
         }
     }
 
-    pub async fn start(&self, id: &str) -> anyhow::Result<()> {
+    /// Start a container (already running is fine); the failure is classified, so `up` can
+    /// tell a missing GPU runtime or a taken port from the rest.
+    pub async fn start(&self, id: &str) -> Result<(), EngineError> {
         match self.docker.start_container(id, None).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
-            Err(e) => Err(explain(e, &self.endpoint)),
+            Err(e) => Err(error::classify(e, &self.endpoint)),
         }
+    }
+
+    pub async fn unpause(&self, id: &str) -> anyhow::Result<()> {
+        self.docker.unpause_container(id).await.map_err(|e| explain(e, &self.endpoint))
+    }
+
+    /// Create the plan's container, with these host ports for the `ports` that left the choice
+    /// to berth; its id. A name already taken is [`Refusal::Conflict`], a missing image
+    /// [`Refusal::NoSuchImage`].
+    pub async fn create(
+        &self,
+        plan: &ContainerPlan,
+        host_ports: &[Option<u16>],
+    ) -> Result<String, EngineError> {
+        let opts = CreateContainerOptionsBuilder::default().name(&plan.name).build();
+        match self.docker.create_container(Some(opts), create::create_body(plan, host_ports)).await {
+            Ok(r) => Ok(r.id),
+            Err(e) => Err(error::classify(e, &self.endpoint)),
+        }
+    }
+
+    /// Commit a container as `repo:tag` (paused meanwhile), with these image labels.
+    pub async fn commit(
+        &self,
+        id: &str,
+        repo: &str,
+        tag: &str,
+        comment: &str,
+        labels: HashMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let opts = CommitContainerOptionsBuilder::default()
+            .container(id)
+            .repo(repo)
+            .tag(tag)
+            .comment(comment)
+            .pause(true)
+            .build();
+        let config = bollard::models::ContainerConfig { labels: Some(labels), ..Default::default() };
+        self.docker.commit_container(opts, config).await.map_err(|e| explain(e, &self.endpoint))?;
+        Ok(())
+    }
+
+    /// Every change in a container's writable layer (see [`changes::all`]).
+    pub async fn changes(&self, id: &str) -> anyhow::Result<Vec<changes::Change>> {
+        let raw = self.docker.container_changes(id).await.map_err(|e| explain(e, &self.endpoint))?;
+        Ok(changes::all(&raw.unwrap_or_default()))
+    }
+
+    /// The command lines of a running container's processes (the engine's `top`); `None` when
+    /// the engine does not name a command column.
+    pub async fn processes(&self, id: &str) -> anyhow::Result<Option<Vec<String>>> {
+        let top = self
+            .docker
+            .top_processes(id, None::<bollard::query_parameters::TopOptions>)
+            .await
+            .map_err(|e| explain(e, &self.endpoint))?;
+        let col = top.titles.as_ref().and_then(|t| t.iter().position(|t| t == "CMD" || t == "COMMAND"));
+        Ok(col.map(|col| top.processes.iter().flatten().filter_map(|p| p.get(col).cloned()).collect()))
+    }
+
+    /// Running containers (any owner).
+    pub async fn running_containers(&self) -> anyhow::Result<Vec<Listed>> {
+        let opts = ListContainersOptionsBuilder::default().all(false).build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))?;
+        Ok(list.into_iter().map(Listed::from).collect())
     }
 
     pub async fn stop(&self, id: &str, timeout_s: i32) -> anyhow::Result<()> {
@@ -118,7 +201,7 @@ impl Engine {
     }
 
     /// berth's containers, optionally only those of one owner uid.
-    pub async fn list_berth(&self, owner_uid: Option<u32>) -> anyhow::Result<Vec<ContainerSummary>> {
+    pub async fn list_berth(&self, owner_uid: Option<u32>) -> anyhow::Result<Vec<Listed>> {
         let mut labels = vec![format!("{LABEL_MANAGED}=true")];
         if let Some(uid) = owner_uid {
             labels.push(format!("{}={uid}", crate::plan::LABEL_OWNER_UID));
@@ -133,7 +216,7 @@ impl Engine {
             c.labels.as_ref().and_then(|l| l.get(crate::plan::LABEL_HASH)).is_some_and(|h| !h.is_empty())
         });
         list.sort_by(|a, b| a.names.cmp(&b.names));
-        Ok(list)
+        Ok(list.into_iter().map(Listed::from).collect())
     }
 
     /// GPU ids (indices, UUIDs, CDI names' ids, device paths) held by running containers other
@@ -148,93 +231,32 @@ impl Engine {
                 continue;
             }
             let Some(inspect) = self.inspect(id).await? else { continue };
-            let Some(hc) = inspect.host_config else { continue };
-            for req in hc.device_requests.unwrap_or_default() {
-                for dev in req.device_ids.unwrap_or_default() {
+            for req in inspect.gpu_requests {
+                for dev in req.device_ids {
                     busy.insert(dev.rsplit('=').next().unwrap_or(&dev).to_string());
                 }
-                if req.count == Some(-1) {
+                if req.all {
                     busy.insert("all".into());
                 }
             }
-            for d in hc.devices.unwrap_or_default() {
-                if let Some(p) = d.path_on_host {
-                    busy.insert(p);
-                }
-            }
+            busy.extend(inspect.devices);
         }
         Ok(busy)
     }
 }
 
-/// Turn an engine error into a message with a cause and a fix.
-pub fn explain(err: BollardError, endpoint: &Endpoint) -> anyhow::Error {
-    if let BollardError::SocketNotFoundError(path) = &err {
-        return fail(
-            Code::NoEngine,
-            format!("no container engine at unix://{path} (the socket does not exist)"),
-            "start Docker (`sudo systemctl start docker`), or point berth at your engine with \
-             DOCKER_HOST or `docker context use NAME`",
-        );
-    }
-    if let BollardError::DockerResponseServerError { message, status_code } = &err {
-        if message.trim().is_empty() {
-            // Something answered HTTP without an engine's error body (a proxy, another server).
-            return fail(
-                Code::NoEngine,
-                format!("{endpoint} answered HTTP {status_code} without an engine's error message"),
-                "check that DOCKER_HOST (or the Docker context) points at a Docker or Podman engine",
-            );
-        }
-        if let Some((what, fix)) = kind::known_refusal(message) {
-            return fail(Code::Failure, what, fix);
-        }
-        return fail(
-            Code::Failure,
-            format!("the engine refused (HTTP {status_code}): {message}"),
-            "`berth status` shows the environment; `berth doctor` checks the engine and the host",
-        );
-    }
-    if let Some(io) = io_error(&err) {
-        match io.kind() {
-            std::io::ErrorKind::PermissionDenied => return permission_denied(endpoint),
-            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound => {
-                return fail(
-                    Code::NoEngine,
-                    format!("the container engine at {endpoint} is not running (connection refused)"),
-                    "start it (`sudo systemctl start docker`), or check DOCKER_HOST",
-                );
-            }
-            _ => {}
-        }
-    }
-    if matches!(err, BollardError::RequestTimeoutError) {
-        return fail(
-            Code::Failure,
-            format!("the engine at {endpoint} did not answer in time"),
-            "it may be busy with a large image or container; check that it is healthy (`docker info`) and try again",
-        );
-    }
-    anyhow::Error::new(err).context(format!("talking to the container engine at {endpoint}"))
+/// Turn an engine error into a message with a cause and a fix (see [`error::classify`]).
+pub(crate) fn explain(err: BollardError, endpoint: &Endpoint) -> anyhow::Error {
+    anyhow::Error::new(error::classify(err, endpoint))
 }
 
-fn io_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return Some(io);
-        }
-        cur = e.source();
-    }
-    None
-}
-
-fn permission_denied(endpoint: &Endpoint) -> anyhow::Error {
+/// The fix for a permission error on the engine's socket, from the user's groups.
+fn permission_hint() -> String {
     let user = crate::host::HostUser::current();
     let docker_gid = group_gid("docker");
     let listed = group_members("docker").contains(&user.name);
     let active = docker_gid.is_some_and(|g| user.groups.contains(&g) || user.gid == g);
-    let hint = if listed && !active {
+    if listed && !active {
         "you were added to the `docker` group, but this login does not have it yet: run \
          `newgrp docker` (or log out and back in)"
             .to_string()
@@ -243,8 +265,7 @@ fn permission_denied(endpoint: &Endpoint) -> anyhow::Error {
          then run `newgrp docker`; members of `docker` can act as root on this host, so on \
          shared servers rootless Docker is the safer choice"
             .to_string()
-    };
-    fail(Code::NoEngine, format!("permission denied on the engine socket {endpoint}"), hint)
+    }
 }
 
 fn group_line(name: &str) -> Option<Vec<String>> {
@@ -265,23 +286,18 @@ fn group_members(name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A listed container's name, without the engine's leading `/`.
-pub fn summary_name(c: &ContainerSummary) -> String {
-    c.names.iter().flatten().next().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
-}
-
 /// The label value of a container, if set.
-pub fn label<'a>(c: &'a ContainerInspectResponse, key: &str) -> Option<&'a str> {
-    c.config.as_ref()?.labels.as_ref()?.get(key).map(String::as_str)
+pub fn label<'a>(c: &'a Container, key: &str) -> Option<&'a str> {
+    c.label(key)
 }
 
 /// Whether a container is running (not paused, not restarting: the engine calls those
 /// "running" too, but nothing can be exec'd in them).
-pub fn is_running(c: &ContainerInspectResponse) -> bool {
-    status(c) == "running"
+pub fn is_running(c: &Container) -> bool {
+    c.is_running()
 }
 
 /// The container's status word (`created`, `running`, `paused`, `restarting`, `exited`, ...).
-pub fn status(c: &ContainerInspectResponse) -> String {
-    c.state.as_ref().and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_default()
+pub fn status(c: &Container) -> String {
+    c.status.clone()
 }

@@ -30,6 +30,26 @@ pub struct ImageFacts {
     pub size: u64,
 }
 
+/// A registry login, as docker stores it (`config.json` or a credential helper). It goes to the
+/// engine only; berth never prints or stores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub identitytoken: Option<String>,
+    pub serveraddress: Option<String>,
+}
+
+/// One progress message of a push.
+#[derive(Debug, Clone, Default)]
+pub struct PushProgress {
+    /// The engine's words (`Pushed`, `Layer already exists`, `... digest: sha256:...`).
+    pub status: String,
+    /// Bytes sent and to send of the layer in flight, when the engine says.
+    pub current: Option<i64>,
+    pub total: Option<i64>,
+}
+
 /// One year: effectively no timeout for transfers that stream for as long as they need.
 const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -104,13 +124,25 @@ impl Engine {
         &self,
         repo: &str,
         tag: &str,
-        credentials: Option<DockerCredentials>,
-    ) -> impl Stream<Item = anyhow::Result<bollard::models::PushImageInfo>> + use<> {
+        credentials: Option<Credentials>,
+    ) -> impl Stream<Item = anyhow::Result<PushProgress>> + use<> {
         let docker = self.docker.clone().with_timeout(NO_TIMEOUT);
         let opts = PushImageOptionsBuilder::default().tag(tag).build();
         let endpoint = self.endpoint.clone();
+        let credentials = credentials.map(|c| DockerCredentials {
+            username: c.username,
+            password: c.password,
+            identitytoken: c.identitytoken,
+            serveraddress: c.serveraddress,
+            ..Default::default()
+        });
         docker.push_image(repo, Some(opts), credentials).map(move |r| {
-            r.map_err(|e| match e {
+            r.map(|info| {
+                let (current, total) =
+                    info.progress_detail.map(|p| (p.current, p.total)).unwrap_or((None, None));
+                PushProgress { status: info.status.unwrap_or_default(), current, total }
+            })
+            .map_err(|e| match e {
                 BollardError::DockerStreamError { error } => {
                     fail(Code::Failure, format!("the registry refused the push: {error}"), push_hint(&error))
                 }

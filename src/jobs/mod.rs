@@ -13,4 +13,5 @@ pub use store::{JobMeta, JobRecord, JobState, jobs_dir, list, running};
 
 pub mod diagnose;
 pub mod private;
+pub mod view;
 pub mod wrapper;

@@ -31,7 +31,7 @@ pub enum JobState {
     /// The container stopped (or restarted) while the job ran.
     Interrupted,
     /// No exit status, yet no process of it is left in the running container: its wrapper could
-    /// not write the status, or never started (`commands::jobs::view` finds this, and why).
+    /// not write the status, or never started (`jobs::view::view` finds this, and why).
     Lost,
     /// Its folder could have been written by another user: nothing in it is believed.
     Untrusted,

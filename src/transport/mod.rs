@@ -16,6 +16,7 @@ pub mod pinned;
 pub mod progress;
 pub mod push;
 pub mod remote;
+pub mod save;
 pub mod ship;
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::engine::Credentials;
 use base64::Engine as _;
-use bollard::auth::DockerCredentials;
 use serde::Deserialize;
 
 /// The key Docker Hub's credentials are stored under.
@@ -90,7 +90,7 @@ pub fn config_dir() -> PathBuf {
 
 /// The credentials stored for `registry`, if any. A helper that fails is an error (the user
 /// set it up, and pushing anonymously instead would only fail later, less clearly).
-pub fn credentials(dir: &Path, registry: &str) -> anyhow::Result<Option<DockerCredentials>> {
+pub fn credentials(dir: &Path, registry: &str) -> anyhow::Result<Option<Credentials>> {
     let text = match std::fs::read_to_string(dir.join("config.json")) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -114,7 +114,7 @@ pub fn credentials(dir: &Path, registry: &str) -> anyhow::Result<Option<DockerCr
         return Ok(None);
     };
     if let Some(token) = entry.identitytoken.as_ref().filter(|t| !t.is_empty()) {
-        return Ok(Some(DockerCredentials {
+        return Ok(Some(Credentials {
             identitytoken: Some(token.clone()),
             serveraddress: Some(server),
             ..Default::default()
@@ -131,7 +131,7 @@ pub fn credentials(dir: &Path, registry: &str) -> anyhow::Result<Option<DockerCr
     let Some((user, pass)) = decoded.split_once(':') else {
         anyhow::bail!("the stored login for {registry} in config.json is not `user:password`");
     };
-    Ok(Some(DockerCredentials {
+    Ok(Some(Credentials {
         username: Some(user.to_string()),
         password: Some(pass.to_string()),
         serveraddress: Some(server),
@@ -146,7 +146,7 @@ fn normalise(key: &str) -> &str {
 }
 
 /// Ask `docker-credential-<helper>` for `server`'s login; `None` when it has none.
-fn from_helper(helper: &str, server: &str) -> anyhow::Result<Option<DockerCredentials>> {
+fn from_helper(helper: &str, server: &str) -> anyhow::Result<Option<Credentials>> {
     let program = format!("docker-credential-{helper}");
     let mut child = match Command::new(&program)
         .arg("get")
@@ -174,13 +174,13 @@ fn from_helper(helper: &str, server: &str) -> anyhow::Result<Option<DockerCreden
     let reply: HelperReply = serde_json::from_slice(&out.stdout)
         .map_err(|e| anyhow::anyhow!("the credential helper {program} answered something unreadable: {e}"))?;
     let creds = if reply.username == "<token>" {
-        DockerCredentials {
+        Credentials {
             identitytoken: Some(reply.secret),
             serveraddress: Some(server.into()),
             ..Default::default()
         }
     } else {
-        DockerCredentials {
+        Credentials {
             username: Some(reply.username),
             password: Some(reply.secret),
             serveraddress: Some(server.into()),

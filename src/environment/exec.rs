@@ -1,0 +1,54 @@
+//! Running a command in the project's environment (`berth exec`, `shell`, `code`, `run`):
+//! brought up first when it is not running, in the folder inside that matches where the user
+//! stands.
+
+use std::path::Path;
+
+use super::{Context, Project, host_env, up};
+use crate::engine::{self, Engine, exec::ExecRequest};
+use crate::spec::Spec;
+
+/// Run `cmd` in the project's environment (bringing it up first if needed).
+pub async fn run_in(ctx: &Context, cmd: Vec<String>, stdin: bool, tty: bool) -> anyhow::Result<i32> {
+    let project = Project::load(ctx)?;
+    let engine = Engine::connect().await?;
+    let running = matches!(project.container(&engine).await?, Some(c) if engine::is_running(&c));
+    if !running {
+        up::apply(ctx, &project, &engine, up::UpOptions::default()).await?;
+    }
+    let req = ExecRequest {
+        container: project.container.clone(),
+        cmd,
+        env: host_env(&project.spec, &ctx.out),
+        user: None,
+        workdir: workdir_for(&project.spec, &ctx.dir),
+        stdin,
+        tty,
+    };
+    let code = engine.exec(&req).await?;
+    Ok(code.clamp(0, 255) as i32)
+}
+
+/// The folder inside that matches where the user stands, when it lies in a mounted folder.
+pub fn workdir_for(spec: &Spec, here: &Path) -> Option<String> {
+    let here = here.canonicalize().ok()?;
+    let mut mounts: Vec<(&Path, String)> =
+        spec.mounts.iter().map(|m| (m.source.as_path(), m.target.clone())).collect();
+    if mounts.is_empty() {
+        mounts.push((spec.project_dir.as_path(), spec.workdir.clone()));
+    }
+    mounts
+        .into_iter()
+        .filter_map(|(src, dst)| {
+            let rel = here.strip_prefix(src).ok()?;
+            let depth = src.components().count();
+            let inside = if rel.as_os_str().is_empty() {
+                dst
+            } else {
+                format!("{}/{}", dst.trim_end_matches('/'), rel.display())
+            };
+            Some((depth, inside))
+        })
+        .max_by_key(|(depth, _)| *depth)
+        .map(|(_, inside)| inside)
+}
