@@ -119,7 +119,7 @@ async fn plan_with(
     }
     let resolved = image::resolve(spec, &host)?;
     // Engine facts only change NVIDIA plans (CDI); skipping /info keeps a no-op `up` fast.
-    let wants_nvidia = spec.gpu.vendor == VendorChoice::Nvidia
+    let wants_nvidia = spec.gpu.vendor == VendorChoice::Gpu(Vendor::Nvidia)
         || (spec.gpu.vendor == VendorChoice::Auto && host.gpus_of(Vendor::Nvidia).next().is_some());
     let facts = if wants_nvidia { engine.facts().await? } else { EngineFacts::default() };
     let busy =
