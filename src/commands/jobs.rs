@@ -71,7 +71,13 @@ impl ContainerState {
     ) -> ContainerState {
         let mut state = ContainerState::of(c);
         let Some(id) = c.and_then(|c| c.id.as_deref()).filter(|_| state.running) else { return state };
-        if let Ok(top) = engine.docker.top_processes(id, None::<bollard::query_parameters::TopOptions>).await
+        // Every job wrapper is a detached exec, and the engine lists an exec only while it runs:
+        // with none listed, no wrapper can be running, which the inspect already proves (the
+        // engine's `top` runs `ps` on the host and is most of `berth status`'s time).
+        if c.and_then(|c| c.exec_ids.as_ref()).is_none_or(Vec::is_empty) {
+            state.processes = Some(Vec::new());
+        } else if let Ok(top) =
+            engine.docker.top_processes(id, None::<bollard::query_parameters::TopOptions>).await
         {
             let col = top.titles.as_ref().and_then(|t| t.iter().position(|t| t == "CMD" || t == "COMMAND"));
             state.processes = col.map(|col| {
