@@ -20,6 +20,7 @@ pub mod plan;
 pub mod render;
 pub mod spec;
 pub mod ssh;
+pub mod state;
 pub mod top;
 pub mod transport;
 

@@ -259,17 +259,10 @@ fn write_if_changed(path: &Path, text: &str, force: bool) -> anyhow::Result<bool
     }
     let dir = path.parent().context("the output path has no folder")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    // A temporary file is private (0600); the export is an ordinary project file.
-    let mode = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::Permissions::from_mode(0o644)
-    });
-    tmp.as_file().set_permissions(mode).with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    // An export is an ordinary project file: it keeps the mode of the one it replaces.
+    let mode =
+        std::fs::metadata(path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
+    crate::fsutil::write_atomic(path, text.as_bytes(), mode.unwrap_or(0o644))?;
     Ok(true)
 }
 
