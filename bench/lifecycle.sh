@@ -3,6 +3,7 @@
 #   berth exec -- true        vs  docker exec C true
 #   berth up   (running)      vs  docker inspect C
 #   berth up   (stopped)      vs  docker start C
+#   berth status (running)    vs  docker inspect C            target: under 40 ms
 # Usage: bench/lifecycle.sh [ROUNDS]   (builds berth in release mode; needs a Docker engine)
 set -euo pipefail
 rounds="${1:-30}"
@@ -54,12 +55,14 @@ row "exec -- true  vs  docker exec" "$be" "$de"
 bu=$(median_ms "$rounds" "$berth" up)
 di=$(median_ms "$rounds" docker inspect "$c")
 row "up (running)  vs  docker inspect" "$bu" "$di"
+bst=$(median_ms "$rounds" "$berth" status)
+row "status (running)  vs  docker inspect" "$bst" "$di"
 small=$(( rounds < 10 ? rounds : 10 ))
 bs=$(median_stopped_ms "$small" "$berth" up)
 ds=$(median_stopped_ms "$small" docker start "$c")
 row "up (stopped)  vs  docker start" "$bs" "$ds"
-awk -v e="$be" -v d="$de" -v u="$bu" 'BEGIN {
-  ok = (e <= d) && (u < 30)
-  printf "targets: exec no slower than docker exec: %s; no-op up under 30 ms: %s\n", (e <= d) ? "yes" : "NO", (u < 30) ? "yes" : "NO"
+awk -v e="$be" -v d="$de" -v u="$bu" -v s="$bst" 'BEGIN {
+  ok = (e <= d) && (u < 30) && (s < 40)
+  printf "targets: exec no slower than docker exec: %s; no-op up under 30 ms: %s; status under 40 ms: %s\n", (e <= d) ? "yes" : "NO", (u < 30) ? "yes" : "NO", (s < 40) ? "yes" : "NO"
   exit ok ? 0 : 1
 }'

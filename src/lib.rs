@@ -21,6 +21,7 @@ pub mod plan;
 pub mod render;
 pub mod spec;
 pub mod ssh;
+pub mod state;
 pub mod top;
 pub mod transport;
 
@@ -145,7 +146,9 @@ fn block_on<T: Into<ExitStatus>>(
 
 fn export_request(a: cli::ExportArgs) -> commands::export::ExportRequest {
     use commands::export::{ExportRequest, Format};
-    use render::{GpuVendor, k8s::Flavor, slurm::Runtime};
+    use host::Vendor;
+    use render::{k8s::Flavor, slurm::Runtime};
+    use spec::VendorChoice;
     let flavor = match a.flavor {
         None | Some(cli::FlavorArg::Job) => Flavor::Job,
         Some(cli::FlavorArg::Jobset) => Flavor::JobSet,
@@ -166,9 +169,9 @@ fn export_request(a: cli::ExportArgs) -> commands::export::ExportRequest {
         flavor_given: a.flavor.is_some(),
         nodes: a.nodes,
         vendor: a.vendor.map(|v| match v {
-            cli::VendorArg::Nvidia => GpuVendor::Nvidia,
-            cli::VendorArg::Amd => GpuVendor::Amd,
-            cli::VendorArg::None => GpuVendor::None,
+            cli::VendorArg::Nvidia => VendorChoice::Gpu(Vendor::Nvidia),
+            cli::VendorArg::Amd => VendorChoice::Gpu(Vendor::Amd),
+            cli::VendorArg::None => VendorChoice::None,
         }),
         gpus_per_node: a.gpus_per_node,
         master_port: a.master_port,

@@ -39,13 +39,8 @@ pub fn shared_connection(dir: &Path) -> Vec<String> {
     ]
 }
 
-/// Quote `s` for a POSIX shell (the remote side of ssh always runs one).
-pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c)) {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+/// Quoting for the remote side of ssh (it always runs a POSIX shell): berth's one shell quote.
+pub use crate::plan::sh_quote;
 
 #[cfg(test)]
 mod tests {

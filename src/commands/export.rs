@@ -15,7 +15,7 @@ use crate::error::{Code, Hint, fail};
 use crate::plan::sh_quote;
 use crate::render::k8s::Flavor;
 use crate::render::slurm::Runtime;
-use crate::render::{self, ExportOptions, ExportPlan, GpuVendor, Rendered};
+use crate::render::{self, ExportOptions, ExportPlan, Rendered};
 use crate::spec::VendorChoice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,8 @@ pub struct ExportRequest {
     pub runtime: Option<Runtime>,
     pub flavor_given: bool,
     pub nodes: u32,
-    pub vendor: Option<GpuVendor>,
+    /// `--vendor`: never `Auto`.
+    pub vendor: Option<VendorChoice>,
     pub gpus_per_node: Option<u32>,
     pub master_port: u16,
     pub output: Option<PathBuf>,
@@ -67,20 +68,15 @@ pub fn run(ctx: &Context, req: ExportRequest) -> anyhow::Result<()> {
     check_flags(&req)?;
     let project = Project::load(ctx)?;
     let spec = &project.spec;
-    if let Some(v) = req.vendor {
-        let file = match spec.gpu.vendor {
-            VendorChoice::Auto => None,
-            VendorChoice::Nvidia => Some(GpuVendor::Nvidia),
-            VendorChoice::Amd => Some(GpuVendor::Amd),
-            VendorChoice::None => Some(GpuVendor::None),
-        };
-        if file.is_some_and(|f| f != v) {
-            return Err(fail(
-                Code::BadInput,
-                format!("{} sets gpu.vendor, so --vendor cannot change it", spec.file.display()),
-                "--vendor only chooses for `gpu.vendor = \"auto\"`; edit berth.toml to change the vendor",
-            ));
-        }
+    if let Some(v) = req.vendor
+        && spec.gpu.vendor != VendorChoice::Auto
+        && spec.gpu.vendor != v
+    {
+        return Err(fail(
+            Code::BadInput,
+            format!("{} sets gpu.vendor, so --vendor cannot change it", spec.file.display()),
+            "--vendor only chooses for `gpu.vendor = \"auto\"`; edit berth.toml to change the vendor",
+        ));
     }
     let default_rel = match req.format {
         Format::Devcontainer => PathBuf::from(".devcontainer/devcontainer.json"),
@@ -187,12 +183,7 @@ fn regenerate(req: &ExportRequest) -> String {
         words.push(format!("--flavor {name}"));
     }
     if let Some(v) = req.vendor {
-        let name = match v {
-            GpuVendor::Nvidia => "nvidia",
-            GpuVendor::Amd => "amd",
-            GpuVendor::None => "none",
-        };
-        words.push(format!("--vendor {name}"));
+        words.push(format!("--vendor {}", v.name()));
     }
     if let Some(n) = req.gpus_per_node {
         words.push(format!("--gpus-per-node {n}"));
@@ -268,17 +259,10 @@ fn write_if_changed(path: &Path, text: &str, force: bool) -> anyhow::Result<bool
     }
     let dir = path.parent().context("the output path has no folder")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    // A temporary file is private (0600); the export is an ordinary project file.
-    let mode = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::Permissions::from_mode(0o644)
-    });
-    tmp.as_file().set_permissions(mode).with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    // An export is an ordinary project file: it keeps the mode of the one it replaces.
+    let mode =
+        std::fs::metadata(path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
+    crate::fsutil::write_atomic(path, text.as_bytes(), mode.unwrap_or(0o644))?;
     Ok(true)
 }
 

@@ -7,7 +7,8 @@
 use super::Context;
 use crate::error::{Code, fail};
 use crate::host::{HostFacts, HostRoot, Vendor};
-use crate::spec::FILE_NAME;
+use crate::image::presets;
+use crate::spec::{FILE_NAME, Pins, Preset};
 
 #[derive(Debug, Clone, Default)]
 pub struct InitOptions {
@@ -15,15 +16,6 @@ pub struct InitOptions {
     pub name: Option<String>,
     pub base: Option<String>,
 }
-
-/// `(minimum driver, image)`, newest first: the newest image the driver can run wins.
-const NVIDIA_IMAGES: &[(&str, &str)] = &[
-    ("550.54.14", "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"),
-    ("525.60.13", "pytorch/pytorch:2.2.2-cuda12.1-cudnn8-runtime"),
-    ("450.80.02", "pytorch/pytorch:2.2.2-cuda11.8-cudnn8-runtime"),
-];
-const AMD_IMAGE: &str = "rocm/pytorch:rocm7.0.2_ubuntu24.04_py3.12_pytorch_release_2.8.0";
-const CPU_IMAGE: &str = "python:3.12-slim";
 
 pub fn run(ctx: &Context, opts: InitOptions) -> anyhow::Result<()> {
     let path = ctx.dir.join(FILE_NAME);
@@ -46,28 +38,26 @@ pub fn run(ctx: &Context, opts: InitOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the host has, and the base image for it: the image a `preset` would choose here
+/// (`pytorch` for NVIDIA or WSL2, `rocm` for AMD, `python` without a GPU), so the tags and the
+/// driver floors come from data/images.toml and data/cuda-drivers.toml, as for every preset.
 fn choose_base(host: &HostFacts) -> (String, String) {
     let nvidia = host.gpus_of(Vendor::Nvidia).count();
     let amd = host.gpus_of(Vendor::Amd).filter(|g| !g.integrated).count();
-    if nvidia > 0 || host.wsl.is_some() {
-        let driver = host.nvidia_driver.as_ref().map(|d| d.version.clone());
-        let image = driver
-            .as_deref()
-            .and_then(|v| NVIDIA_IMAGES.iter().find(|(min, _)| version_at_least(v, min)))
-            .map_or(NVIDIA_IMAGES[0].1, |(_, img)| img);
+    let (what, preset) = if nvidia > 0 || host.wsl.is_some() {
         let what = if nvidia > 0 { format!("{nvidia} NVIDIA GPU(s)") } else { "a GPU through WSL2".into() };
-        return (what, image.to_string());
-    }
-    if amd > 0 {
-        return (format!("{amd} AMD GPU(s)"), AMD_IMAGE.to_string());
-    }
-    ("no GPU found".into(), CPU_IMAGE.to_string())
-}
-
-/// Compare dotted driver versions numerically (`550.144.03` >= `550.54.14`).
-pub fn version_at_least(have: &str, want: &str) -> bool {
-    let parse = |s: &str| s.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
-    parse(have) >= parse(want)
+        (what, Preset::Pytorch)
+    } else if amd > 0 {
+        (format!("{amd} AMD GPU(s)"), Preset::Rocm)
+    } else {
+        ("no GPU found".into(), Preset::Python)
+    };
+    let pins = Pins::default();
+    // A driver older than every tag needs: still the newest image, which `up` then explains.
+    let image = presets::resolve(preset, &pins, host)
+        .or_else(|_| presets::resolve(preset, &pins, &HostFacts { nvidia_driver: None, ..host.clone() }))
+        .unwrap_or_default();
+    (what, image)
 }
 
 fn render(name: Option<&str>, base: &str, what: &str) -> String {
@@ -122,19 +112,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn driver_versions_compare_numerically() {
-        assert!(version_at_least("550.144.03", "550.54.14"));
-        assert!(!version_at_least("470.256.02", "525.60.13"));
-        assert!(version_at_least("570.124.06", "550.54.14"));
-    }
-
-    #[test]
     fn base_follows_the_host() {
         let dir = |n: &str| HostRoot::at(format!("{}/tests/hosts/{n}", env!("CARGO_MANIFEST_DIR")));
         let base = |n: &str| choose_base(&HostFacts::probe(&dir(n))).1;
-        assert_eq!(base("nvidia-2"), NVIDIA_IMAGES[0].1);
-        assert_eq!(base("nvidia-old-driver"), NVIDIA_IMAGES[2].1);
-        assert_eq!(base("amd-igpu-2"), AMD_IMAGE);
-        assert_eq!(base("none"), CPU_IMAGE);
+        // The `pytorch`, `rocm` and `python` presets' choices on these hosts (data/images.toml).
+        assert_eq!(base("nvidia-2"), "pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime");
+        assert_eq!(base("nvidia-old-driver"), "pytorch/pytorch:2.5.1-cuda11.8-cudnn9-runtime");
+        assert_eq!(base("amd-igpu-2"), "rocm/pytorch:rocm7.2.2_ubuntu22.04_py3.10_pytorch_release_2.10.0");
+        assert_eq!(base("none"), "python:3.12-slim");
+        for host in ["nvidia-2", "amd-igpu-2"] {
+            let facts = HostFacts::probe(&dir(host));
+            let preset = if host == "nvidia-2" { Preset::Pytorch } else { Preset::Rocm };
+            assert_eq!(base(host), presets::resolve(preset, &Pins::default(), &facts).expect("resolves"));
+        }
     }
 }

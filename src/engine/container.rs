@@ -20,6 +20,8 @@ pub struct Container {
     /// The engine's `Running` flag: true for paused and restarting containers too.
     pub running_flag: bool,
     pub exit_code: i64,
+    /// The execs running in it now (the engine lists an exec only while it runs).
+    pub exec_ids: Vec<String>,
     pub oom_killed: bool,
     /// RFC 3339 with nanoseconds, as the engine reports them.
     pub started_at: Option<String>,
@@ -108,6 +110,7 @@ impl From<ContainerInspectResponse> for Container {
             status: state.status.map(|s| s.to_string()).unwrap_or_default(),
             running_flag: state.running == Some(true),
             exit_code: state.exit_code.unwrap_or(0),
+            exec_ids: c.exec_ids.clone().unwrap_or_default(),
             oom_killed: state.oom_killed.unwrap_or(false),
             started_at: state.started_at,
             finished_at: state.finished_at,

@@ -7,12 +7,10 @@ use super::Context;
 use crate::plan::access;
 use crate::spec::Spec;
 
-const FILE: &str = "access-announced.json";
-
 /// Warn about each widening setting of `spec` not announced before, and remember them all.
 pub fn announce(ctx: &Context, spec: &Spec) {
     let wide = access::widening(spec);
-    let path = spec.project_dir.join(".berth").join(FILE);
+    let path = crate::state::access_announced(&spec.project_dir);
     let known: BTreeSet<String> =
         std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     let now: BTreeSet<String> = wide.iter().map(|w| w.setting.clone()).collect();

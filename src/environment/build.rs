@@ -38,8 +38,8 @@ pub async fn ensure(
     }
     // The log may show what the build was given: the owner's alone, like all of `.berth`.
     let sharing = crate::jobs::private::Sharing::of(&project.spec.user, &project.user);
-    let state = project.spec.project_dir.join(".berth");
-    let log = state.join("build.log");
+    let state = crate::state::dir(&project.spec.project_dir);
+    let log = crate::state::build_log(&project.spec.project_dir);
     crate::jobs::private::state_dir(&project.spec.project_dir, sharing)
         .map_err(|e| crate::fsutil::io_failure(&state, "create the folder", &e))?;
     crate::jobs::private::private_file(&log, sharing)

@@ -239,7 +239,7 @@ impl Project {
 /// `<project>/.berth/container`: the id of the container `up` made for the project's files, so
 /// that it is found again after the folder moves.
 pub fn container_record(project_dir: &std::path::Path) -> PathBuf {
-    project_dir.join(".berth").join("container")
+    crate::state::container_record(project_dir)
 }
 
 /// Values of `{ from-host = true }` variables, read now from berth's own environment.

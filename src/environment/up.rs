@@ -105,7 +105,7 @@ async fn plan_with(
     }
     let resolved = image::resolve(spec, &host)?;
     // Engine facts only change NVIDIA plans (CDI); skipping /info keeps a no-op `up` fast.
-    let wants_nvidia = spec.gpu.vendor == VendorChoice::Nvidia
+    let wants_nvidia = spec.gpu.vendor == VendorChoice::Gpu(Vendor::Nvidia)
         || (spec.gpu.vendor == VendorChoice::Auto && host.gpus_of(Vendor::Nvidia).next().is_some());
     // The engine's process (no API call) tells Podman apart and the limits it can apply.
     let facts = if wants_nvidia {
@@ -431,15 +431,10 @@ fn result(project: &Project, c: &Container, action: Action) -> UpResult {
 /// of a job take it, so a job never starts into a container being stopped or removed.
 pub fn lock(project: &Project) -> anyhow::Result<File> {
     let sharing = crate::jobs::private::Sharing::of(&project.spec.user, &project.user);
-    let dir = crate::jobs::private::state_dir(&project.spec.project_dir, sharing).map_err(|e| {
-        crate::fsutil::io_failure(&project.spec.project_dir.join(".berth"), "create the folder", &e)
+    crate::jobs::private::state_dir(&project.spec.project_dir, sharing).map_err(|e| {
+        crate::fsutil::io_failure(&crate::state::dir(&project.spec.project_dir), "create the folder", &e)
     })?;
-    let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
-        // Job logs and state are machine-local: keep them out of the user's repository.
-        let _ = std::fs::write(&ignore, "*\n");
-    }
-    let path = dir.join("lock");
+    let path = crate::state::lock(&project.spec.project_dir);
     let file = File::create(&path).map_err(|e| crate::fsutil::io_failure(&path, "create", &e))?;
     file.lock().with_context(|| format!("locking {}", path.display()))?;
     Ok(file)

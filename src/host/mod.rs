@@ -26,6 +26,16 @@ pub enum Vendor {
     Amd,
 }
 
+impl Vendor {
+    /// The name berth.toml and the command line use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Vendor::Nvidia => "nvidia",
+            Vendor::Amd => "amd",
+        }
+    }
+}
+
 /// A device node as the host sees it (path is the host's absolute path, never root-prefixed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeviceNode {

@@ -72,7 +72,7 @@ pub struct CommitRecord {
 }
 
 pub fn commit_record_path(project_dir: &Path) -> PathBuf {
-    project_dir.join(".berth").join("commit.json")
+    crate::state::commit_record(project_dir)
 }
 
 pub fn read_commit(project_dir: &Path) -> Option<CommitRecord> {

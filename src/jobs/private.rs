@@ -133,10 +133,11 @@ pub fn shared_group_refusal(mode: &UserMode, user: &HostUser) -> Option<anyhow::
     ))
 }
 
-/// `<project>/.berth`, created or tightened to what `sharing` allows.
+/// `<project>/.berth`, created or tightened to what `sharing` allows, with its `.gitignore`.
 pub fn state_dir(project_dir: &Path, sharing: Sharing) -> io::Result<PathBuf> {
-    let dir = project_dir.join(".berth");
+    let dir = crate::state::dir(project_dir);
     private_dir(&dir, sharing)?;
+    crate::state::ignore_in_git(&dir);
     Ok(dir)
 }
 
@@ -209,17 +210,17 @@ pub fn reclaim_unstarted(job_dir: &Path) -> bool {
 /// folders) to what `sharing` allows. Only what the caller owns can be changed; anything else
 /// stays as it is and [`untrusted`] reports it.
 pub fn tighten(project_dir: &Path, sharing: Sharing, owner: u32) {
-    let dir = project_dir.join(".berth");
+    let dir = crate::state::dir(project_dir);
     let owned = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.uid() == owner && !m.is_symlink());
     if !owned(&dir) {
         return;
     }
     let _ = sharing.apply(&dir, sharing.dir_mode());
-    let log = dir.join("build.log");
+    let log = crate::state::build_log(project_dir);
     if owned(&log) {
         let _ = sharing.apply(&log, sharing.file_mode());
     }
-    let jobs = dir.join("jobs");
+    let jobs = crate::state::jobs(project_dir);
     if !owned(&jobs) {
         return;
     }
@@ -302,6 +303,17 @@ mod tests {
             Vec::<String>::new(),
             "root reads everything anyway"
         );
+    }
+
+    #[test]
+    fn a_berth_folder_made_by_a_job_or_a_build_stays_out_of_git() {
+        // `berth run` or `berth build` before any `up` made `.berth` without its `.gitignore`.
+        let project = tempfile::tempdir().expect("tempdir");
+        new_job_dir(project.path(), "train", Sharing::Owner).expect("job dir");
+        assert_eq!(fs::read_to_string(project.path().join(".berth/.gitignore")).expect("gitignore"), "*\n");
+        let other = tempfile::tempdir().expect("tempdir");
+        state_dir(other.path(), Sharing::Group(0)).expect("state dir");
+        assert_eq!(fs::read_to_string(other.path().join(".berth/.gitignore")).expect("gitignore"), "*\n");
     }
 
     #[test]

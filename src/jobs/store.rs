@@ -81,7 +81,7 @@ impl JobRecord {
 
 /// `<project>/.berth/jobs`.
 pub fn jobs_dir(project_dir: &Path) -> PathBuf {
-    project_dir.join(".berth").join("jobs")
+    crate::state::jobs(project_dir)
 }
 
 /// Every job of a project, oldest first.

@@ -63,7 +63,12 @@ impl ContainerState {
     ) -> ContainerState {
         let mut state = ContainerState::of(c);
         let Some(id) = c.map(|c| c.id.as_str()).filter(|_| state.running) else { return state };
-        if let Ok(processes) = engine.processes(id).await {
+        // Every job wrapper is a detached exec, and the engine lists an exec only while it runs:
+        // with none listed, no wrapper can be running, which the inspect already proves (the
+        // engine's `top` runs `ps` on the host and is most of `berth status`'s time).
+        if c.is_some_and(|c| c.exec_ids.is_empty()) {
+            state.processes = Some(Vec::new());
+        } else if let Ok(processes) = engine.processes(id).await {
             state.processes = processes;
         }
         let Some(processes) = &state.processes else { return state };

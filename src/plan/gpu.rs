@@ -164,16 +164,16 @@ fn resolve_mode(choice: VendorChoice, host: &HostFacts) -> Result<GpuMode, PlanE
         VendorChoice::Auto if has_amd => Ok(GpuMode::Amd),
         VendorChoice::Auto if host.wsl.is_some() => Ok(GpuMode::Wsl),
         VendorChoice::Auto => Ok(GpuMode::None),
-        VendorChoice::Nvidia if has_nvidia => Ok(GpuMode::Nvidia),
-        VendorChoice::Nvidia if host.wsl.is_some() => Ok(GpuMode::Wsl),
-        VendorChoice::Nvidia => Err(PlanError::Gpu {
+        VendorChoice::Gpu(Vendor::Nvidia) if has_nvidia => Ok(GpuMode::Nvidia),
+        VendorChoice::Gpu(Vendor::Nvidia) if host.wsl.is_some() => Ok(GpuMode::Wsl),
+        VendorChoice::Gpu(Vendor::Nvidia) => Err(PlanError::Gpu {
             message: "`gpu.vendor` is \"nvidia\" but no NVIDIA GPU was found on this host \
                       (looked in /sys/bus/pci/devices)"
                 .into(),
             hint: "set `gpu.vendor = \"auto\"` (or \"none\") in berth.toml, or run `berth doctor`".into(),
         }),
-        VendorChoice::Amd if has_amd => Ok(GpuMode::Amd),
-        VendorChoice::Amd => Err(PlanError::Gpu {
+        VendorChoice::Gpu(Vendor::Amd) if has_amd => Ok(GpuMode::Amd),
+        VendorChoice::Gpu(Vendor::Amd) => Err(PlanError::Gpu {
             message: "`gpu.vendor` is \"amd\" but no AMD GPU was found on this host \
                       (looked in /sys/class/kfd/kfd/topology)"
                 .into(),

@@ -11,6 +11,7 @@ mod gpu;
 mod identity;
 pub mod limits;
 pub mod portable;
+pub mod rules;
 mod ulimits;
 
 pub use account::{setup_script, sh_quote};
@@ -35,7 +36,6 @@ pub const STATE_DIR: &str = "/berth/state";
 pub const CACHE_DIR: &str = "/berth/cache";
 /// Docker's default `/dev/shm`, which berth never leaves in place.
 pub const DOCKER_DEFAULT_SHM: u64 = 64 << 20;
-const SHM_CAP: u64 = 16 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -186,14 +186,8 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
 
     let mut devices = gpu.devices.clone();
     devices.extend(spec.run.devices.iter().cloned());
-    let mut ulimits = BTreeMap::new();
-    if gpu.mode != GpuMode::None {
-        // What NVIDIA's and AMD's images ask for: pinned memory for NCCL/RCCL, deep stacks.
-        ulimits.insert("memlock".to_string(), -1);
-        ulimits.insert("stack".to_string(), 67_108_864);
-    }
-    ulimits::fit_engine(&mut ulimits, inputs.engine);
-    ulimits.extend(spec.run.ulimits.clone());
+    let ulimits =
+        rules::ulimits_fitted(spec, gpu.mode != GpuMode::None, |u| ulimits::fit_engine(u, inputs.engine));
 
     let mut plan = ContainerPlan {
         name: container_name(&inputs.user.name, &spec.name, &spec.project_dir),
@@ -205,20 +199,11 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
         user,
         workdir: spec.workdir.clone(),
         mounts,
-        shm: plan_shm(spec, inputs.host),
+        shm: rules::shm(spec, rules::shm_for_ram(inputs.host.mem_total)),
         memory: spec.resources.memory,
         cpus: spec.resources.cpus,
         gpu,
-        ports: spec
-            .ports
-            .iter()
-            .map(|p| PortPlan {
-                host_ip: p.host_ip.clone(),
-                host_port: p.host_port,
-                container_port: p.container_port,
-                protocol: p.protocol.clone(),
-            })
-            .collect(),
+        ports: rules::ports(spec),
         ipc: spec.run.ipc.clone(),
         network: spec.run.network.clone(),
         cap_add: spec.run.cap_add.clone(),
@@ -293,24 +278,6 @@ fn plan_mounts(spec: &Spec, user: &HostUser, gpu: &GpuPlan, image_kept: &[String
         });
     }
     mounts
-}
-
-fn plan_shm(spec: &Spec, host: &HostFacts) -> ShmPlan {
-    if limits::uses_host_shm(spec.run.ipc.as_deref()) {
-        return ShmPlan { bytes: 0, source: ShmSource::HostIpc };
-    }
-    if let Some(bytes) = spec.resources.shm {
-        return ShmPlan { bytes, source: ShmSource::File };
-    }
-    // RAM unreadable: 2 GiB is still 32 times Docker's default and fits any real machine.
-    let from_ram = if host.mem_total == 0 { 2 << 30 } else { (host.mem_total / 2).min(SHM_CAP) };
-    let from_ram = from_ram & !((1 << 20) - 1);
-    match spec.resources.memory {
-        Some(mem) if mem / 2 < from_ram => {
-            ShmPlan { bytes: (mem / 2) & !((1 << 20) - 1), source: ShmSource::MemoryLimit }
-        }
-        _ => ShmPlan { bytes: from_ram, source: ShmSource::HostRam },
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 //! `PET_*`: node `i` has rank `i`, and `node0` is the master, reached by its service name.
 
 use super::yaml::{Map, Yaml, document, strs};
-use super::{ExportPlan, GpuVendor, LocalGpus, RenderError, Rendered, cpus_text, docker_size, refuse};
+use super::{ExportPlan, LocalGpus, RenderError, Rendered, cpus_text, docker_size, refuse};
+use crate::host::Vendor;
 use crate::plan::portable::MountRoot;
 use crate::spec::UserMode;
 
@@ -43,7 +44,7 @@ pub fn render(p: &ExportPlan, project_ref: &str) -> Result<Rendered, RenderError
         extra.push("The user is ${BERTH_UID}:${BERTH_GID} (default 1000:1000): run compose with".into());
         extra.push("  BERTH_UID=$(id -u) BERTH_GID=$(id -g) so files in mounted folders are yours.".into());
     }
-    if p.vendor == GpuVendor::Amd {
+    if p.vendor == Some(Vendor::Amd) {
         extra.push("AMD: /dev/kfd and /dev/dri belong to the host's video and render groups; set".into());
         extra.push("  BERTH_VIDEO_GID / BERTH_RENDER_GID to their ids (`getent group render`) if the".into());
         extra.push("  image's group names differ from the host's.".into());
@@ -78,7 +79,7 @@ pub fn render(p: &ExportPlan, project_ref: &str) -> Result<Rendered, RenderError
 /// What each node's container gets: NVIDIA device ids, or AMD visible devices; `None` = all.
 fn node_gpus(p: &ExportPlan) -> Result<Vec<Option<Vec<String>>>, RenderError> {
     let nodes = p.nodes as usize;
-    if p.vendor == GpuVendor::None {
+    if p.vendor.is_none() {
         return Ok(vec![None; nodes]);
     }
     if nodes == 1 {
@@ -125,7 +126,7 @@ fn service(p: &ExportPlan, project_ref: &str, rank: Option<u32>, gpus: &Option<V
             gpus.as_ref().map_or(p.nproc_per_node() as usize, Vec::len).max(1)
         ));
     }
-    if p.vendor == GpuVendor::Amd
+    if p.vendor == Some(Vendor::Amd)
         && let Some(ids) = gpus
     {
         env.push(format!("ROCR_VISIBLE_DEVICES={}", ids.join(",")));
@@ -162,14 +163,14 @@ fn service(p: &ExportPlan, project_ref: &str, rank: Option<u32>, gpus: &Option<V
         .set_opt("network_mode", p.network.clone())
         .set_seq("cap_add", p.cap_add.iter().map(Yaml::from).collect());
     let mut devices: Vec<Yaml> = Vec::new();
-    if p.vendor == GpuVendor::Amd {
+    if p.vendor == Some(Vendor::Amd) {
         devices.push("/dev/kfd".into());
         devices.push("/dev/dri".into());
         s = s.set("group_add", strs(&["${BERTH_VIDEO_GID:-video}", "${BERTH_RENDER_GID:-render}"]));
     }
     devices.extend(p.devices.iter().map(|d| Yaml::Str(esc(d))));
     s = s.set_seq("devices", devices);
-    if p.vendor == GpuVendor::Nvidia {
+    if p.vendor == Some(Vendor::Nvidia) {
         let mut request = Map::new().set("driver", "nvidia");
         request = match gpus {
             None => request.set("count", "all"),

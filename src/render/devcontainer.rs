@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{ExportPlan, GpuVendor, LocalGpus, Rendered, cpus_text, docker_size};
+use super::{ExportPlan, LocalGpus, Rendered, cpus_text, docker_size};
+use crate::host::Vendor;
 use crate::plan::portable::{MountKind, MountRoot, PortableMount};
 use crate::spec::UserMode;
 
@@ -86,13 +87,13 @@ pub fn render(p: &ExportPlan) -> Rendered {
     }
     let mut gpu_requirement = None;
     match (p.vendor, &p.local_gpus) {
-        (GpuVendor::None, _) => {}
-        (GpuVendor::Nvidia, LocalGpus::All) => gpu_requirement = Some(true),
-        (GpuVendor::Nvidia, LocalGpus::Count(n)) => run_args.push(format!("--gpus={n}")),
-        (GpuVendor::Nvidia, LocalGpus::Ids(ids)) => {
+        (None, _) => {}
+        (Some(Vendor::Nvidia), LocalGpus::All) => gpu_requirement = Some(true),
+        (Some(Vendor::Nvidia), LocalGpus::Count(n)) => run_args.push(format!("--gpus={n}")),
+        (Some(Vendor::Nvidia), LocalGpus::Ids(ids)) => {
             run_args.push(format!("--gpus=\"device={}\"", ids.join(",")))
         }
-        (GpuVendor::Amd, gpus) => {
+        (Some(Vendor::Amd), gpus) => {
             run_args.push("--device=/dev/kfd".into());
             run_args.push("--device=/dev/dri".into());
             run_args.push("--group-add=${localEnv:BERTH_VIDEO_GID:video}".into());
@@ -180,7 +181,7 @@ pub fn render(p: &ExportPlan) -> Rendered {
             "user: \"{USER}\", made by the common-utils feature, with your uid (updateRemoteUserUID)."
         ));
     }
-    if p.vendor == GpuVendor::Amd {
+    if p.vendor == Some(Vendor::Amd) {
         extra.push(
             "AMD: set BERTH_VIDEO_GID / BERTH_RENDER_GID to the host's group ids if the image's differ."
                 .into(),

@@ -7,7 +7,8 @@
 //! `emptyDir` with a size limit (Kubernetes has no shm size, kubernetes/kubernetes#28272).
 
 use super::yaml::{Map, Yaml, strs};
-use super::{ExportMount, ExportPlan, GpuVendor, cpus_text, dns_label};
+use super::{ExportMount, ExportPlan, cpus_text, dns_label};
+use crate::host::Vendor;
 use crate::plan::portable::{MountKind, MountRoot};
 use crate::spec::ClusterVolume;
 
@@ -125,8 +126,8 @@ pub fn rank_var() -> Yaml {
 pub fn limits(p: &ExportPlan) -> Map {
     let mut limits = Map::new();
     match p.vendor {
-        GpuVendor::Nvidia if p.gpus_per_node > 0 => limits = limits.set("nvidia.com/gpu", p.gpus_per_node),
-        GpuVendor::Amd if p.gpus_per_node > 0 => limits = limits.set("amd.com/gpu", p.gpus_per_node),
+        Some(Vendor::Nvidia) if p.gpus_per_node > 0 => limits = limits.set("nvidia.com/gpu", p.gpus_per_node),
+        Some(Vendor::Amd) if p.gpus_per_node > 0 => limits = limits.set("amd.com/gpu", p.gpus_per_node),
         _ => {}
     }
     if let Some(m) = p.memory {

@@ -15,31 +15,27 @@ pub mod slurm;
 pub mod yaml;
 
 #[cfg(test)]
+mod agreement_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
 
-use crate::plan::PortPlan;
+use crate::host::Vendor;
 use crate::plan::portable::{self, MountKind, MountRoot, PortableMount};
+use crate::plan::{PortPlan, ShmSource, rules};
 use crate::spec::size::format_size;
 use crate::spec::{ClusterVolume, DeviceSelection, GpuRef, Spec, UserMode, VendorChoice};
 
 /// shm when the file sets none: the host-RAM rule of `berth up` would make exports differ
-/// between machines, so exports use a fixed size instead.
-pub const DEFAULT_SHM: u64 = 16 << 30;
+/// between machines, so exports use a fixed size instead (still capped by the memory limit).
+pub const DEFAULT_SHM: u64 = rules::SHM_CAP;
 /// GPUs per node assumed for `devices = "all"` on a cluster: the common 8-GPU node.
 pub const DEFAULT_GPUS_PER_NODE: u32 = 8;
 /// torchrun's own default rendezvous port.
 pub const DEFAULT_MASTER_PORT: u16 = 29500;
 /// The command that keeps an environment alive (the same as `berth up`'s).
 pub const KEEP_ALIVE: [&str; 2] = ["sleep", "infinity"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GpuVendor {
-    Nvidia,
-    Amd,
-    None,
-}
 
 /// Which GPUs one container gets on a single server (compose, devcontainer).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +52,8 @@ pub struct ExportOptions {
     pub nodes: u32,
     /// The command after `--`; empty: the keep-alive (a remote dev environment).
     pub command: Vec<String>,
-    /// `--vendor`, for a file that says `auto`.
-    pub vendor: Option<GpuVendor>,
+    /// `--vendor`, for a file that says `auto` (never `Auto` itself).
+    pub vendor: Option<VendorChoice>,
     pub gpus_per_node: Option<u32>,
     pub master_port: u16,
     /// How to write this file again (for its header), e.g. `berth export slurm --nodes 4 -- ...`.
@@ -110,7 +106,8 @@ pub struct ExportPlan {
     pub image: String,
     pub workdir: String,
     pub user: UserMode,
-    pub vendor: GpuVendor,
+    /// `None`: no GPUs.
+    pub vendor: Option<Vendor>,
     pub local_gpus: LocalGpus,
     /// GPUs each cluster node asks for (0 without GPUs) and whether that was assumed.
     pub gpus_per_node: u32,
@@ -175,18 +172,12 @@ impl ExportPlan {
             ));
         }
         let mut assumptions = Vec::new();
-        let vendor = match (opts.vendor, spec.gpu.vendor) {
-            (Some(v), _) => v,
-            (None, VendorChoice::Nvidia) => GpuVendor::Nvidia,
-            (None, VendorChoice::Amd) => GpuVendor::Amd,
-            (None, VendorChoice::None) => GpuVendor::None,
-            (None, VendorChoice::Auto) => {
-                assumptions.push(
-                    "GPUs: NVIDIA, because gpu.vendor is \"auto\" (pass --vendor amd|none to change)".into(),
-                );
-                GpuVendor::Nvidia
-            }
-        };
+        let (vendor, vendor_assumed) = rules::export_vendor(spec.gpu.vendor, opts.vendor);
+        if vendor_assumed {
+            assumptions.push(
+                "GPUs: NVIDIA, because gpu.vendor is \"auto\" (pass --vendor amd|none to change)".into(),
+            );
+        }
         let local_gpus = match &spec.gpu.devices {
             DeviceSelection::All => LocalGpus::All,
             DeviceSelection::Count(n) => LocalGpus::Count(*n),
@@ -200,27 +191,22 @@ impl ExportPlan {
             ),
         };
         let (gpus_per_node, gpus_per_node_assumed) = match (vendor, opts.gpus_per_node, &local_gpus) {
-            (GpuVendor::None, _, _) => (0, false),
+            (None, _, _) => (0, false),
             (_, Some(n), _) => (n, false),
             (_, None, LocalGpus::Count(n)) => (*n, false),
             (_, None, LocalGpus::Ids(ids)) => (u32::try_from(ids.len()).unwrap_or(u32::MAX), false),
             (_, None, LocalGpus::All) => (DEFAULT_GPUS_PER_NODE, true),
         };
-        let shm = if crate::plan::limits::uses_host_shm(spec.run.ipc.as_deref()) {
-            None
-        } else if let Some(bytes) = spec.resources.shm {
-            Some(bytes)
-        } else {
-            let bytes = match spec.resources.memory {
-                // shm pages count against the memory limit: half of it, as `berth up` does.
-                Some(mem) if mem / 2 < DEFAULT_SHM => (mem / 2) & !((1 << 20) - 1),
-                _ => DEFAULT_SHM,
-            };
-            assumptions.push(format!(
-                "shm: {}, berth's default for exports (set resources.shm to change)",
-                format_size(bytes)
-            ));
-            Some(bytes)
+        let shm = match rules::shm(spec, DEFAULT_SHM) {
+            s if s.source == ShmSource::HostIpc => None,
+            s if s.source == ShmSource::File => Some(s.bytes),
+            s => {
+                assumptions.push(format!(
+                    "shm: {}, berth's default for exports (set resources.shm to change)",
+                    format_size(s.bytes)
+                ));
+                Some(s.bytes)
+            }
         };
         let mounts = portable::mounts(spec)
             .into_iter()
@@ -236,17 +222,7 @@ impl ExportPlan {
                 ExportMount { mount: m, host_source, cluster }
             })
             .collect();
-        let mut ulimits: Vec<(String, i64)> = Vec::new();
-        if vendor != GpuVendor::None {
-            // The same as `berth up` for GPU environments (NCCL/RCCL pinned memory, deep stacks).
-            ulimits.push(("memlock".into(), -1));
-            ulimits.push(("stack".into(), 67_108_864));
-        }
-        for (k, v) in &spec.run.ulimits {
-            ulimits.retain(|(name, _)| name != k);
-            ulimits.push((k.clone(), *v));
-        }
-        ulimits.sort();
+        let ulimits = rules::ulimits(spec, vendor.is_some()).into_iter().collect();
         let keep_alive = opts.command.is_empty();
         Ok(ExportPlan {
             name: spec.name.clone(),
@@ -265,16 +241,7 @@ impl ExportPlan {
             mounts,
             env: portable::env(spec),
             host_env: portable::host_env(spec),
-            ports: spec
-                .ports
-                .iter()
-                .map(|p| PortPlan {
-                    host_ip: p.host_ip.clone(),
-                    host_port: p.host_port,
-                    container_port: p.container_port,
-                    protocol: p.protocol.clone(),
-                })
-                .collect(),
+            ports: rules::ports(spec),
             ipc: spec.run.ipc.clone(),
             network: spec.run.network.clone(),
             cap_add: spec.run.cap_add.clone(),

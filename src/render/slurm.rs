@@ -10,7 +10,8 @@
 //! and Docker (the node's daemon, for labs whose nodes run Docker: its containers live outside
 //! Slurm's cgroups, so Slurm cannot account or confine them).
 
-use super::{ExportMount, ExportPlan, GpuVendor, Rendered, docker_size};
+use super::{ExportMount, ExportPlan, Rendered, docker_size};
+use crate::host::Vendor;
 use crate::plan::portable::MountRoot;
 use crate::plan::sh_quote;
 use crate::spec::{ClusterVolume, UserMode};
@@ -188,9 +189,9 @@ fn apptainer(
 ) {
     let mut inner = Vec::new();
     match p.vendor {
-        GpuVendor::Nvidia => inner.push("--nv".into()),
-        GpuVendor::Amd => inner.push("--rocm".into()),
-        GpuVendor::None => {}
+        Some(Vendor::Nvidia) => inner.push("--nv".into()),
+        Some(Vendor::Amd) => inner.push("--rocm".into()),
+        None => {}
     }
     inner.push(format!("--bind=\"{}\"", binds.join(",")));
     inner.push(format!("--pwd={}", sh_quote(&p.workdir)));
@@ -211,15 +212,15 @@ fn apptainer(
 
 fn docker(p: &ExportPlan, s: &mut String, binds: &[String], command: &[String], warnings: &mut Vec<String>) {
     let gpus = match p.vendor {
-        GpuVendor::Nvidia => {
+        Some(Vendor::Nvidia) => {
             "g=\"${SLURM_STEP_GPUS:-${SLURM_JOB_GPUS:-}}\"; if [ -n \"$g\" ]; then set -- \"--gpus=\\\"device=$g\\\"\" \"$@\"; \
              else set -- --gpus=all \"$@\"; fi; "
         }
-        GpuVendor::Amd => {
+        Some(Vendor::Amd) => {
             "for n in /dev/kfd /dev/dri/renderD*; do set -- \"--group-add=$(stat -c %g \"$n\")\" \"$@\"; done; \
              set -- --device=/dev/kfd --device=/dev/dri -e ROCR_VISIBLE_DEVICES \"$@\"; "
         }
-        GpuVendor::None => "",
+        None => "",
     };
     let node_step = format!(
         "{gpus}exec docker run --rm --init --network=host --name=\"berth-{}-$SLURM_JOB_ID-$SLURM_NODEID\" \

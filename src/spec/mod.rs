@@ -16,6 +16,8 @@ pub use parse::{inside, load, load_existing, parse_portable, parse_str, real_pat
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::host::Vendor;
+
 /// A validated project file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
@@ -107,10 +109,23 @@ pub struct Pins {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VendorChoice {
+    /// Whatever GPUs the host has.
     Auto,
-    Nvidia,
-    Amd,
+    /// GPUs of this vendor only.
+    Gpu(Vendor),
+    /// No GPUs.
     None,
+}
+
+impl VendorChoice {
+    /// The name berth.toml and the command line use.
+    pub fn name(self) -> &'static str {
+        match self {
+            VendorChoice::Auto => "auto",
+            VendorChoice::Gpu(v) => v.name(),
+            VendorChoice::None => "none",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

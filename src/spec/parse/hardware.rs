@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use super::loose::Loose;
 use super::{Ctx, one_of};
+use crate::host::Vendor;
 use crate::spec::size::{format_size, parse_size};
 use crate::spec::{DeviceSelection, GpuRef, GpuSpec, Resources, SpecError, VendorChoice};
 
@@ -37,8 +38,8 @@ pub(super) fn gpu(raw: &RawGpu, cx: &Ctx) -> Result<GpuSpec, SpecError> {
         None => VendorChoice::Auto,
         Some(v) => match v.get_ref().as_str() {
             "auto" => VendorChoice::Auto,
-            "nvidia" => VendorChoice::Nvidia,
-            "amd" => VendorChoice::Amd,
+            "nvidia" => VendorChoice::Gpu(Vendor::Nvidia),
+            "amd" => VendorChoice::Gpu(Vendor::Amd),
             "none" => VendorChoice::None,
             other => {
                 return Err(one_of(cx, v.span(), "gpu.vendor", other, &["auto", "nvidia", "amd", "none"]));

@@ -1,0 +1,59 @@
+//! The layout of berth's own folder in a project, `<project>/.berth`: every path in it is named
+//! here, and whichever command makes the folder first also writes its `.gitignore` (`*`), so
+//! job logs, packs and records never reach the user's repository.
+//!
+//! Who may enter it is `jobs::private`'s business ([`crate::jobs::private::state_dir`]).
+
+use std::path::{Path, PathBuf};
+
+/// The folder's name in the project (it appears inside as `plan::STATE_DIR`).
+pub const DIR: &str = ".berth";
+
+/// `<project>/.berth`.
+pub fn dir(project_dir: &Path) -> PathBuf {
+    project_dir.join(DIR)
+}
+
+/// The project's lock: `up`, `stop`, `down` and the start of a job hold it.
+pub fn lock(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("lock")
+}
+
+/// One folder per job.
+pub fn jobs(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("jobs")
+}
+
+/// The log of the last image build.
+pub fn build_log(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("build.log")
+}
+
+/// Where `berth pack` writes without `-o`.
+pub fn packs(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("packs")
+}
+
+/// The id of the container `up` made for the project (found again after the folder moves).
+pub fn container_record(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("container")
+}
+
+/// What `berth commit` recorded.
+pub fn commit_record(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("commit.json")
+}
+
+/// The access-widening settings already announced.
+pub fn access_announced(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("access-announced.json")
+}
+
+/// Writes `.berth/.gitignore` when it is missing (the folder must exist). Best effort: a
+/// folder berth cannot write in fails at the next step with a clearer message.
+pub fn ignore_in_git(state_dir: &Path) {
+    let ignore = state_dir.join(".gitignore");
+    if !ignore.exists() {
+        let _ = crate::fsutil::write_atomic(&ignore, b"*\n", 0o644);
+    }
+}
