@@ -326,7 +326,7 @@ async fn adopt(
     old: &Container,
     opts: UpOptions,
 ) -> anyhow::Result<()> {
-    let name = old.name.clone();
+    let name = old.shown_name().to_string();
     let was = engine::label(old, plan::LABEL_PROJECT).unwrap_or("another folder").to_string();
     if !opts.adopt {
         return Err(fail(
