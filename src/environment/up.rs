@@ -625,6 +625,11 @@ fn start_failed(plan: &ContainerPlan, e: EngineError) -> anyhow::Error {
         Some(Refusal::BindSourceMissing) => {
             "a mount source is missing on the engine's machine; check `mounts` in berth.toml"
         }
+        Some(Refusal::PortTaken) => {
+            // The container is removed again (a failed `up` changes nothing): nothing to inspect.
+            "stop what holds the port, or choose another host port in `ports` in berth.toml (a bare \
+             container port such as \"8888\" lets berth pick a free one)"
+        }
         _ => "see `berth status` and `docker logs` for the container; `berth doctor` checks the host",
     };
     fail(Code::Failure, format!("could not start {}: {text}", plan.name), hint)
