@@ -158,7 +158,7 @@ fn target_path(output: Option<&Path>, spec: &crate::spec::Spec) -> anyhow::Resul
         Some(p) => std::env::current_dir().context("reading the current folder")?.join(p),
         None => {
             let folder = spec.project_dir.join(".berth").join("packs");
-            std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+            crate::fsutil::create_state_dir(&folder)?;
             return Ok(folder.join(file_name));
         }
     };
