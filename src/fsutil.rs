@@ -91,7 +91,10 @@ pub fn remove_stale_temporaries(dir: &Path, of: impl Fn(&str) -> bool) -> Vec<st
 /// folder and why in words a user can act on: a read-only file system, a file in the way, no
 /// permission.
 pub fn create_state_dir(path: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(path).map_err(|e| io_failure(path, "create the folder", &e))?;
+    // berth's own folders are private to their owner (`jobs::private` may open `.berth` later).
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(path)
+        .map_err(|e| io_failure(path, "create the folder", &e))?;
     if !path.is_dir() {
         return Err(io_failure(
             path,

@@ -3,17 +3,32 @@
 use std::time::{Duration, Instant};
 
 use super::{Context, Project};
+use crate::engine::Engine;
 use crate::engine::exec::ExecRequest;
 use crate::error::{Code, fail};
 use crate::jobs::view::find;
-use crate::jobs::view::{ContainerState, view};
+use crate::jobs::view::{ContainerState, orphans, view};
 use crate::jobs::{self, JobState, wrapper};
 
 pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
     let (project, engine) = Project::existing(ctx).await?;
-    let job = find(&project, Some(name))?;
+    let found = find(&project, Some(name));
     let c = project.environment(&engine).await?;
     let state = ContainerState::read(&engine, &project, c.as_ref()).await;
+    let job = match found {
+        Ok(job) => job,
+        Err(e) => {
+            let id = c.as_ref().map(|c| c.id.clone());
+            return match id {
+                Some(id)
+                    if orphans(&jobs::list(&project.spec.project_dir), &state).iter().any(|n| n == name) =>
+                {
+                    kill_orphan(ctx, &engine, &id, name, grace).await
+                }
+                _ => Err(e),
+            };
+        }
+    };
     let v = view(&job, &state);
     if v.state == JobState::Lost {
         // Its wrapper is gone; whatever it may have left behind (the process group its pid file
@@ -66,6 +81,45 @@ pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
         None => ctx.out.warn(format!("job {name} did not report an exit after SIGKILL")),
     }
     Ok(())
+}
+
+/// Stop a job whose folder was deleted while it ran: it has no pid file or exit status, so it
+/// is found, signalled and waited for by its wrapper's process.
+async fn kill_orphan(ctx: &Context, engine: &Engine, id: &str, name: &str, grace: u64) -> anyhow::Result<()> {
+    for (signal, wait) in [("TERM", grace), ("KILL", 5)] {
+        let req = ExecRequest {
+            container: id.to_string(),
+            cmd: wrapper::signal_orphan_argv(name, signal),
+            ..Default::default()
+        };
+        engine.exec_capture(&req).await?;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(wait) {
+            if !orphan_runs(engine, id, name).await {
+                ctx.out.status(format!(
+                    "job {name} stopped (SIG{signal}); its folder was deleted while it ran, so its log and exit \
+                     status are lost"
+                ));
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if signal == "TERM" {
+            ctx.out.status(format!("job {name} ignored SIGTERM for {grace}s; sending SIGKILL"));
+        }
+    }
+    ctx.out.warn(format!("job {name} is still running after SIGKILL"));
+    Ok(())
+}
+
+/// Whether the wrapper of the folderless job `name` still runs in container `id`.
+async fn orphan_runs(engine: &Engine, id: &str, name: &str) -> bool {
+    let req = ExecRequest {
+        container: id.to_string(),
+        cmd: wrapper::signal_orphan_argv(name, "0"),
+        ..Default::default()
+    };
+    !matches!(engine.exec_capture(&req).await, Ok(out) if out.code == 3)
 }
 
 /// Wait up to `deadline` for the job's exit status.

@@ -158,7 +158,7 @@ fn target_path(output: Option<&Path>, spec: &crate::spec::Spec) -> anyhow::Resul
         Some(p) => std::env::current_dir().context("reading the current folder")?.join(p),
         None => {
             let folder = crate::state::packs(&spec.project_dir);
-            std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+            crate::fsutil::create_state_dir(&folder)?;
             // `pack` may be the first command to make `.berth`: a pack is no file for git.
             crate::state::ignore_in_git(&crate::state::dir(&spec.project_dir));
             return Ok(folder.join(file_name));

@@ -84,6 +84,12 @@ impl Container {
     pub fn short_id(&self) -> String {
         self.id.chars().take(12).collect()
     }
+
+    /// The name that exists on the engine (after a project's rename it is not the one berth
+    /// would make), or its id when it has none: the container messages name.
+    pub fn shown_name(&self) -> &str {
+        if self.name.is_empty() { &self.id } else { &self.name }
+    }
 }
 
 impl From<ContainerInspectResponse> for Container {

@@ -25,6 +25,13 @@ impl Engine {
         Ok(inspect.config.and_then(|c| c.env).unwrap_or_default())
     }
 
+    /// The image's own work folder (`Config.WorkingDir`, its Dockerfile's last `WORKDIR`);
+    /// `None` when it sets none (or `/`).
+    pub async fn image_workdir(&self, image: &str) -> anyhow::Result<Option<String>> {
+        let inspect = self.docker.inspect_image(image).await.map_err(|e| explain(e, &self.endpoint))?;
+        Ok(inspect.config.and_then(|c| c.working_dir).filter(|w| !w.is_empty() && w != "/"))
+    }
+
     /// The names directly inside the folder `path` of `image` (empty when the image has no such
     /// folder or it is empty): what a mount at `path` would hide. At most [`PROBE_BYTES`] of the
     /// folder are read (the names seen by then are returned).

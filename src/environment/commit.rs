@@ -43,7 +43,7 @@ pub async fn commit(
     };
     let path = image::commit_record_path(&project.spec.project_dir);
     crate::fsutil::write_atomic(&path, serde_json::to_string_pretty(&record)?.as_bytes(), 0o644)?;
-    ctx.out.status(format!("committed {} as {image}", project.container));
+    ctx.out.status(format!("committed {} as {image}", c.shown_name()));
     ctx.out.status(
         "  a recreated environment (`berth up --recreate`, or `berth down` then `berth up`) starts from it",
     );

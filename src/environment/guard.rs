@@ -49,7 +49,7 @@ pub async fn refuse_running_jobs(
     }
     Err(fail(
         Code::Refused,
-        format!("{} has running jobs: {}", project.container, running.join(", ")),
+        format!("{} has running jobs: {}", c.shown_name(), running.join(", ")),
         format!("wait for them (`berth logs NAME -f`), stop them (`berth kill NAME`), or {force_hint}"),
     ))
 }

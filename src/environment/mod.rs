@@ -129,7 +129,7 @@ impl Project {
         let Some(c) = self.moved(engine).await? else { return Ok(None) };
         ctx.out.warn(format!(
             "{} was made when this project was at {} (moved or renamed since): acting on it",
-            c.name,
+            c.shown_name(),
             engine::label(&c, LABEL_PROJECT).unwrap_or_default()
         ));
         Ok(Some(c))

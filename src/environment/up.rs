@@ -207,10 +207,54 @@ async fn look_into_image(
             ));
         }
     }
+    image_workdir_unseen(ctx, project, engine, planned, &listed(&spec.project_dir)).await;
     if kept == planned.image_kept {
         return Ok(None);
     }
     Ok(Some(plan_with(project, engine, None, kept).await?))
+}
+
+/// Seed 002 on the server: the image's own `WORKDIR` (say /app, where its Dockerfile copied the
+/// code) is not berth's work folder, and the project folder (unpacked: only berth.toml) holds
+/// none of the files the image keeps there, so `python train.py` would start in an empty
+/// folder. Said once per `up`, with how to work in the image's folder; nothing is refused.
+async fn image_workdir_unseen(
+    ctx: &Context,
+    project: &Project,
+    engine: &Engine,
+    planned: &Planned,
+    here: &[String],
+) {
+    let spec = &project.spec;
+    // Only an image the user's own Dockerfile made (here, or packed and pinned by id on the
+    // server) says where its code is; a preset's or a plain base's WORKDIR is its maker's.
+    if spec.image.dockerfile.is_none() && !spec.image.base.starts_with("sha256:") {
+        return;
+    }
+    let Ok(Some(theirs)) = engine.image_workdir(&planned.plan.image).await else { return };
+    let theirs = theirs.trim_end_matches('/').to_string();
+    let mounted = spec.mounts.iter().any(|m| m.target.trim_end_matches('/') == theirs);
+    if theirs == spec.workdir.trim_end_matches('/') || mounted {
+        return;
+    }
+    let Ok(names) = engine.image_folder_names(&planned.plan.image, &theirs).await else { return };
+    let names: Vec<&String> =
+        names.iter().filter(|n| n.as_str() != crate::spec::FILE_NAME && n.as_str() != ".berth").collect();
+    if names.is_empty() || names.iter().any(|n| here.contains(n)) {
+        return;
+    }
+    let shown: Vec<&str> = names.iter().take(5).map(|s| s.as_str()).collect();
+    let more = if names.len() > 5 { format!(", … {} more", names.len() - 5) } else { String::new() };
+    let mounts = if spec.mounts.is_empty() { "" } else { " and drop the project's line from `mounts`" };
+    ctx.out.warn(format!(
+        "the image works in {theirs} (its WORKDIR), which holds {}{more}, but commands here start in {} \
+         (berth's work folder), where {} holds none of them; to run the image's code, set `workdir = \
+         \"{theirs}\"` in berth.toml{mounts} and run `berth up --recreate`, or give its paths (`berth exec -- \
+         python3 {theirs}/...`)",
+        shown.join(", "),
+        spec.workdir,
+        spec.project_dir.display()
+    ));
 }
 
 /// GPU ids the container holds (from its device requests and devices).
@@ -326,7 +370,7 @@ async fn adopt(
     old: &Container,
     opts: UpOptions,
 ) -> anyhow::Result<()> {
-    let name = old.name.clone();
+    let name = old.shown_name().to_string();
     let was = engine::label(old, plan::LABEL_PROJECT).unwrap_or("another folder").to_string();
     if !opts.adopt {
         return Err(fail(
@@ -619,6 +663,11 @@ fn start_failed(plan: &ContainerPlan, e: EngineError) -> anyhow::Error {
         }
         Some(Refusal::BindSourceMissing) => {
             "a mount source is missing on the engine's machine; check `mounts` in berth.toml"
+        }
+        Some(Refusal::PortTaken) => {
+            // The container is removed again (a failed `up` changes nothing): nothing to inspect.
+            "stop what holds the port, or choose another host port in `ports` in berth.toml (a bare \
+             container port such as \"8888\" lets berth pick a free one)"
         }
         _ => "see `berth status` and `docker logs` for the container; `berth doctor` checks the host",
     };

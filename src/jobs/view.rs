@@ -214,12 +214,45 @@ pub fn view(job: &JobRecord, c: &ContainerState) -> JobView {
     }
 }
 
-/// Every job of the project, with its container's state.
+/// Every job of the project, with its container's state; a job still running whose folder was
+/// deleted (see [`orphans`]) is listed too, as running, with what happened to it.
 pub async fn views(project: &Project, engine: &Engine) -> anyhow::Result<(Vec<JobView>, ContainerState)> {
     let c = project.environment(engine).await?;
     let state = ContainerState::read(engine, project, c.as_ref()).await;
-    let list = jobs::list(&project.spec.project_dir).iter().map(|j| view(j, &state)).collect();
+    let known = jobs::list(&project.spec.project_dir);
+    let mut list: Vec<JobView> = known.iter().map(|j| view(j, &state)).collect();
+    for name in orphans(&known, &state) {
+        list.push(JobView {
+            diagnosis: Some(Diagnosis {
+                kind: "orphaned".into(),
+                cause: "its job folder was deleted while it ran (e.g. by `git clean -fdx`): berth knows it \
+                        only by its process; its log and exit status are lost"
+                    .into(),
+                fix: format!("`berth kill {name}` stops it; `berth stop && berth up` reconnects the folder"),
+            }),
+            log: jobs::store::jobs_dir(&project.spec.project_dir)
+                .join(&name)
+                .join("log")
+                .display()
+                .to_string(),
+            name,
+            state: JobState::Running,
+            exit_code: None,
+            started: String::new(),
+            finished: None,
+            command: Vec::new(),
+        });
+    }
     Ok((list, state))
+}
+
+/// The jobs running in the container (their wrappers are among its processes) that have no
+/// folder: deleted while they ran (`git clean -fdx`); berth knows them only by their process.
+pub fn orphans(known: &[JobRecord], state: &ContainerState) -> Vec<String> {
+    crate::jobs::wrapper::names_in(state.processes.as_deref().unwrap_or_default())
+        .into_iter()
+        .filter(|name| !known.iter().any(|j| &j.meta.name == name))
+        .collect()
 }
 
 /// Names of the jobs running in `c` now (lost ones are not), and of any job running there
@@ -233,10 +266,8 @@ pub async fn running(project: &Project, engine: &Engine, c: &crate::engine::Cont
         .filter(|v| v.state == JobState::Running)
         .map(|v| v.name)
         .collect();
-    for name in crate::jobs::wrapper::names_in(state.processes.as_deref().unwrap_or_default()) {
-        if !known.iter().any(|j| j.meta.name == name) {
-            names.push(format!("{name} (its job folder was deleted)"));
-        }
+    for name in orphans(&known, &state) {
+        names.push(format!("{name} (its job folder was deleted)"));
     }
     names
 }

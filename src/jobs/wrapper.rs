@@ -83,6 +83,28 @@ kill -{signal} -- "-$pid" 2>/dev/null || kill -{signal} "$pid" 2>/dev/null || ex
     vec!["/bin/sh".into(), "-c".into(), script]
 }
 
+/// `sh -c` that signals the job `name` whose folder is gone (deleted while it ran, so no pid file
+/// is left): its wrapper is found by its command line (see [`runs_in`]), and each process the
+/// wrapper started is signalled with its process group. Exits 3 when no such wrapper runs.
+pub fn signal_orphan_argv(name: &str, signal: &str) -> Vec<String> {
+    let marker = sh_quote(&format!("d={}", sh_quote(&inside_dir(name))));
+    let script = format!(
+        r#"found=
+for w in /proc/[0-9]*; do
+  [ "$(tr '\000' '\n' < "$w/cmdline" 2>/dev/null | sed -n 3p)" = {marker} ] || continue
+  wp=${{w#/proc/}}
+  for c in /proc/[0-9]*; do
+    [ "$(sed -n 's/^PPid:[[:space:]]*//p' "$c/status" 2>/dev/null)" = "$wp" ] || continue
+    cp=${{c#/proc/}}
+    kill -{signal} -- "-$cp" 2>/dev/null || kill -{signal} "$cp" 2>/dev/null
+  done
+  found=1
+done
+[ -n "$found" ] || exit 3"#
+    );
+    vec!["/bin/sh".into(), "-c".into(), script]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,29 @@ fn jobs_json(env: &TestEnv, dir: &std::path::Path) -> Vec<serde_json::Value> {
     serde_json::from_str(&env.berth(dir, &["jobs", "--json"]).ok().stdout).unwrap()
 }
 
+/// Wait until job `name`'s wrapper has started its command (it wrote the command's pid).
+fn wait_running(dir: &std::path::Path, name: &str) {
+    let pid = dir.join(".berth/jobs").join(name).join("pid");
+    for _ in 0..100 {
+        if std::fs::read_to_string(&pid).is_ok_and(|p| !p.trim().is_empty()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("job {name} did not start: no pid in {}", pid.display());
+}
+
+/// Delete a folder as `git clean -fdx` does, while a job may still be writing its first files there.
+fn git_clean(dir: std::path::PathBuf) {
+    for _ in 0..50 {
+        if std::fs::remove_dir_all(&dir).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("could not delete {}", dir.display());
+}
+
 fn job<'a>(list: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
     list.iter().find(|j| j["name"] == name).unwrap_or_else(|| panic!("no job {name} in {list:?}"))
 }
@@ -232,8 +255,10 @@ fn a_job_after_git_clean_deleted_berth_folder_is_refused_or_lost_never_running_f
     let env = TestEnv::new();
     let dir = env.project("gitclean", "");
     env.berth(&dir, &["run", "--name", "long", "--", "sleep", "300"]).ok();
-    // `git clean -fdx` while the environment runs: its mount of .berth now shows a deleted folder.
-    std::fs::remove_dir_all(dir.join(".berth")).unwrap();
+    // Once the job runs (its wrapper wrote its pid; deleted before that, the job never starts)...
+    wait_running(&dir, "long");
+    // ...`git clean -fdx` while the environment runs: its mount of .berth shows a deleted folder.
+    git_clean(dir.join(".berth"));
     // The job whose folder went still runs: down and stop do not kill it silently.
     let refused = env.berth(&dir, &["down"]).code(4);
     assert!(refused.stderr.contains("long (its job folder was deleted)"), "{}", refused.stderr);
@@ -253,6 +278,30 @@ fn a_job_after_git_clean_deleted_berth_folder_is_refused_or_lost_never_running_f
     env.berth(&dir, &["up"]).ok();
     env.berth(&dir, &["run", "--name", "train", "--", "echo", "hi"]).ok();
     assert_eq!(env.berth(&dir, &["logs", "train", "-f"]).ok().stdout, "hi\n");
+}
+
+/// After `git clean -fdx` deleted .berth under a running job, `stop` and `down` refused naming the
+/// job and hinted `berth kill NAME`, yet `berth jobs` said "no jobs yet" and `berth kill` said
+/// "no job named ...": only --force could end it.
+#[test]
+fn a_job_whose_folder_git_clean_deleted_is_listed_and_stopped_by_berth_kill() {
+    let env = TestEnv::new();
+    let dir = env.project("gitcleankill", "");
+    env.berth(&dir, &["run", "--name", "long", "--", "sleep", "300"]).ok();
+    // Deleted later, once the job runs (its wrapper wrote its pid).
+    wait_running(&dir, "long");
+    git_clean(dir.join(".berth"));
+    let list = jobs_json(&env, &dir);
+    let j = job(&list, "long");
+    assert_eq!(j["state"], "running", "{j}");
+    assert!(j["diagnosis"]["cause"].as_str().unwrap().contains("job folder was deleted"), "{j}");
+    assert!(j["diagnosis"]["fix"].as_str().unwrap().contains("berth kill long"), "{j}");
+    let kill = env.berth(&dir, &["kill", "long"]).ok();
+    assert!(kill.stderr.contains("job long stopped"), "{}", kill.stderr);
+    // Nothing of it is left: the environment stops without --force.
+    assert!(jobs_json(&env, &dir).is_empty());
+    env.berth(&dir, &["stop"]).ok();
+    env.berth(&dir, &["down"]).ok();
 }
 
 /// Unmounts a tmpfs when dropped (lazily: a container may still hold it).

@@ -216,6 +216,30 @@ fn a_moved_project_finds_its_environment_and_adopt_recreates_it_here_with_its_ch
     }
 }
 
+/// After `mv proj proj2` (the name follows the folder), `up --adopt` said "berth-root-proj2-… has
+/// running jobs" and "committed berth-root-proj2-…": a container that did not exist, while the
+/// one holding the job was berth-root-proj-….
+#[test]
+fn adopt_after_a_rename_names_the_container_that_exists() {
+    let env = TestEnv::new();
+    let name = format!("rnproj{}", std::process::id());
+    let dir = env.project(&name, "");
+    env.berth(&dir, &["exec", "--", "sh", "-c", "echo tuned > /etc/tuned.conf"]).ok();
+    env.berth(&dir, &["run", "--name", "long", "--", "sleep", "300"]).ok();
+    let old = env.inspect(&dir)["Name"].as_str().unwrap().trim_start_matches('/').to_string();
+    let moved = env.root.path().join(format!("{name}-renamed"));
+    std::fs::rename(&dir, &moved).unwrap();
+    let refused = env.berth(&moved, &["up", "--adopt"]).code(4);
+    assert!(refused.stderr.contains(&format!("{old} has running jobs: long")), "{}", refused.stderr);
+    env.berth(&moved, &["kill", "long", "--grace", "1"]).ok();
+    let adopted = env.berth(&moved, &["up", "--adopt"]).ok();
+    assert!(adopted.stderr.contains(&format!("committed {old} as")), "{}", adopted.stderr);
+    env.berth(&moved, &["down"]).ok();
+    for id in docker_ok(&["images", "-q", &format!("berth/{name}-renamed")]).lines() {
+        let _ = docker(&["rmi", "-f", id]);
+    }
+}
+
 #[test]
 fn with_berth_toml_deleted_status_stop_and_down_still_find_the_environment() {
     let env = TestEnv::new();

@@ -599,3 +599,52 @@ fn code_copied_into_the_image_runs_after_unpack_into_an_empty_folder() {
     env.berth(&dir, &["down", "--force"]).ok();
     let _ = docker(&["rmi", "-f", &image]);
 }
+
+/// With `.berth` replaced by a file, every command said "a file is in the way" with the fix, but
+/// `pack` said "creating …/.berth/packs: Not a directory (os error 20)".
+#[test]
+fn pack_with_a_file_in_place_of_berth_folder_says_a_file_is_in_the_way() {
+    let env = TestEnv::new();
+    let dir = env.project(&unique("packfile"), "");
+    std::fs::write(dir.join(".berth"), "not a folder").unwrap();
+    let r = env.berth(&dir, &["pack"]).code(1);
+    assert!(r.stderr.contains("a file is in the way"), "{}", r.stderr);
+    assert!(!r.stderr.contains("os error"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(dir.join(".berth")).unwrap(), "not a folder");
+}
+
+/// Seed 002 with its Dockerfile as written (`WORKDIR /app`, `COPY . .`) and berth's default work
+/// folder: at home the code is mounted at /workspace; on the server the unpacked folder holds
+/// only berth.toml, and `exec -- python3 train.py` failed in an empty /workspace without a word.
+#[test]
+fn an_unpacked_image_whose_workdir_holds_the_code_says_where_to_work() {
+    ensure_python_image();
+    let env = TestEnv::new();
+    let name = unique("seed002wd");
+    let dir = env.project(&name, "[image]\ndockerfile = \"Dockerfile\"\n");
+    std::fs::write(dir.join("Dockerfile"), format!("FROM {PYTHON_IMAGE}\nWORKDIR /app\nCOPY . .\n"))
+        .expect("Dockerfile");
+    std::fs::write(dir.join("train.py"), "print('loss 0.5')\n").expect("train.py");
+    let home_up = env.berth(&dir, &["up"]).ok();
+    assert!(!home_up.stderr.contains("WORKDIR"), "{}", home_up.stderr);
+    let packed = env.berth(&dir, &["pack", "-o", "../seed.tar.zst", "--json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&packed.stdout).expect("pack --json");
+    let image = report["id"].as_str().expect("image id").to_string();
+    let server = env.root.path().join("server");
+    std::fs::create_dir_all(&server).expect("mkdir");
+    env.berth(&server, &["-C", "unpacked", "unpack", "../seed.tar.zst"]).ok();
+    let there = server.join("unpacked");
+    let up = env.berth(&there, &["up"]).ok();
+    assert!(up.stderr.contains("the image works in /app (its WORKDIR), which holds"), "{}", up.stderr);
+    assert!(up.stderr.contains("train.py"), "{}", up.stderr);
+    assert!(up.stderr.contains("workdir = \"/app\""), "{}", up.stderr);
+    // Following it runs the image's code.
+    let toml = std::fs::read_to_string(there.join("berth.toml")).unwrap();
+    std::fs::write(there.join("berth.toml"), format!("workdir = \"/app\"\n{toml}")).unwrap();
+    env.berth(&there, &["up", "--recreate"]).ok();
+    let run = env.berth(&there, &["exec", "--", "python3", "train.py"]).ok();
+    assert_eq!(run.stdout, "loss 0.5\n", "{}", run.stderr);
+    env.berth(&there, &["down", "--force"]).ok();
+    env.berth(&dir, &["down", "--force"]).ok();
+    let _ = docker(&["rmi", "-f", &image]);
+}

@@ -70,7 +70,7 @@ fn a_failed_up_leaves_no_container_for_each_cause() {
 }
 
 #[test]
-fn a_host_port_clash_names_the_environment_holding_it_and_leaves_no_container() {
+fn a_host_port_clash_names_the_environment_holding_it_leaves_no_container_and_no_docker_logs_hint() {
     let env = TestEnv::new();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let toml = format!("ports = [\"127.0.0.1:{port}:8000\"]\n");
@@ -86,6 +86,9 @@ fn a_host_port_clash_names_the_environment_holding_it_and_leaves_no_container() 
         r.stderr
     );
     assert!(env.containers_of(&dir).is_empty(), "the failed up left a created container");
+    // The hint was "see `docker logs` for the container": the container was already removed.
+    assert!(!r.stderr.contains("docker logs"), "{}", r.stderr);
+    assert!(r.stderr.contains("choose another host port in `ports`"), "{}", r.stderr);
 }
 
 #[test]
