@@ -137,6 +137,11 @@ async fn plan_with(
     Ok(Planned { plan, host, image: resolved, image_kept, warnings })
 }
 
+/// berth's own files, in every project folder: they say nothing about where the code is.
+fn berths_own(name: &str) -> bool {
+    name == crate::spec::FILE_NAME || name == ".berth"
+}
+
 /// Before a container is made: which of its mounts would hide files the image holds at the
 /// mount's target that the mounted folder lacks. The default project mount is left out when the
 /// project folder holds none of the image's files there (an unpacked project: the image carries
@@ -150,7 +155,6 @@ async fn look_into_image(
 ) -> anyhow::Result<Option<Planned>> {
     let spec = &project.spec;
     // berth's own files are in every project folder, and say nothing about the code.
-    let ours = |n: &str| n == crate::spec::FILE_NAME || n == ".berth";
     let listed = |dir: &std::path::Path| -> Vec<String> {
         std::fs::read_dir(dir)
             .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
@@ -177,7 +181,7 @@ async fn look_into_image(
                 continue;
             }
         };
-        let in_image: Vec<&String> = in_image.iter().filter(|n| !ours(n)).collect();
+        let in_image: Vec<&String> = in_image.iter().filter(|n| !berths_own(n)).collect();
         if in_image.is_empty() {
             continue;
         }
@@ -238,8 +242,7 @@ async fn image_workdir_unseen(
         return;
     }
     let Ok(names) = engine.image_folder_names(&planned.plan.image, &theirs).await else { return };
-    let names: Vec<&String> =
-        names.iter().filter(|n| n.as_str() != crate::spec::FILE_NAME && n.as_str() != ".berth").collect();
+    let names: Vec<&String> = names.iter().filter(|n| !berths_own(n)).collect();
     if names.is_empty() || names.iter().any(|n| here.contains(n)) {
         return;
     }

@@ -560,32 +560,49 @@ fn a_rewritten_berth_toml_asking_for_every_kind_of_access_is_unpacked_with_all_o
     );
 }
 
+/// Seed 002's project: a Dockerfile that copies the code into the image (`WORKDIR /app`,
+/// `COPY . .`), `train.py` printing `train`, and `extra` lines before `[image]`.
+fn seed002_project(env: &TestEnv, stem: &str, extra: &str, train: &str) -> std::path::PathBuf {
+    ensure_python_image();
+    let dir = env.project(&unique(stem), &format!("{extra}\n[image]\ndockerfile = \"Dockerfile\"\n"));
+    std::fs::write(dir.join("Dockerfile"), format!("FROM {PYTHON_IMAGE}\nWORKDIR /app\nCOPY . .\n"))
+        .expect("Dockerfile");
+    std::fs::write(dir.join("train.py"), train).expect("train.py");
+    dir
+}
+
+/// Pack `dir`'s image beside it and unpack it on the "server" (`<root>/server/unpacked`, holding
+/// only the unpacked berth.toml); returns the image id.
+fn pack_to_server(env: &TestEnv, dir: &std::path::Path) -> String {
+    let packed = env.berth(dir, &["pack", "-o", "../seed.tar.zst", "--json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&packed.stdout).expect("pack --json");
+    let server = env.root.path().join("server");
+    std::fs::create_dir_all(&server).expect("mkdir");
+    env.berth(&server, &["-C", "unpacked", "unpack", "../seed.tar.zst"]).ok();
+    report["id"].as_str().expect("image id").to_string()
+}
+
 /// Seed 002: the code is copied into the image (`WORKDIR /app`, `COPY . .`), packed, unpacked into
 /// an empty folder on the server and brought up. The unpacked folder holds only berth.toml: it
 /// must not be mounted over /app, where the image carries the code.
 #[test]
 fn code_copied_into_the_image_runs_after_unpack_into_an_empty_folder() {
-    ensure_python_image();
     let env = TestEnv::new();
-    let name = unique("seed002");
-    let dir = env.project(&name, "workdir = \"/app\"\n\n[image]\ndockerfile = \"Dockerfile\"\n");
-    std::fs::write(dir.join("Dockerfile"), format!("FROM {PYTHON_IMAGE}\nWORKDIR /app\nCOPY . .\n"))
-        .expect("Dockerfile");
-    std::fs::write(dir.join("train.py"), "print('training from the image: loss 0.25')\n").expect("train.py");
+    let dir = seed002_project(
+        &env,
+        "seed002",
+        "workdir = \"/app\"\n",
+        "print('training from the image: loss 0.25')\n",
+    );
 
     // At home the folder holds the code: it is mounted (live edits), and nothing is hidden.
     let home_up = env.berth(&dir, &["up"]).ok();
     assert!(!home_up.stderr.contains("hides"), "{}", home_up.stderr);
     let mounts = env.inspect(&dir)["Mounts"].to_string();
     assert!(mounts.contains("\"Destination\":\"/app\""), "{mounts}");
-    let packed = env.berth(&dir, &["pack", "-o", "../seed.tar.zst", "--json"]).ok();
-    let report: serde_json::Value = serde_json::from_str(&packed.stdout).expect("pack --json");
-    let image = report["id"].as_str().expect("image id").to_string();
+    let image = pack_to_server(&env, &dir);
 
-    let server = env.root.path().join("server");
-    std::fs::create_dir_all(&server).expect("mkdir");
-    env.berth(&server, &["-C", "unpacked", "unpack", "../seed.tar.zst"]).ok();
-    let there = server.join("unpacked");
+    let there = env.root.path().join("server/unpacked");
     let up = env.berth(&there, &["up"]).ok();
     assert!(up.stderr.contains("holds none of them"), "{}", up.stderr);
     assert!(up.stderr.contains("mounts = [\".:/app\"]"), "{}", up.stderr);
@@ -618,22 +635,12 @@ fn pack_with_a_file_in_place_of_berth_folder_says_a_file_is_in_the_way() {
 /// only berth.toml, and `exec -- python3 train.py` failed in an empty /workspace without a word.
 #[test]
 fn an_unpacked_image_whose_workdir_holds_the_code_says_where_to_work() {
-    ensure_python_image();
     let env = TestEnv::new();
-    let name = unique("seed002wd");
-    let dir = env.project(&name, "[image]\ndockerfile = \"Dockerfile\"\n");
-    std::fs::write(dir.join("Dockerfile"), format!("FROM {PYTHON_IMAGE}\nWORKDIR /app\nCOPY . .\n"))
-        .expect("Dockerfile");
-    std::fs::write(dir.join("train.py"), "print('loss 0.5')\n").expect("train.py");
+    let dir = seed002_project(&env, "seed002wd", "", "print('loss 0.5')\n");
     let home_up = env.berth(&dir, &["up"]).ok();
     assert!(!home_up.stderr.contains("WORKDIR"), "{}", home_up.stderr);
-    let packed = env.berth(&dir, &["pack", "-o", "../seed.tar.zst", "--json"]).ok();
-    let report: serde_json::Value = serde_json::from_str(&packed.stdout).expect("pack --json");
-    let image = report["id"].as_str().expect("image id").to_string();
-    let server = env.root.path().join("server");
-    std::fs::create_dir_all(&server).expect("mkdir");
-    env.berth(&server, &["-C", "unpacked", "unpack", "../seed.tar.zst"]).ok();
-    let there = server.join("unpacked");
+    let image = pack_to_server(&env, &dir);
+    let there = env.root.path().join("server/unpacked");
     let up = env.berth(&there, &["up"]).ok();
     assert!(up.stderr.contains("the image works in /app (its WORKDIR), which holds"), "{}", up.stderr);
     assert!(up.stderr.contains("train.py"), "{}", up.stderr);
