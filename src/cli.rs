@@ -41,7 +41,7 @@ pub enum Command {
     /// Stop the environment's container (keeps it).
     Stop(StopArgs),
     /// Show this environment: state, image, GPUs, shm, mounts, ports, drift.
-    Status,
+    Status(StatusArgs),
     /// List your berth environments on this engine.
     Ls(LsArgs),
     /// Remove the environment's container (refuses while it holds changes that matter).
@@ -308,6 +308,14 @@ pub struct ExecArgs {
     /// The command and its arguments (after `--`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
     pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Also count Python packages installed or removed by hand inside the container (reads
+    /// its whole writable layer, so it is not done on every call; `berth freeze` lists them).
+    #[arg(long)]
+    pub changes: bool,
 }
 
 #[derive(Debug, Args)]

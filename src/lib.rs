@@ -64,7 +64,9 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
             block_on(exec::run(ctx, exec::ExecOptions { interactive: a.interactive, tty: a.tty, cmd: a.cmd }))
         }
         C::Stop(a) => block_on(commands::stop::run(ctx, a.force)),
-        C::Status => block_on(commands::status::run(ctx)),
+        C::Status(a) => {
+            block_on(commands::status::run(ctx, commands::status::StatusOptions { changes: a.changes }))
+        }
         C::Ls(a) => block_on(commands::ls::run(ctx, a.all_users)),
         C::Down(a) => block_on(commands::down::run(ctx, a.force)),
         C::Run(a) => {

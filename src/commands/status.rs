@@ -30,8 +30,9 @@ pub struct Status {
     pub writable_host_folders: Vec<String>,
     pub ports: Vec<String>,
     pub last_exit: Option<LastExit>,
-    /// Python packages installed or removed by hand inside the container.
-    pub python_packages_changed: usize,
+    /// Python packages installed or removed by hand inside the container; `null` unless
+    /// `--changes` asked (counting them reads the container's whole writable layer).
+    pub python_packages_changed: Option<usize>,
     /// Jobs still running in the environment.
     pub running_jobs: Vec<String>,
     /// How the file differs from the container (empty: it matches).
@@ -53,7 +54,15 @@ pub struct LastExit {
     pub explanation: String,
 }
 
-pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+/// What `berth status` is asked.
+#[derive(Debug, Default)]
+pub struct StatusOptions {
+    /// Also count Python packages installed or removed by hand (a diff of the container's
+    /// writable layer: the slow part, so not on every call).
+    pub changes: bool,
+}
+
+pub async fn run(ctx: &Context, opts: StatusOptions) -> anyhow::Result<()> {
     let (project, engine) = Project::existing(ctx).await?;
     let mut c = project.container(&engine).await?;
     let mut moved_from = None;
@@ -83,7 +92,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         ports: Vec::new(),
         last_exit: None,
         running_jobs: Vec::new(),
-        python_packages_changed: 0,
+        python_packages_changed: None,
         drift: Vec::new(),
         plan_error: None,
         access: crate::plan::access::widening(&project.spec),
@@ -113,8 +122,10 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         {
             st.shm = Some(shm_words(p.plan.shm.bytes, p.plan.shm.source));
         }
-        if let Ok(layer) = engine.changes(&project.container).await {
-            st.python_packages_changed = crate::image::freeze::hand_changed(&layer);
+        if opts.changes
+            && let Ok(layer) = engine.changes(&c.id).await
+        {
+            st.python_packages_changed = Some(crate::image::freeze::hand_changed(&layer));
         }
         st.running_jobs = crate::jobs::view::running(&project, &engine, c).await;
         if let Ok(p) = &planned {
@@ -228,14 +239,8 @@ fn render(st: &Status) -> String {
     for (i, p) in st.ports.iter().enumerate() {
         line(if i == 0 { "ports" } else { "" }, p);
     }
-    if st.python_packages_changed > 0 {
-        line(
-            "python",
-            &format!(
-                "{} package(s) installed or removed by hand: `berth freeze` lists them",
-                st.python_packages_changed
-            ),
-        );
+    if let Some(n) = st.python_packages_changed.filter(|n| *n > 0) {
+        line("python", &format!("{n} package(s) installed or removed by hand: `berth freeze` lists them"));
     }
     if !st.running_jobs.is_empty() {
         line("jobs", &format!("running: {}", st.running_jobs.join(", ")));

@@ -1,6 +1,6 @@
 //! Writing a pack (format in [`super::manifest`]): a header, the pinned `berth.toml`, the image's
 //! `docker save` stream re-emitted member by member under `image/` with each member hashed on
-//! the way, then the manifest, all through multi-threaded zstd with its frame checksum on.
+//! the way (a layer's hash is its diff id, taken from the image config), then the manifest, all through multi-threaded zstd with its frame checksum on.
 //!
 //! Runs on a blocking thread over synchronous readers and writers; the caller owns the file
 //! (written under a temporary name and renamed only once this returned `Ok`).
@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 
 use anyhow::Context as _;
 
+use super::layout::Layout;
 use super::manifest::{
     self, FORMAT, HEADER_MEMBER, Hashing, Header, IMAGE_PREFIX, MANIFEST_MEMBER, Manifest, Member,
     PackedImage, TOML_MEMBER,
@@ -47,11 +48,40 @@ pub fn write<R: Read, W: Write>(
     members.push(append_file(&mut tar, HEADER_MEMBER, &serde_json::to_vec_pretty(&header)?)?);
     members.push(append_file(&mut tar, TOML_MEMBER, pinned_toml.as_bytes())?);
     let mut image_bytes = 0;
+    // A layer's sha256 is its diff id, which the image config (itself hashed: its name is the
+    // image id) already lists: recognised layers are copied without hashing them a second time.
+    // `unpack` hashes every layer as it streams and refuses one that is not its diff id.
+    let mut layout = Layout::new(&image.layers);
     let mut archive = tar::Archive::new(save);
     for entry in archive.entries().context("reading the engine's image archive")? {
-        let entry = entry.context("reading the engine's image archive")?;
-        let path = format!("{IMAGE_PREFIX}{}", entry_path(&entry)?);
-        let member = copy_entry(&mut tar, entry, &path)?;
+        let mut entry = entry.context("reading the engine's image archive")?;
+        let inner = entry_path(&entry)?;
+        let path = format!("{IMAGE_PREFIX}{inner}");
+        let file = entry.header().entry_type().is_file();
+        let member = match layout.layer_of(&inner) {
+            Some(layer) if file => {
+                let size = entry.size();
+                let mut header = entry.header().clone();
+                header.set_size(size);
+                let mut counted = Counting { inner: &mut entry, bytes: 0 };
+                tar.append_data(&mut header, &path, &mut counted).with_context(|| format!("writing {path}"))?;
+                if counted.bytes != size {
+                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof))
+                        .context(format!("{path} ended early"));
+                }
+                let sha256 = image.layers[layer].trim_start_matches("sha256:").to_string();
+                Member { path, kind: "file".into(), size, sha256, link: None }
+            }
+            // A legacy save's `<v1 id>/json` tells which layer its folder holds.
+            _ if file && inner.ends_with("/json") && entry.size() <= LAYER_JSON_MAX => {
+                let mut data = Vec::with_capacity(entry.size() as usize);
+                entry.read_to_end(&mut data).with_context(|| format!("reading {inner}"))?;
+                layout.observe(&inner, &data);
+                let size = data.len() as u64;
+                copy_file(&mut tar, entry.header().clone(), &path, size, data.as_slice(), "file")?
+            }
+            _ => copy_entry(&mut tar, entry, &path)?,
+        };
         image_bytes += member.size;
         members.push(member);
     }
@@ -91,6 +121,23 @@ fn append_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) -> 
         sha256: reader.hex(),
         link: None,
     })
+}
+
+/// A legacy save's per-layer `json` is a few kilobytes; a larger one is copied as it is.
+const LAYER_JSON_MAX: u64 = 1 << 20;
+
+/// A reader that counts what passes through it.
+struct Counting<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
 }
 
 /// A member's path as text.

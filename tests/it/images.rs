@@ -139,8 +139,21 @@ fn freeze_shows_hand_installs_and_its_file_installs_back_the_same_set() {
         "{}",
         f.stdout
     );
+    // Counting hand installs reads the whole writable layer: only `status --changes` does it.
     let status = env.berth(&dir, &["status"]).ok();
-    assert!(status.stdout.contains("berth freeze"), "{}", status.stdout);
+    assert!(!status.stdout.contains("by hand"), "{}", status.stdout);
+    let quick: serde_json::Value =
+        serde_json::from_str(&env.berth(&dir, &["status", "--json"]).ok().stdout).unwrap();
+    assert!(quick["python_packages_changed"].is_null(), "{quick}");
+    let status = env.berth(&dir, &["status", "--changes"]).ok();
+    assert!(
+        status.stdout.contains("1 package(s) installed or removed by hand: `berth freeze`"),
+        "{}",
+        status.stdout
+    );
+    let full: serde_json::Value =
+        serde_json::from_str(&env.berth(&dir, &["status", "--changes", "--json"]).ok().stdout).unwrap();
+    assert_eq!(full["python_packages_changed"], 1, "{full}");
     env.berth(&dir, &["freeze", "--write", "frozen.txt"]).ok();
     let frozen = std::fs::read_to_string(dir.join("frozen.txt")).unwrap();
     assert!(frozen.contains("handmade==1.0"), "{frozen}");
