@@ -40,6 +40,7 @@ pub struct Container {
     pub gpu_requests: Vec<GpuRequest>,
     /// Host paths of the devices handed in.
     pub devices: Vec<String>,
+    /// Sorted by the path inside (the engine's own order changes from one inspect to the next).
     pub mounts: Vec<Mount>,
     /// Published ports: (container port/protocol, host ip, host port).
     pub ports: Vec<PublishedPort>,
@@ -110,6 +111,18 @@ impl From<ContainerInspectResponse> for Container {
                 })
             })
             .collect();
+        let mut mounts: Vec<Mount> = c
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Mount {
+                bind: m.typ.as_deref() == Some("bind"),
+                read_only: m.rw == Some(false),
+                source: m.source.unwrap_or_default(),
+                destination: m.destination.unwrap_or_default(),
+            })
+            .collect();
+        mounts.sort_by(|a, b| a.destination.cmp(&b.destination));
         Container {
             id: c.id.unwrap_or_default(),
             name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
@@ -138,17 +151,7 @@ impl From<ContainerInspectResponse> for Container {
                 })
                 .collect(),
             devices: hc.devices.unwrap_or_default().into_iter().filter_map(|d| d.path_on_host).collect(),
-            mounts: c
-                .mounts
-                .unwrap_or_default()
-                .into_iter()
-                .map(|m| Mount {
-                    bind: m.typ.as_deref() == Some("bind"),
-                    read_only: m.rw == Some(false),
-                    source: m.source.unwrap_or_default(),
-                    destination: m.destination.unwrap_or_default(),
-                })
-                .collect(),
+            mounts,
             ports,
         }
     }

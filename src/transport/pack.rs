@@ -64,7 +64,8 @@ pub fn write<R: Read, W: Write>(
                 let mut header = entry.header().clone();
                 header.set_size(size);
                 let mut counted = Counting { inner: &mut entry, bytes: 0 };
-                tar.append_data(&mut header, &path, &mut counted).with_context(|| format!("writing {path}"))?;
+                tar.append_data(&mut header, &path, &mut counted)
+                    .with_context(|| format!("writing {path}"))?;
                 if counted.bytes != size {
                     return Err(io::Error::from(io::ErrorKind::UnexpectedEof))
                         .context(format!("{path} ended early"));

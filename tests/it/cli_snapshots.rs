@@ -57,3 +57,19 @@ fn cli_down_with_changes_inside_lists_them_and_keeps_the_container() {
     assert_eq!(env.containers_of(&dir).len(), 1, "the refused down kept the container");
     env.berth(&dir, &["down", "--force"]).ok();
 }
+
+#[test]
+fn cli_status_of_a_running_environment_shows_what_it_is_and_that_it_matches() {
+    let env = TestEnv::new();
+    let dir = env.project("shown", "[resources]\nshm = \"1g\"\n[cache]\npip = false\nhuggingface = false\n");
+    env.berth(&dir, &["up"]).ok();
+    assert_snapshot!(env.berth(&dir, &["status"]).snapshot(&env));
+    // A changed file is drift, named with the way to apply it.
+    std::fs::write(
+        dir.join("berth.toml"),
+        std::fs::read_to_string(dir.join("berth.toml")).unwrap().replace("shm = \"1g\"", "shm = \"2g\""),
+    )
+    .unwrap();
+    assert_snapshot!("cli_status_after_the_file_changed", env.berth(&dir, &["status"]).snapshot(&env));
+    env.berth(&dir, &["down", "--force"]).ok();
+}
