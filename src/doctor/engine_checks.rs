@@ -16,11 +16,24 @@ pub fn all(f: &DoctorFacts) -> Vec<Check> {
     let mut checks = vec![engine(f), socket(f)];
     checks.extend(super::engine_kind::checks(f));
     // Podman has no daemon.json (its settings live in containers.conf).
-    if !f.engine.facts().is_some_and(|e| e.is_podman()) {
+    if !is_podman(f) {
         checks.push(daemon_json(f));
     }
     checks.extend([disk(f), cgroups(f)]);
     checks
+}
+
+/// Podman answered, or (when it did not) the socket is Podman's by its path.
+fn is_podman(f: &DoctorFacts) -> bool {
+    match f.engine.facts() {
+        Some(e) => e.is_podman(),
+        None => {
+            !f.remote
+                && crate::engine::kind::is_podman_socket(std::path::Path::new(
+                    f.endpoint.trim_start_matches("unix://"),
+                ))
+        }
+    }
 }
 
 fn engine(f: &DoctorFacts) -> Check {
@@ -90,6 +103,14 @@ fn socket(f: &DoctorFacts) -> Check {
     let active = u.gid == sock.gid || u.groups.contains(&sock.gid);
     if active && sock.mode & 0o060 == 0o060 {
         return Check::ok("socket", format!("{shown}; you are in group {group}"));
+    }
+    // No group opens rootful Podman's socket or another user's rootless engine: asking for one
+    // would not help (or would make the user root on the host).
+    let owner = owner_name(sock.uid, u);
+    if let Some(fix) =
+        crate::engine::kind::closed_socket_fix(std::path::Path::new(path), sock.uid, &owner, sock.mode)
+    {
+        return Check::fail("socket", format!("{shown}: you cannot open it"), fix);
     }
     if !active && listed_in(&f.groups, sock.gid, &u.name) {
         return Check::fail(
@@ -257,7 +278,10 @@ fn cgroups(f: &DoctorFacts) -> Check {
         return Check::skip("cgroups", "unknown without the engine");
     };
     let driver = if e.cgroup_driver.is_empty() { "unknown".into() } else { e.cgroup_driver.clone() };
-    let note =
-        if e.cgroup_version == "1" { " (v1 is deprecated from Docker 29, still supported)" } else { "" };
+    let note = match (e.cgroup_version.as_str(), e.is_podman()) {
+        ("1", false) => " (v1 is deprecated from Docker 29, still supported)",
+        ("1", true) => " (v1 is deprecated from Podman 5, still supported)",
+        _ => "",
+    };
     Check::ok("cgroups", format!("v{}, {driver} driver{note}", e.cgroup_version))
 }

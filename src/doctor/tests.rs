@@ -340,3 +340,43 @@ fn the_table_shows_one_fix_under_each_problem() {
     let f = facts("socket-666");
     insta::assert_snapshot!(render(&diagnose(&f)));
 }
+
+#[test]
+fn a_rootful_podman_socket_gets_rootless_advice_and_no_daemon_json_row() {
+    // Issue 15 review: a user on rootful Podman's socket (root:root 600) was told to join the
+    // `docker` group and `sudo usermod -aG root`, and got Docker's daemon.json row.
+    use crate::host::DeviceNode;
+    let mut f = facts("docker-group-pending");
+    f.groups.iter_mut().for_each(|g| g.members.clear());
+    f.endpoint = "unix:///run/podman/podman.sock".into();
+    f.socket = Some(DeviceNode { path: "/run/podman/podman.sock".into(), uid: 0, gid: 0, mode: 0o600 });
+    assert_eq!(
+        rows(&f),
+        [("engine", Fail), ("socket", Fail), ("disk", Pass), ("cgroups", Skip), ("gpus", Pass)]
+    );
+    let fix = check(&f, "socket").fix.expect("fix");
+    assert!(
+        fix.contains("rootful Podman") && fix.contains("systemctl --user enable --now podman.socket"),
+        "{fix}"
+    );
+    assert!(!fix.contains("usermod"), "{fix}");
+}
+
+#[test]
+fn no_group_is_suggested_for_a_socket_no_group_opens() {
+    use crate::host::DeviceNode;
+    let mut f = facts("docker-group-pending");
+    f.groups.iter_mut().for_each(|g| g.members.clear());
+    // root-owned, mode 600: no group gives access.
+    f.socket = Some(DeviceNode { path: "/var/run/docker.sock".into(), uid: 0, gid: 0, mode: 0o600 });
+    let fix = check(&f, "socket").fix.expect("fix");
+    assert!(fix.contains("only root may open it") && !fix.contains("usermod"), "{fix}");
+    // Another user's rootless engine.
+    f.socket =
+        Some(DeviceNode { path: "/run/user/1500/docker.sock".into(), uid: 1500, gid: 1500, mode: 0o660 });
+    let fix = check(&f, "socket").fix.expect("fix");
+    assert!(fix.contains("1500's rootless engine") && fix.contains("dockerd-rootless-setuptool.sh"), "{fix}");
+    // Docker's usual socket still gets the group advice.
+    f.socket = Some(DeviceNode { path: "/var/run/docker.sock".into(), uid: 0, gid: 999, mode: 0o660 });
+    assert!(check(&f, "socket").fix.expect("fix").contains("usermod -aG"));
+}

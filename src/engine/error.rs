@@ -86,13 +86,14 @@ impl Advice for EngineError {
 
     fn hint(&self) -> Option<String> {
         Some(match self {
-            EngineError::NoSocket { .. } => {
-                "start Docker (`sudo systemctl start docker`), or point berth at \
-                                            your engine with DOCKER_HOST or `docker context use NAME`"
-                    .into()
-            }
+            EngineError::NoSocket { path } => super::kind::start_hint(std::path::Path::new(path)).into(),
             EngineError::NotAnEngine { .. } => {
                 "check that DOCKER_HOST (or the Docker context) points at a Docker or Podman engine".into()
+            }
+            EngineError::NotRunning { endpoint: Endpoint::Unix(path) }
+                if super::kind::is_podman_socket(path) =>
+            {
+                super::kind::start_hint(path).into()
             }
             EngineError::NotRunning { .. } => {
                 "start it (`sudo systemctl start docker`), or check DOCKER_HOST".into()
@@ -133,7 +134,7 @@ pub fn classify(err: BollardError, endpoint: &Endpoint) -> EngineError {
             std::io::ErrorKind::PermissionDenied => {
                 return EngineError::Permission {
                     endpoint: endpoint.clone(),
-                    hint: super::permission_hint(),
+                    hint: super::permission_hint(endpoint),
                 };
             }
             std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound => {

@@ -120,7 +120,68 @@ pub fn known_refusal(message: &str) -> Option<(String, String)> {
                 .into(),
         ));
     }
+    if let Some(rest) = message.split("cannot expose privileged port ").nth(1) {
+        // Rootless Docker (rootlesskit) and rootless Podman (rootlessport) word it alike.
+        let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        return Some((
+            format!(
+                "a rootless engine cannot open host port {port}: ports below \
+                 net.ipv4.ip_unprivileged_port_start (1024 unless an administrator lowered it) are root's"
+            ),
+            format!(
+                "choose a host port of 1024 or more in `ports` in berth.toml (a bare container port such \
+                 as \"{port}\" gets a free one), or ask an administrator for `sudo sysctl \
+                 net.ipv4.ip_unprivileged_port_start={port}`"
+            ),
+        ));
+    }
     None
+}
+
+/// Where to run an engine of one's own: what a user who may not open a shared engine's socket does
+/// (asking for a group that opens it would make them root on the host).
+pub const OWN_ROOTLESS_ENGINE: &str = "run a rootless engine as yourself: Podman (`systemctl --user enable --now \
+     podman.socket`, then `export DOCKER_HOST=unix://$XDG_RUNTIME_DIR/podman/podman.sock`) or Docker \
+     (`dockerd-rootless-setuptool.sh install`)";
+
+/// Whether a local socket is Podman's, by its path (`/run/podman/podman.sock`,
+/// `$XDG_RUNTIME_DIR/podman/podman.sock`): all berth can tell of an engine it may not open or
+/// that is not running.
+pub fn is_podman_socket(path: &Path) -> bool {
+    path.components().any(|c| c.as_os_str().to_string_lossy().contains("podman"))
+}
+
+/// The fix for a local engine socket that no group membership opens: another user's rootless
+/// engine, rootful Podman's (root's only), or any socket whose mode gives its group nothing.
+/// `None`: a group opens it, and the fix is to be in that group.
+pub fn closed_socket_fix(path: &Path, owner_uid: u32, owner: &str, mode: u32) -> Option<String> {
+    if owner_uid != 0 {
+        return Some(format!(
+            "{} is {owner}'s rootless engine, which only {owner} may use (its containers' root is \
+             {owner}); {OWN_ROOTLESS_ENGINE}",
+            path.display()
+        ));
+    }
+    if is_podman_socket(path) {
+        return Some(format!(
+            "rootful Podman's socket opens to root only (whoever may use it is root on this host); \
+             {OWN_ROOTLESS_ENGINE}"
+        ));
+    }
+    (mode & 0o060 != 0o060).then(|| {
+        format!("only root may open it (mode {mode:o}: no group gives access); {OWN_ROOTLESS_ENGINE}")
+    })
+}
+
+/// How to start the engine behind a local socket that is missing or refuses connections.
+pub fn start_hint(path: &Path) -> &'static str {
+    if is_podman_socket(path) {
+        "start Podman's socket (`systemctl --user start podman.socket` for rootless Podman, `sudo \
+         systemctl start podman.socket` for rootful), or check DOCKER_HOST"
+    } else {
+        "start Docker (`sudo systemctl start docker`), or point berth at your engine with DOCKER_HOST \
+         or `docker context use NAME`"
+    }
 }
 
 /// The engine's process behind a local unix socket; `None` for other endpoints or when the
@@ -215,6 +276,40 @@ Max locked memory         8388608              8388608              bytes
         let (what, fix) = known_refusal(msg).expect("known");
         assert!(what.contains("/dev/net/tun"), "{what}");
         assert!(fix.contains("chmod 0666 /dev/net/tun") && fix.contains("network = \"none\""), "{fix}");
+    }
+
+    #[test]
+    fn a_privileged_host_port_on_a_rootless_engine_says_which_port_and_how_to_fix() {
+        // Both rootless engines' words, measured here (issue 15 review).
+        let podman = "rootlessport cannot expose privileged port 80, you can add \
+                      'net.ipv4.ip_unprivileged_port_start=80' to /etc/sysctl.conf (currently 1024), or \
+                      choose a larger port number (>= 1024): listen tcp 127.0.0.1:80: bind: permission denied";
+        let docker = "driver failed programming external connectivity on endpoint x (f84b): Error starting \
+                      userland proxy: error while calling PortManager.AddPort(): cannot expose privileged \
+                      port 443, you can add 'net.ipv4.ip_unprivileged_port_start=443' to /etc/sysctl.conf";
+        let (what, fix) = known_refusal(podman).expect("known");
+        assert!(what.contains("host port 80:") && what.contains("ip_unprivileged_port_start"), "{what}");
+        assert!(fix.contains("1024 or more in `ports`") && fix.contains("\"80\""), "{fix}");
+        let (what, _) = known_refusal(docker).expect("known");
+        assert!(what.contains("host port 443:"), "{what}");
+    }
+
+    #[test]
+    fn sockets_no_group_opens_get_an_engine_of_ones_own() {
+        let podman = Path::new("/run/podman/podman.sock");
+        assert!(is_podman_socket(podman) && is_podman_socket(Path::new("/run/user/1000/podman/podman.sock")));
+        assert!(!is_podman_socket(Path::new("/var/run/docker.sock")));
+        let fix = closed_socket_fix(podman, 0, "root", 0o600).expect("rootful Podman");
+        assert!(fix.starts_with("rootful Podman's socket opens to root only"), "{fix}");
+        assert!(fix.contains("systemctl --user enable --now podman.socket"), "{fix}");
+        let fix =
+            closed_socket_fix(Path::new("/run/user/1500/docker.sock"), 1500, "ann", 0o660).expect("ann's");
+        assert!(fix.contains("ann's rootless engine, which only ann may use"), "{fix}");
+        let fix = closed_socket_fix(Path::new("/var/run/docker.sock"), 0, "root", 0o600).expect("mode 600");
+        assert!(fix.starts_with("only root may open it (mode 600"), "{fix}");
+        assert_eq!(closed_socket_fix(Path::new("/var/run/docker.sock"), 0, "root", 0o660), None);
+        assert!(start_hint(podman).contains("systemctl --user start podman.socket"));
+        assert!(start_hint(Path::new("/var/run/docker.sock")).contains("sudo systemctl start docker"));
     }
 
     #[test]

@@ -250,8 +250,18 @@ pub(crate) fn explain(err: BollardError, endpoint: &Endpoint) -> anyhow::Error {
     anyhow::Error::new(error::classify(err, endpoint))
 }
 
-/// The fix for a permission error on the engine's socket, from the user's groups.
-fn permission_hint() -> String {
+/// The fix for a permission error on the engine's socket: a socket no group opens (rootful
+/// Podman's, another user's rootless engine) has its own; else from the user's groups.
+fn permission_hint(endpoint: &Endpoint) -> String {
+    use std::os::unix::fs::MetadataExt;
+    if let Endpoint::Unix(path) = endpoint
+        && let Ok(meta) = std::fs::metadata(path)
+    {
+        let owner = crate::host::user::name_of(meta.uid()).unwrap_or_else(|| meta.uid().to_string());
+        if let Some(fix) = kind::closed_socket_fix(path, meta.uid(), &owner, meta.mode() & 0o7777) {
+            return fix;
+        }
+    }
     let user = crate::host::HostUser::current();
     let docker_gid = group_gid("docker");
     let listed = group_members("docker").contains(&user.name);
