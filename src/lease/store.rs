@@ -40,6 +40,19 @@ impl Store {
         Store::at(&dir, crate::host::HostUser::current().uid)
     }
 
+    /// Every lease, for a command that only reads them (`top`, `up`): none when the folder
+    /// does not exist yet (nothing was ever leased), and it is not made.
+    pub fn list_if_any(now: u64) -> anyhow::Result<Listing> {
+        let dir = std::env::var_os("BERTH_LEASE_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(super::DEFAULT_DIR));
+        if std::fs::symlink_metadata(&dir).is_err() {
+            return Ok(Listing::default());
+        }
+        Store::open()?.list(now)
+    }
+
     /// The folder at `dir` for the user `uid`, made when missing.
     pub fn at(dir: &Path, uid: u32) -> anyhow::Result<Store> {
         match std::fs::create_dir(dir) {
