@@ -202,3 +202,19 @@ pub fn describe_conflicts(conflicts: &[&Lease], gpus: &[u32], now: u64) -> Strin
     }
     lines.join("; ")
 }
+
+/// Refuse (exit 4) when another user holds a lease on any of `gpus` (host indices) now: for a
+/// job about to start on them (`berth run`). `what` says what would use them.
+pub fn refuse_foreign(gpus: &[u32], uid: u32, what: &str, hint: &str) -> anyhow::Result<()> {
+    let now = now();
+    let listing = Store::list_if_any(now)?;
+    let conflicts = foreign_on(&listing.leases, gpus, uid, now);
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::fail(
+        crate::error::Code::Refused,
+        format!("{what}: {}", describe_conflicts(&conflicts, gpus, now)),
+        hint,
+    ))
+}

@@ -1,3 +1,7 @@
+//! Durations, GPU lists and the lease folder's rules (holder from the file owner, expiry).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use super::*;
 
 fn record(gpus: &[u32], expires: u64) -> Record {
