@@ -19,6 +19,7 @@ pub mod host_configure;
 pub mod init;
 pub mod jobs;
 pub mod kill;
+pub mod lease;
 pub mod logs;
 pub mod ls;
 pub mod pack;

@@ -62,6 +62,23 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
     }
     let plan = up::plan_for(&project, &engine, Some(&c)).await?.plan;
     let (gpu_env, visible) = gpu_env(plan.gpu.mode, plan.gpu.selected.len(), opts.gpus.as_deref())?;
+    // Host GPUs the job will use: another user's lease on one of them refuses the job.
+    let host_gpus: Vec<u32> =
+        match opts.gpus.as_deref().map(str::trim).filter(|s| !s.is_empty() && *s != "all") {
+            Some(sel) => sel
+                .split(',')
+                .filter_map(|p| p.trim().parse::<usize>().ok())
+                .filter_map(|p| plan.gpu.selected.get(p).map(|g| g.index))
+                .collect(),
+            None => plan.gpu.selected.iter().map(|g| g.index).collect(),
+        };
+    crate::lease::refuse_foreign(
+        &host_gpus,
+        project.user.uid,
+        "the job would run on a GPU another user leased",
+        "ask the holder or wait for the end (`berth lease ls`); `--gpus` narrows the job to the \
+         environment's other GPUs",
+    )?;
     let mut cmd = opts.cmd.clone();
     if opts.torchrun {
         let nproc = visible.max(1);

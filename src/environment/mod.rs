@@ -9,6 +9,7 @@ pub mod announce;
 pub mod build;
 pub mod commit;
 pub mod exec;
+pub mod gpu_use;
 pub mod guard;
 pub mod up;
 

@@ -56,6 +56,8 @@ pub struct Planned {
     pub image_kept: Vec<String>,
     /// Limits from berth.toml this host makes meaningless (`resources.memory` above its RAM).
     pub warnings: Vec<String>,
+    /// Planned with `--force`: other users' leases on listed GPUs were taken anyway.
+    pub force: bool,
 }
 
 /// Compute this project's plan against the engine as it is now. Whether the image's work folder
@@ -65,8 +67,18 @@ pub async fn plan_for(
     engine: &Engine,
     existing: Option<&Container>,
 ) -> anyhow::Result<Planned> {
+    plan_forced(project, engine, existing, false).await
+}
+
+/// [`plan_for`], taking GPUs other users leased when `force` (`up --force`).
+pub async fn plan_forced(
+    project: &Project,
+    engine: &Engine,
+    existing: Option<&Container>,
+    force: bool,
+) -> anyhow::Result<Planned> {
     let kept = existing.map(|c| kept_by(project, c)).unwrap_or_default();
-    plan_with(project, engine, existing, kept).await
+    plan_with(project, engine, existing, kept, force).await
 }
 
 /// The work folder an existing container was made without the default project mount on.
@@ -91,6 +103,7 @@ async fn plan_with(
     engine: &Engine,
     existing: Option<&Container>,
     image_kept: Vec<String>,
+    force: bool,
 ) -> anyhow::Result<Planned> {
     let spec = &project.spec;
     let host = project.host_facts();
@@ -120,21 +133,48 @@ async fn plan_with(
             BusyGpus::new()
         };
     let prefer = existing.map(held_gpus).unwrap_or_default();
+    // Other users' leases and processes on the GPUs; a running environment keeps its own GPUs.
+    let claims = if spec.gpu.vendor != VendorChoice::None && !host.gpus.is_empty() {
+        let running = existing.filter(|c| engine::is_running(c));
+        let held: Vec<u32> = running
+            .map(|c| {
+                let ids = held_gpus(c);
+                host.gpus
+                    .iter()
+                    .filter(|g| {
+                        ids.contains(&g.index.to_string())
+                            || ids.contains(&g.pci)
+                            || g.uuid.as_ref().is_some_and(|u| ids.contains(u))
+                            || g.render_node.as_ref().is_some_and(|n| ids.contains(&n.path))
+                    })
+                    .map(|g| g.index)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let own = existing.map(|c| c.id.as_str()).filter(|id| !id.is_empty());
+        let root = crate::host::HostRoot::from_env();
+        let (claims, unseen) =
+            super::gpu_use::claims(&root, &host, project.user.uid, own, &held, force).await;
+        warnings.extend(unseen);
+        claims
+    } else {
+        plan::GpuClaims::default()
+    };
     let inputs = plan::Inputs {
         host: &host,
         engine: &facts,
         user: &project.user,
         busy: &busy,
+        claims: &claims,
         prefer: &prefer,
         image: &resolved.image,
         image_kept: &image_kept,
     };
     let plan = plan::plan(spec, &inputs).map_err(|e| {
-        anyhow::Error::new(
-            Hint::new(Code::BadInput, format!("{}: {e}", spec.file.display())).with_hint(e.hint()),
-        )
+        let code = if matches!(e, plan::PlanError::Leased { .. }) { Code::Refused } else { Code::BadInput };
+        anyhow::Error::new(Hint::new(code, format!("{}: {e}", spec.file.display())).with_hint(e.hint()))
     })?;
-    Ok(Planned { plan, host, image: resolved, image_kept, warnings })
+    Ok(Planned { plan, host, image: resolved, image_kept, warnings, force })
 }
 
 /// berth's own files, in every project folder: they say nothing about where the code is.
@@ -215,7 +255,7 @@ async fn look_into_image(
     if kept == planned.image_kept {
         return Ok(None);
     }
-    Ok(Some(plan_with(project, engine, None, kept).await?))
+    Ok(Some(plan_with(project, engine, None, kept, planned.force).await?))
 }
 
 /// Seed 002 on the server: the image's own `WORKDIR` (say /app, where its Dockerfile copied the
@@ -280,7 +320,7 @@ pub async fn apply(
     opts: UpOptions,
 ) -> anyhow::Result<UpResult> {
     let existing = project.container(engine).await?;
-    let mut planned = plan_for(project, engine, existing.as_ref()).await?;
+    let mut planned = plan_forced(project, engine, existing.as_ref(), opts.force).await?;
     for note in planned.plan.gpu.notes.iter().chain(&planned.warnings) {
         ctx.out.warn(note);
     }
@@ -299,7 +339,7 @@ pub async fn apply(
         && let Some(old) = project.moved(engine).await?
     {
         adopt(ctx, project, engine, &old, opts).await?;
-        planned = plan_for(project, engine, None).await?;
+        planned = plan_forced(project, engine, None, opts.force).await?;
     }
     let plan = &planned.plan;
     if let Some(c) = &existing {
@@ -318,6 +358,7 @@ pub async fn apply(
             }
             let id = c.id.clone();
             start(ctx, engine, plan, &id).await.map_err(|e| start_failed(plan, e))?;
+            record_takeover(ctx, project, &planned);
             ctx.out.status(format!("started {} ({})", project.container, Project::short_id(&c)));
             let c = engine.inspect(&id).await?.unwrap_or(c);
             Ok(result(project, &c, Action::Started))
@@ -344,15 +385,73 @@ pub async fn apply(
             engine.remove(&id).await?;
             let c = create_and_start(ctx, project, engine, &planned, opts).await?;
             record(project, &c)?;
+            record_takeover(ctx, project, &planned);
             ctx.out.status(format!("recreated {} ({})", project.container, Project::short_id(&c)));
             Ok(result(project, &c, Action::Recreated))
         }
         None => {
             let c = create_and_start(ctx, project, engine, &planned, opts).await?;
             record(project, &c)?;
+            record_takeover(ctx, project, &planned);
             ctx.out.status(format!("created {} ({})", project.container, Project::short_id(&c)));
             Ok(result(project, &c, Action::Created))
         }
+    }
+}
+
+/// `up --force` took GPUs other users leased: write a lease of the caller's own on them, until
+/// the latest of those leases ends, naming each one taken over, so its holder sees it in
+/// `berth lease ls` (the record is the taker's file: it shows the taker's uid, not a claim).
+fn record_takeover(ctx: &Context, project: &Project, planned: &Planned) {
+    if !planned.force {
+        return;
+    }
+    let gpus: Vec<u32> = planned.plan.gpu.selected.iter().map(|g| g.index).collect();
+    let done = (|| -> anyhow::Result<Vec<crate::lease::Lease>> {
+        let now = crate::lease::now();
+        let listing = crate::lease::Store::list_if_any(now)?;
+        let taken = crate::lease::foreign_on(&listing.leases, &gpus, project.user.uid, now);
+        if taken.is_empty() {
+            return Ok(Vec::new());
+        }
+        let on: Vec<u32> = gpus.iter().copied().filter(|g| taken.iter().any(|l| l.covers(*g))).collect();
+        let record = crate::lease::Record {
+            gpus: on,
+            uuids: Vec::new(),
+            created: now,
+            expires: taken.iter().map(|l| l.record.expires).max().unwrap_or(now),
+            note: Some("taken with `berth up --force`".into()),
+            environment: Some(project.container.clone()),
+            over: taken
+                .iter()
+                .map(|l| crate::lease::Over {
+                    holder_uid: l.holder_uid,
+                    holder: l.holder.clone(),
+                    id: l.id.clone(),
+                    expires: l.record.expires,
+                })
+                .collect(),
+        };
+        crate::lease::Store::open()?.create(record)?;
+        Ok(taken.into_iter().cloned().collect())
+    })();
+    match done {
+        Ok(taken) => {
+            for l in taken {
+                ctx.out.warn(format!(
+                    "took GPU {} over {}'s lease (--force); recorded in `berth lease ls` for them to see",
+                    l.record
+                        .gpus
+                        .iter()
+                        .filter(|g| gpus.contains(g))
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    l.holder
+                ));
+            }
+        }
+        Err(e) => ctx.out.warn(format!("could not record taking leased GPUs over ({e:#})")),
     }
 }
 

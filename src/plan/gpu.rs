@@ -5,7 +5,7 @@
 //! nodes, with their numeric group ids. WSL2: `/dev/dxg` and the driver library folder.
 //! Integrated GPUs are never picked by `all` or a count, only when listed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -66,12 +66,38 @@ pub struct GpuPlan {
 /// GPU ids (index and UUID forms) other containers hold.
 pub type BusyGpus = BTreeSet<String>;
 
+/// What else holds each GPU (by host index), in words; the environment's own GPUs are left out
+/// by whoever fills it (`environment::up`).
+#[derive(Debug, Clone, Default)]
+pub struct GpuClaims {
+    /// Another user's lease: `leased by alice until 2026-11-30 23:15 UTC (in 52m)`.
+    pub leased: BTreeMap<u32, String>,
+    /// Others' processes on it: `container jupyter (user bob, 20480 MiB)`.
+    pub used: BTreeMap<u32, Vec<String>>,
+    /// Take leased GPUs anyway (`up --force`): said, not refused.
+    pub force: bool,
+}
+
+impl GpuClaims {
+    fn why(&self, index: u32) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(l) = self.leased.get(&index) {
+            parts.push(format!("is {l}"));
+        }
+        if let Some(u) = self.used.get(&index) {
+            parts.push(format!("holds {}", u.join(", ")));
+        }
+        (!parts.is_empty()).then(|| format!("GPU {index} {}", parts.join(" and ")))
+    }
+}
+
 pub fn plan_gpus(
     choice: VendorChoice,
     selection: &DeviceSelection,
     host: &HostFacts,
     engine: &EngineFacts,
     busy: &BusyGpus,
+    claims: &GpuClaims,
     prefer: &[String],
 ) -> Result<GpuPlan, PlanError> {
     let mode = resolve_mode(choice, host)?;
@@ -129,12 +155,12 @@ pub fn plan_gpus(
         }
         GpuMode::Nvidia => {
             let gpus: Vec<&Gpu> = host.gpus_of(Vendor::Nvidia).collect();
-            plan.selected = select(&gpus, selection, busy, prefer, &mut plan.notes)?;
+            plan.selected = select(&gpus, selection, busy, claims, prefer, &mut plan.notes)?;
             plan.device_requests.push(nvidia_request(&plan.selected, plan.all, engine));
         }
         GpuMode::Amd => {
             let gpus: Vec<&Gpu> = host.gpus_of(Vendor::Amd).collect();
-            plan.selected = select(&gpus, selection, busy, prefer, &mut plan.notes)?;
+            plan.selected = select(&gpus, selection, busy, claims, prefer, &mut plan.notes)?;
             let kfd = host.kfd.as_ref().ok_or_else(|| PlanError::Gpu {
                 message: "AMD GPUs were found but /dev/kfd is missing".into(),
                 hint: "load the amdgpu driver (`sudo modprobe amdgpu`) and check `berth doctor`".into(),
@@ -219,14 +245,26 @@ fn select(
     gpus: &[&Gpu],
     selection: &DeviceSelection,
     busy: &BusyGpus,
+    claims: &GpuClaims,
     prefer: &[String],
     notes: &mut Vec<String>,
 ) -> Result<Vec<SelectedGpu>, PlanError> {
     // A container holding "all" holds every GPU.
     let is_busy = |g: &Gpu| busy.contains("all") || ids_of(g).iter().any(|id| busy.contains(id));
+    let leased = |g: &Gpu| claims.leased.contains_key(&g.index);
+    let used = |g: &Gpu| claims.used.contains_key(&g.index);
     let discrete: Vec<&Gpu> = gpus.iter().copied().filter(|g| !g.integrated).collect();
     let mut out = match selection {
-        DeviceSelection::All => discrete.iter().map(|g| selected(g, is_busy(g))).collect(),
+        DeviceSelection::All => {
+            for g in discrete.iter().filter(|g| leased(g)) {
+                notes.push(format!(
+                    "GPU {} is {}: `devices = \"all\"` takes it too; set `gpu.devices` to a count \
+                     (`devices = 1`) to leave leased GPUs alone",
+                    g.index, claims.leased[&g.index]
+                ));
+            }
+            discrete.iter().map(|g| selected(g, is_busy(g))).collect()
+        }
         DeviceSelection::Count(n) => {
             let n = *n as usize;
             if n > discrete.len() {
@@ -239,14 +277,54 @@ fn select(
                     hint: format!("set `gpu.devices` to {} or fewer", discrete.len()),
                 });
             }
-            // Keep what the environment already holds, then free GPUs, then shared ones.
-            let mut order: Vec<&Gpu> = discrete.clone();
-            order.sort_by_key(|g| {
-                let held = ids_of(g).iter().any(|id| prefer.contains(id));
-                (!held, is_busy(g), g.index)
-            });
+            // Keep what the environment already holds, then free GPUs, then shared ones; another
+            // user's lease is never taken by a count (unless forced, and then last).
+            let held = |g: &Gpu| ids_of(g).iter().any(|id| prefer.contains(id));
+            let mut order: Vec<&Gpu> =
+                discrete.iter().copied().filter(|g| held(g) || !leased(g) || claims.force).collect();
+            if order.len() < n {
+                let taken: Vec<String> = discrete
+                    .iter()
+                    .filter(|g| leased(g) && !held(g))
+                    .map(|g| format!("GPU {} is {}", g.index, claims.leased[&g.index]))
+                    .collect();
+                return Err(PlanError::Leased {
+                    message: format!(
+                        "`gpu.devices` asks for {n} GPU{} but only {} of this host's {} {} not leased by \
+                         someone else: {}",
+                        if n == 1 { "" } else { "s" },
+                        order.len(),
+                        discrete.len(),
+                        if order.len() == 1 { "is" } else { "are" },
+                        taken.join("; ")
+                    ),
+                    hint: "wait for a lease to end or ask its holder (`berth lease ls`); `berth up --force` \
+                           takes leased GPUs anyway, and their holders see it in `berth lease ls`"
+                        .into(),
+                });
+            }
+            order.sort_by_key(|g| (!held(g), leased(g), is_busy(g) || used(g), g.index));
             let chosen: Vec<SelectedGpu> =
                 order.into_iter().take(n).map(|g| selected(g, is_busy(g))).collect();
+            let picked: Vec<u32> = chosen.iter().map(|s| s.index).collect();
+            let passed: Vec<String> = discrete
+                .iter()
+                .filter(|g| !picked.contains(&g.index))
+                .filter_map(|g| {
+                    claims.why(g.index).or_else(|| {
+                        is_busy(g).then(|| format!("GPU {} is used by another container", g.index))
+                    })
+                })
+                .collect();
+            if !passed.is_empty() {
+                let which: Vec<String> = picked.iter().map(u32::to_string).collect();
+                notes.push(format!("chose GPU {}: {}", which.join(", "), passed.join("; ")));
+            }
+            for s in &chosen {
+                if let Some(why) = claims.why(s.index) {
+                    notes.push(format!("no free GPU was left: {why}"));
+                }
+            }
             let shared: Vec<String> =
                 chosen.iter().filter(|s| s.shared).map(|s| s.index.to_string()).collect();
             if !shared.is_empty() {
@@ -281,6 +359,31 @@ fn select(
                     });
                 };
                 chosen.push(selected(gpu, is_busy(gpu)));
+            }
+            let refused: Vec<String> = chosen
+                .iter()
+                .filter_map(|s| claims.leased.get(&s.index).map(|l| format!("GPU {} is {l}", s.index)))
+                .collect();
+            if !refused.is_empty() && !claims.force {
+                return Err(PlanError::Leased {
+                    message: format!("`gpu.devices` names a GPU another user leased: {}", refused.join("; ")),
+                    hint: "wait for the lease to end or ask its holder (`berth lease ls`); a count such as \
+                           `devices = 1` picks an unleased GPU; `berth up --force` takes it anyway, and the \
+                           holder sees it in `berth lease ls`"
+                        .into(),
+                });
+            }
+            for r in &refused {
+                notes.push(format!("{r}: taken anyway (--force); the holder sees it in `berth lease ls`"));
+            }
+            for s in &chosen {
+                if let Some(u) = claims.used.get(&s.index) {
+                    notes.push(format!(
+                        "GPU {} already holds {}: the environment shares it",
+                        s.index,
+                        u.join(", ")
+                    ));
+                }
             }
             chosen
         }

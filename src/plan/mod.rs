@@ -15,7 +15,7 @@ pub mod rules;
 mod ulimits;
 
 pub use account::{setup_script, sh_quote};
-pub use gpu::{BusyGpus, DeviceRequestPlan, GpuMode, GpuPlan, SelectedGpu};
+pub use gpu::{BusyGpus, DeviceRequestPlan, GpuClaims, GpuMode, GpuPlan, SelectedGpu};
 pub use identity::{
     CONTAINER_ONLY_LABELS, LABEL_HASH, LABEL_MANAGED, LABEL_NAME, LABEL_OWNER, LABEL_OWNER_UID, LABEL_PLAN,
     LABEL_PROJECT, container_name,
@@ -41,12 +41,15 @@ pub const DOCKER_DEFAULT_SHM: u64 = 64 << 20;
 pub enum PlanError {
     #[error("{message}")]
     Gpu { message: String, hint: String },
+    /// A GPU the spec asks for is leased by another user (`up --force` takes it anyway).
+    #[error("{message}")]
+    Leased { message: String, hint: String },
 }
 
 impl PlanError {
     pub fn hint(&self) -> &str {
         match self {
-            PlanError::Gpu { hint, .. } => hint,
+            PlanError::Gpu { hint, .. } | PlanError::Leased { hint, .. } => hint,
         }
     }
 }
@@ -59,6 +62,9 @@ pub struct Inputs<'a> {
     pub user: &'a HostUser,
     /// GPUs other containers hold (for `devices = N`).
     pub busy: &'a BusyGpus,
+    /// Other users' leases and other processes on each GPU (`devices = N` goes around them,
+    /// `devices = [..]` is refused a leased GPU and warned of one in use).
+    pub claims: &'a GpuClaims,
     /// GPUs the existing container of this environment holds (kept on re-plan).
     pub prefer: &'a [String],
     /// The image the container runs (`image::resolve`: built tag, committed image or base).
@@ -167,6 +173,7 @@ pub fn plan(spec: &Spec, inputs: &Inputs<'_>) -> Result<ContainerPlan, PlanError
         inputs.host,
         inputs.engine,
         inputs.busy,
+        inputs.claims,
         inputs.prefer,
     )?;
     // A rootless engine maps the container's root to the host user: `as = "host"` is root there.

@@ -32,6 +32,7 @@ fn plan_on(name: &str, toml: &str, busy: &[&str], prefer: &[&str]) -> Result<Con
             engine: &engine,
             user: &user,
             busy: &busy,
+            claims: &crate::plan::GpuClaims::default(),
             prefer: &prefer,
             image: &spec.image.base,
             image_kept: &[],
@@ -109,6 +110,7 @@ fn podman_gets_cdi_names_even_without_discovered_devices() {
             engine: &engine,
             user: &user,
             busy: &BusyGpus::new(),
+            claims: &crate::plan::GpuClaims::default(),
             prefer: &[],
             image: &spec.image.base,
             image_kept: &[],
@@ -127,7 +129,49 @@ fn a_count_prefers_gpus_nobody_holds() {
     let plan = plan_on("nvidia-8", "[gpu]\ndevices = 2\n", &busy, &[]).unwrap();
     let picked: Vec<u32> = plan.gpu.selected.iter().map(|g| g.index).collect();
     assert_eq!(picked, vec![3, 4]);
-    assert!(plan.gpu.notes.is_empty());
+    assert_eq!(
+        plan.gpu.notes,
+        ["chose GPU 3, 4: GPU 0 is used by another container; GPU 1 is used by another container; GPU 2 is \
+          used by another container"]
+    );
+}
+
+#[test]
+fn other_users_leases_are_never_taken_by_a_count_and_refuse_a_list() {
+    let (facts, _) = host("nvidia-2");
+    let claims = crate::plan::GpuClaims {
+        leased: [(0, "leased by alice until 2026-11-30 23:15 UTC (in 52m)".to_string())].into(),
+        used: [(1, vec!["8000 MiB of container jupyter (user bob, pid 7)".to_string()])].into(),
+        force: false,
+    };
+    let plan_with = |toml: &str, claims: &crate::plan::GpuClaims| {
+        let spec = crate::spec::parse_str(toml, std::path::Path::new("/p/berth.toml")).unwrap();
+        let engine = crate::engine::facts::EngineFacts::default();
+        let user = crate::host::HostUser::fixed(1000, 1000, "carol");
+        crate::plan::plan(
+            &spec,
+            &Inputs {
+                host: &facts,
+                engine: &engine,
+                user: &user,
+                busy: &BusyGpus::new(),
+                claims,
+                prefer: &[],
+                image: "img",
+                image_kept: &[],
+            },
+        )
+    };
+    let one = plan_with("[gpu]\ndevices = 1\n", &claims).unwrap();
+    assert_eq!(one.gpu.selected[0].index, 1, "the used GPU rather than the leased one");
+    assert!(one.gpu.notes.iter().any(|n| n.contains("no free GPU was left: GPU 1 holds 8000 MiB")));
+    let two = plan_with("[gpu]\ndevices = 2\n", &claims).unwrap_err();
+    assert!(matches!(two, PlanError::Leased { .. }), "{two}");
+    let listed = plan_with("[gpu]\ndevices = [0]\n", &claims).unwrap_err();
+    assert!(listed.to_string().contains("GPU 0 is leased by alice until"), "{listed}");
+    let forced = crate::plan::GpuClaims { force: true, ..claims };
+    let taken = plan_with("[gpu]\ndevices = [0]\n", &forced).unwrap();
+    assert!(taken.gpu.notes[0].contains("taken anyway (--force)"));
 }
 
 #[test]
@@ -249,6 +293,7 @@ fn the_default_mount_is_left_out_only_where_the_image_keeps_its_files() {
             engine: &engine,
             user: &user,
             busy: &BusyGpus::new(),
+            claims: &crate::plan::GpuClaims::default(),
             prefer: &[],
             image: &spec.image.base,
             image_kept: &kept,

@@ -110,6 +110,7 @@ fn compose_export_and_up_agree_on_every_recorded_host() {
                 engine: &engine,
                 user: &user,
                 busy: &BusyGpus::new(),
+                claims: &crate::plan::GpuClaims::default(),
                 prefer: &[],
                 image: &spec.image.base,
                 image_kept: &[],

@@ -27,6 +27,44 @@ pub struct GpuUse {
     pub used_mib: Option<u64>,
     pub total_mib: Option<u64>,
     pub processes: Vec<ProcUse>,
+    /// Leases on it that have not ended (`berth lease`).
+    pub leases: Vec<LeaseMark>,
+    /// A process runs on it whose user holds no lease on it (only said when the user is known).
+    pub used_without_lease: bool,
+    /// Leased, but no process of any holder runs on it.
+    pub lease_idle: bool,
+}
+
+/// A lease as `top` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseMark {
+    pub holder: String,
+    pub holder_uid: u32,
+    pub expires_at: String,
+    pub until: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Mark each GPU with its leases, its use without one and its leases held idle.
+pub fn mark_leases(gpus: &mut [GpuUse], leases: &[crate::lease::Lease], now: u64) {
+    for g in gpus {
+        let on: Vec<&crate::lease::Lease> =
+            leases.iter().filter(|l| l.covers(g.index) && l.record.expires > now).collect();
+        g.leases = on
+            .iter()
+            .map(|l| LeaseMark {
+                holder: l.holder.clone(),
+                holder_uid: l.holder_uid,
+                expires_at: l.expires_at.clone(),
+                until: crate::lease::until(l.record.expires, now),
+                note: l.record.note.clone(),
+            })
+            .collect();
+        let holds = |uid: u32| on.iter().any(|l| l.holder_uid == uid);
+        g.used_without_lease = g.processes.iter().any(|p| p.uid.is_some_and(|u| !holds(u)));
+        g.lease_idle = !on.is_empty() && !g.processes.iter().any(|p| p.uid.is_some_and(holds));
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,7 +74,15 @@ pub struct ProcUse {
     pub command: String,
     /// The process's user on the host.
     pub user: String,
+    /// Its uid on the host, from `/proc/<pid>/status` (unknown when procfs hides it).
+    pub uid: Option<u32>,
+    /// The container it runs in (from its cgroup), when it runs in one.
+    #[serde(skip)]
+    pub container_id: Option<String>,
     pub who: Who,
+    /// Why its owner or container could not be seen, when they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unseen: Option<String>,
 }
 
 /// Whose a GPU process is.
@@ -59,6 +105,8 @@ pub enum Who {
     UnknownContainer { id: String },
     /// A process on the host itself.
     Host,
+    /// A process procfs shows nothing of here (another pid namespace, hidepid).
+    Unseen,
 }
 
 /// A process as procfs describes it.
@@ -107,6 +155,9 @@ pub fn parse_nvidia_gpus(csv: &str) -> Vec<GpuUse> {
                 used_mib: used.parse().ok(),
                 total_mib: total.parse().ok(),
                 processes: Vec::new(),
+                leases: Vec::new(),
+                used_without_lease: false,
+                lease_idle: false,
             })
         })
         .collect()
@@ -184,6 +235,7 @@ impl Who {
             Who::Container { container } => format!("container {container} (not berth)"),
             Who::UnknownContainer { id } => format!("container {id} (not on this engine)"),
             Who::Host => "host process".to_string(),
+            Who::Unseen => "unknown (no /proc entry here)".to_string(),
         }
     }
 }
@@ -199,6 +251,17 @@ pub fn render(gpus: &[GpuUse]) -> String {
             _ => "memory unknown".to_string(),
         };
         out.push_str(&format!("GPU {}  {}  {memory}\n", g.index, g.name));
+        for l in &g.leases {
+            let note =
+                l.note.as_ref().map(|n| format!(" ({})", crate::output::escape(n))).unwrap_or_default();
+            out.push_str(&format!("  leased by {} until {}{note}\n", l.holder, l.until));
+        }
+        if g.lease_idle {
+            out.push_str("  ! leased, but no process of its holder runs on it\n");
+        }
+        if g.used_without_lease {
+            out.push_str("  ! used by someone who holds no lease on it\n");
+        }
         if g.processes.is_empty() {
             out.push_str("  no processes\n");
             continue;

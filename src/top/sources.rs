@@ -122,6 +122,9 @@ pub fn amd_usage(root: &HostRoot, gpus: &[&Gpu]) -> (Vec<GpuUse>, Vec<GpuProcess
                 used_mib: used.map(|b| b.div_ceil(MIB)),
                 total_mib: g.vram_bytes.map(|b| b / MIB),
                 processes: Vec::new(),
+                leases: Vec::new(),
+                used_without_lease: false,
+                lease_idle: false,
             }
         })
         .collect();

@@ -18,6 +18,7 @@ mod export;
 mod host_configure;
 mod images;
 mod jobs;
+mod lease;
 mod lifecycle;
 mod malformed;
 mod ownership;
