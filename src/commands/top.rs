@@ -6,7 +6,6 @@
 //! engine's `/containers/json?all=1`), `id.txt` (the viewer), and procfs/sysfs/job files below it.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use super::Context;
 use crate::doctor::facts::parse_id;
@@ -98,29 +97,8 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
 
 /// One nvidia-smi query's CSV: run it, or read it from a recorded host.
 fn nvidia_smi(root: &HostRoot, query: &str) -> Result<String, String> {
-    if root.is_recorded() {
-        let file = if query == GPU_QUERY { "query-gpu.csv" } else { "query-compute-apps.csv" };
-        let path = root.dir().join("nvidia-smi").join(file);
-        return std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()));
-    }
-    // WSL keeps nvidia-smi beside the Windows driver's libraries, often off PATH.
-    let mut last = String::new();
-    for program in ["nvidia-smi", "/usr/lib/wsl/lib/nvidia-smi"] {
-        match Command::new(program).args([query, "--format=csv,noheader,nounits"]).output() {
-            Ok(out) if out.status.success() => return Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
-            Ok(out) => {
-                let text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                let err = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string();
-                return Err(format!("nvidia-smi failed: {err}"));
-            }
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(format!("nvidia-smi is not installed or not on PATH ({last}); it comes with the NVIDIA driver"))
+    let file = if query == GPU_QUERY { "query-gpu.csv" } else { "query-compute-apps.csv" };
+    sources::nvidia_smi(root, query, file)
 }
 
 /// Every container the engine knows (a recorded host: its `containers.json`); none, with a
