@@ -93,7 +93,9 @@ pub async fn run(engine: &Engine, root: &HostRoot, dry_run: bool) -> anyhow::Res
         let mut found = signals::in_container(engine, &c.id, &c.exec_ids).await?;
         let gpu = gpus.get_or_insert_with(|| signals::read_gpus(root, policy.gpu_utilization));
         found.extend(gpu.of(&c.id));
-        let previous = record::read(&dir, &c.id);
+        // A record of a stop the container has been started again since (`berth up`) counts
+        // for nothing: idleness is counted afresh from this check.
+        let previous = record::read(&dir, &c.id).filter(|r| r.stopped.is_none());
         let started = c.started_at.as_deref().and_then(super::parse_rfc3339);
         checked.verdict = decide(&policy, previous.as_ref(), &found, started, now);
         let mut rec = Record {

@@ -21,7 +21,7 @@ pub struct IdleStatus {
     /// When `berth idle --check` will stop it if nothing changes.
     pub stops_at: Option<String>,
     pub last_check: Option<String>,
-    /// When the last check stopped it.
+    /// When the idle check stopped it (while it is still stopped).
     pub stopped_by_check: Option<String>,
     pub note: Option<String>,
 }
@@ -49,7 +49,7 @@ pub async fn of(
         idle_since: None,
         stops_at: None,
         last_check: rec.as_ref().map(|r| rfc3339(r.checked)),
-        stopped_by_check: rec.as_ref().and_then(|r| r.stopped).map(rfc3339),
+        stopped_by_check: rec.as_ref().and_then(|r| r.stopped).filter(|_| !c.is_running()).map(rfc3339),
         note: host_note,
     };
     if !c.is_running() || policy.stop_after.is_none() {
@@ -82,12 +82,14 @@ pub async fn of(
     if !live.is_empty() {
         return st;
     }
-    let Some(r) = &rec else {
-        st.note = Some(
+    let Some(r) = rec.as_ref().filter(|r| r.stopped.is_none()) else {
+        st.note = Some(if rec.is_some() {
+            "started again since the idle check stopped it: the next check counts its idle time afresh".into()
+        } else {
             "no `berth idle --check` has seen it yet: is the timer installed? (`sudo berth host configure \
              --idle-timer`)"
-                .into(),
-        );
+                .into()
+        });
         return st;
     };
     let started = c.started_at.as_deref().and_then(super::parse_rfc3339);
