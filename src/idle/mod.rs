@@ -94,10 +94,12 @@ pub fn idle_since(record: Option<&Record>, started: Option<u64>, now: u64) -> u6
     seen.max(started.unwrap_or(0)).min(now)
 }
 
-/// Seconds since the epoch now, or `BERTH_NOW` (seconds since the epoch): a test hook that lets
-/// the integration tests move the idle clock forward; nothing else in berth reads it.
+/// Seconds since the epoch now, or, in debug builds only, `BERTH_NOW` (seconds since the epoch):
+/// a test hook that lets the integration tests move the idle clock forward.
 pub fn now() -> u64 {
-    if let Some(t) = std::env::var("BERTH_NOW").ok().and_then(|v| v.trim().parse().ok()) {
+    if cfg!(debug_assertions)
+        && let Some(t) = std::env::var("BERTH_NOW").ok().and_then(|v| v.trim().parse().ok())
+    {
         return t;
     }
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())

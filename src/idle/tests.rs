@@ -69,8 +69,8 @@ fn any_signal_keeps_it_alive_and_no_policy_never_stops() {
 
 #[test]
 fn the_project_file_wins_over_the_host_default_up_to_the_host_cap() {
-    let host =
-        HostIdle::parse("stop-after = \"8h\"\nmax-stop-after = \"24h\"\ngpu-utilization = 10").unwrap();
+    let host = HostIdle::parse("stop-after = \"8h\"\nmax-stop-after = \"24h\"\ngpu-utilization = 10")
+        .expect("valid");
     let asks = |s: Option<StopAfter>| Policy::of(Some(&IdleSpec { stop_after: s }), &host);
     assert_eq!(asks(None).stop_after, Some(8 * H));
     assert_eq!(asks(None).source, "/etc/berth/idle.toml");
@@ -80,7 +80,7 @@ fn the_project_file_wins_over_the_host_default_up_to_the_host_cap() {
     assert_eq!(asks(Some(StopAfter::Never)).stop_after, Some(24 * H));
     assert_eq!(asks(None).gpu_utilization, 10);
     // Without a cap, "never" opts out; without a host file, nothing is ever stopped unasked.
-    let open = HostIdle::parse("stop-after = \"8h\"").unwrap();
+    let open = HostIdle::parse("stop-after = \"8h\"").expect("valid");
     assert_eq!(Policy::of(Some(&IdleSpec { stop_after: Some(StopAfter::Never) }), &open).stop_after, None);
     assert_eq!(Policy::of(Some(&IdleSpec::default()), &HostIdle::default()).stop_after, None);
     assert_eq!(
@@ -91,10 +91,10 @@ fn the_project_file_wins_over_the_host_default_up_to_the_host_cap() {
 
 #[test]
 fn a_bad_host_file_is_an_error_never_a_guess() {
-    assert!(HostIdle::parse("stop-after = \"8\"").unwrap_err().contains("stop-after"));
+    assert!(HostIdle::parse("stop-after = \"8\"").expect_err("refused").contains("stop-after"));
     assert!(HostIdle::parse("stopafter = \"8h\"").is_err());
-    assert!(HostIdle::parse("gpu-utilization = 101").unwrap_err().contains("percentage"));
-    let root = crate::host::HostRoot::at(tempfile::tempdir().unwrap().path().to_path_buf());
+    assert!(HostIdle::parse("gpu-utilization = 101").expect_err("refused").contains("percentage"));
+    let root = crate::host::HostRoot::at(tempfile::tempdir().expect("tempdir").path().to_path_buf());
     assert_eq!(HostIdle::load(&root), Ok(HostIdle::default()));
 }
 
@@ -151,11 +151,11 @@ fn engine_times_read_as_seconds_since_the_epoch() {
 fn the_timer_runs_the_check_as_root_every_five_minutes() {
     let berth = std::path::Path::new("/usr/local/bin/berth");
     let systemd = timer::files(timer::Scheduler::Systemd, berth);
-    let service = &systemd.iter().find(|(n, _)| *n == "berth-idle.service").unwrap().1;
+    let service = &systemd.iter().find(|(n, _)| *n == "berth-idle.service").expect("installed").1;
     assert!(service.contains("\nType=oneshot\n"), "{service}");
     assert!(service.contains("\nExecStart=/usr/local/bin/berth idle --check\n"), "{service}");
     assert!(!service.contains("User="), "the system timer acts for every user: root");
-    let t = &systemd.iter().find(|(n, _)| *n == "berth-idle.timer").unwrap().1;
+    let t = &systemd.iter().find(|(n, _)| *n == "berth-idle.timer").expect("installed").1;
     assert!(t.contains("\nOnUnitActiveSec=5min\n") && t.contains("\nWantedBy=timers.target\n"), "{t}");
     let cron = timer::files(timer::Scheduler::Cron, berth);
     assert_eq!(cron[0].0, "berth-idle");
