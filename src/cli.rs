@@ -85,6 +85,8 @@ pub enum Command {
     Push(PushArgs),
     /// Stop environments idle past their `[idle] stop-after` (kept, never removed; `up` resumes).
     Idle(IdleArgs),
+    /// Lease host GPUs for a while, visible to every user of this machine (`lease ls`, `lease release`).
+    Lease(LeaseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -408,4 +410,41 @@ pub struct PushArgs {
     /// names a registry).
     #[arg(value_name = "REF")]
     pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LeaseArgs {
+    #[command(subcommand)]
+    pub command: Option<LeaseCommand>,
+    /// Host GPU indices, as `berth top` shows them: `0,2`.
+    #[arg(long, value_name = "SEL")]
+    pub gpus: Option<String>,
+    /// How long: `30m`, `8h`, `2d`, `1h30m` (at most 30 days). Leasing your own GPUs again sets a new end.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// A word for the others: what it is for, how to reach you.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Take GPUs another user leased anyway (recorded in your lease, so they see it in `lease ls`).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeaseCommand {
+    /// Every user's leases that have not ended: holder, GPUs, end, note.
+    Ls,
+    /// End your own leases early.
+    Release(LeaseReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LeaseReleaseArgs {
+    /// Only these GPUs (host indices, `0,2`).
+    #[arg(long, value_name = "SEL", conflicts_with = "all", required_unless_present = "all")]
+    pub gpus: Option<String>,
+    /// Every lease you hold.
+    #[arg(long)]
+    pub all: bool,
 }

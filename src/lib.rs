@@ -17,6 +17,7 @@ pub mod host;
 pub mod idle;
 pub mod image;
 pub mod jobs;
+pub mod lease;
 pub mod output;
 pub mod plan;
 pub mod render;
@@ -119,6 +120,19 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
             block_on(commands::clean::run(ctx, opts))
         }
         C::Top(a) => block_on(commands::top::run(ctx, a.all_users)),
+        C::Lease(a) => {
+            let action = match a.command {
+                Some(cli::LeaseCommand::Ls) => commands::lease::Action::List,
+                Some(cli::LeaseCommand::Release(r)) => commands::lease::Action::Release { gpus: r.gpus },
+                None => commands::lease::Action::Take {
+                    gpus: a.gpus,
+                    duration: a.duration,
+                    note: a.note,
+                    force: a.force,
+                },
+            };
+            block_on(commands::lease::run(ctx, action))
+        }
         C::Pack(a) => {
             let opts = commands::pack::PackOptions { output: a.output, force: a.force };
             block_on(commands::pack::run(ctx, opts))

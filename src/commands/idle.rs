@@ -57,6 +57,11 @@ pub async fn run(ctx: &Context, opts: IdleOptions) -> anyhow::Result<()> {
             }
             (Verdict::Stop { .. }, _) => format!("{who}: idle, but not stopped now"),
         };
+        let line = if e.released_leases.is_empty() {
+            line
+        } else {
+            format!("{line}; released its GPU leases: {}", e.released_leases.join(", "))
+        };
         let line = match &e.note {
             Some(n) => format!("{line} ({n})"),
             None => line,

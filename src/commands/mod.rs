@@ -20,6 +20,7 @@ pub mod idle;
 pub mod init;
 pub mod jobs;
 pub mod kill;
+pub mod lease;
 pub mod logs;
 pub mod ls;
 pub mod pack;

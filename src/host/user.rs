@@ -48,6 +48,11 @@ impl HostUser {
     }
 }
 
+/// The user database's name for `uid` (NSS), if it has one.
+pub fn name_of(uid: u32) -> Option<String> {
+    ids::passwd(uid).map(|e| e.0)
+}
+
 /// A name safe to use as a user name inside a container and in a container name.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()

@@ -33,6 +33,9 @@ pub struct Checked {
     pub action: String,
     /// Why it was skipped or not stopped, when it was not plainly busy or idle.
     pub note: Option<String>,
+    /// The GPU leases released with the stop (`GPUs 0,2 (alice)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub released_leases: Vec<String>,
 }
 
 /// The whole run, as `--json` prints it.
@@ -85,6 +88,7 @@ pub async fn run(engine: &Engine, root: &HostRoot, dry_run: bool) -> anyhow::Res
             verdict: Verdict::NoPolicy,
             action: "kept".into(),
             note,
+            released_leases: Vec::new(),
         };
         if policy.stop_after.is_none() {
             report.environments.push(checked);
@@ -118,8 +122,12 @@ pub async fn run(engine: &Engine, root: &HostRoot, dry_run: bool) -> anyhow::Res
                 checked.action = "would-stop".into();
             } else {
                 match stop(engine, &c, &project).await? {
-                    Ok(()) => {
+                    Ok(released) => {
                         checked.action = "stopped".into();
+                        match released {
+                            Ok(list) => checked.released_leases = list,
+                            Err(why) => checked.note = Some(why),
+                        }
                         rec.stopped = Some(now);
                         rec.stops_at = None;
                     }
@@ -158,9 +166,16 @@ fn idle_spec(project: &str) -> (Option<crate::spec::IdleSpec>, Option<String>) {
     }
 }
 
-/// Stops `c` unless a berth command holds its project or it became busy since it was read.
-/// `Ok(Err(why))`: left running.
-async fn stop(engine: &Engine, c: &engine::Container, project: &str) -> anyhow::Result<Result<(), String>> {
+/// What a stop released: the leases, or why they could not be (the stop itself stands).
+type Released = Result<Vec<String>, String>;
+
+/// Stops `c` unless a berth command holds its project or it became busy since it was read, then
+/// releases its GPU leases. `Ok(Err(why))`: left running.
+async fn stop(
+    engine: &Engine,
+    c: &engine::Container,
+    project: &str,
+) -> anyhow::Result<Result<Released, String>> {
     let _lock = match hold_lock(Path::new(project)) {
         Ok(lock) => lock,
         Err(why) => return Ok(Err(why)),
@@ -174,8 +189,7 @@ async fn stop(engine: &Engine, c: &engine::Container, project: &str) -> anyhow::
         return Ok(Err(format!("it became busy just now: {}", s.words())));
     }
     engine.stop(&c.id, 10).await?;
-    release_gpu_leases(c);
-    Ok(Ok(()))
+    Ok(Ok(release_gpu_leases(c)))
 }
 
 /// The project's lock (`state::lock`), taken without waiting, so that no job starts while the
@@ -195,7 +209,17 @@ fn hold_lock(project: &Path) -> Result<Option<std::fs::File>, String> {
     }
 }
 
-/// Releases the GPU leases the stopped environment held (issue 14's `src/lease/`).
-fn release_gpu_leases(_c: &engine::Container) {
-    // LEASE-RELEASE CALL SITE: wired once the lease module lands (see the report of branch idle-stop).
+/// Releases the GPU leases recorded for the stopped environment (`crate::lease`): its owner's,
+/// or, run by root, anyone's taken for it.
+fn release_gpu_leases(c: &engine::Container) -> Released {
+    match crate::lease::release_for_environment(&c.name) {
+        Ok(list) => Ok(list
+            .iter()
+            .map(|l| {
+                let gpus: Vec<String> = l.record.gpus.iter().map(u32::to_string).collect();
+                format!("GPUs {} ({})", gpus.join(","), l.holder)
+            })
+            .collect()),
+        Err(e) => Err(format!("its GPU leases could not be released: {e:#}; `berth lease release` does it")),
+    }
 }

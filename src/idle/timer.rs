@@ -4,7 +4,8 @@
 //!
 //! Both run the check as root: on a shared box only root may act for every user's environments
 //! (and the check stops nothing but berth's own, labelled containers). The service is sandboxed:
-//! it may read the projects (job folders, berth.toml) but write only `/var/lib/berth`.
+//! it may read the projects (job folders, berth.toml) but write only `/var/lib/berth` and the
+//! lease folder.
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,8 @@ impl Scheduler {
 /// `(file name, contents)` of every file to install, for the berth binary at `berth`.
 pub fn files(scheduler: Scheduler, berth: &Path) -> Vec<(&'static str, String)> {
     let bin = berth.display();
+    // The shared lease folder: the check releases a stopped environment's leases there.
+    let leases = crate::lease::DEFAULT_DIR;
     match scheduler {
         Scheduler::Systemd => vec![
             (
@@ -70,7 +73,7 @@ pub fn files(scheduler: Scheduler, berth: &Path) -> Vec<(&'static str, String)> 
                      NoNewPrivileges=yes\n\
                      ProtectSystem=strict\n\
                      ProtectHome=read-only\n\
-                     PrivateTmp=yes\n\
+                     ReadWritePaths=-{leases}\n\
                      TimeoutStartSec=10min\n"
                 ),
             ),

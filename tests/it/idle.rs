@@ -42,7 +42,9 @@ fn status(env: &TestEnv, dir: &std::path::Path, at: u64) -> serde_json::Value {
 
 #[test]
 fn idle_past_stop_after_is_stopped_and_kept_while_a_job_or_a_shell_is_not() {
-    let env = TestEnv::new();
+    let mut env = TestEnv::new();
+    let leases = env.root.path().join("leases");
+    env.env.push(("BERTH_LEASE_DIR".into(), leases.display().to_string()));
     let toml = "[idle]\nstop-after = \"4h\"\n";
     let idle = env.project("idle-quiet", toml);
     let busy_job = env.project("idle-job", toml);
@@ -52,6 +54,11 @@ fn idle_past_stop_after_is_stopped_and_kept_while_a_job_or_a_shell_is_not() {
     }
     env.berth(&idle, &["exec", "--", "sh", "-c", "echo written-before > /idle-marker"]).ok();
     let id = env.inspect(&idle)["Id"].as_str().unwrap().to_string();
+    // A lease taken in the project is for its environment (GPU indices of a recorded host).
+    let host = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hosts/nvidia-2");
+    let mut lease = env.command(&idle, &["lease", "--gpus", "1", "--for", "8h"]);
+    let out = lease.env("BERTH_HOST_ROOT", &host).stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     env.berth(&busy_job, &["run", "--name", "sleeper", "--", "sleep", "600"]).ok();
     let pid = busy_job.join(".berth/jobs/sleeper/pid");
@@ -93,6 +100,14 @@ fn idle_past_stop_after_is_stopped_and_kept_while_a_job_or_a_shell_is_not() {
 
     let later = check(&env, &idle, now + 5 * H, &[]);
     assert_eq!(entry(&later, &idle)["action"], "stopped", "{later}");
+    assert_eq!(
+        entry(&later, &idle)["released_leases"][0],
+        "GPUs 1 (".to_string() + &whoami() + ")",
+        "{later}"
+    );
+    let left: serde_json::Value =
+        serde_json::from_str(&env.berth(&idle, &["lease", "ls", "--json"]).ok().stdout).unwrap();
+    assert!(!left.to_string().contains("\"gpus\":[1]"), "the lease is gone: {left}");
     assert_eq!(entry(&later, &busy_job)["action"], "kept", "{later}");
     assert_eq!(entry(&later, &busy_shell)["action"], "kept", "{later}");
     let after = env.inspect(&idle);
@@ -195,4 +210,9 @@ fn idle_without_check_says_what_to_do() {
     let env = TestEnv::new();
     let r = env.berth(env.root.path(), &["idle"]).code(2);
     assert!(r.stderr.contains("berth idle --check"), "{}", r.stderr);
+}
+
+fn whoami() -> String {
+    let out = std::process::Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
