@@ -18,7 +18,7 @@ pub struct Cli {
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Print one JSON document on stdout (status, ls, up, build, jobs, freeze, gpu-check, export, doctor,
-    /// host configure, clean, top).
+    /// host configure, clean, top, idle).
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only warnings and errors.
