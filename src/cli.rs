@@ -18,7 +18,7 @@ pub struct Cli {
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Print one JSON document on stdout (status, ls, up, build, jobs, freeze, gpu-check, export, doctor,
-    /// host configure, clean, top).
+    /// host configure, clean, top, idle).
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only warnings and errors.
@@ -83,8 +83,20 @@ pub enum Command {
     Ship(ShipArgs),
     /// Tag and push the image to a registry (credentials from docker's config).
     Push(PushArgs),
+    /// Stop environments idle past their `[idle] stop-after` (kept, never removed; `up` resumes).
+    Idle(IdleArgs),
     /// Lease host GPUs for a while, visible to every user of this machine (`lease ls`, `lease release`).
     Lease(LeaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdleArgs {
+    /// Check every running environment (yours; root: everyone's) and stop the idle ones.
+    #[arg(long)]
+    pub check: bool,
+    /// Say what would be stopped; stop and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +255,25 @@ pub struct ConfigureArgs {
     /// Show the change as a diff and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Install a systemd timer (or, without systemd, a cron.d entry) that runs `berth idle --check`
+    /// as root every 5 minutes.
+    #[arg(long, value_name = "KIND", num_args = 0..=1, default_missing_value = "auto")]
+    pub idle_timer: Option<IdleTimerArg>,
+    /// Where the timer's files go (default /etc/systemd/system, or /etc/cron.d).
+    #[arg(long, value_name = "DIR", requires = "idle_timer")]
+    pub idle_timer_dir: Option<PathBuf>,
+    /// The berth binary the timer runs (default: this one); root runs it, so only root may be able
+    /// to change it.
+    #[arg(long, value_name = "PATH", requires = "idle_timer")]
+    pub berth_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum IdleTimerArg {
+    /// systemd when it runs this host, else cron.
+    Auto,
+    Systemd,
+    Cron,
 }
 
 #[derive(Debug, Args)]

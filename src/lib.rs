@@ -14,6 +14,7 @@ pub mod error;
 pub mod fsutil;
 pub mod gpu_probe;
 pub mod host;
+pub mod idle;
 pub mod image;
 pub mod jobs;
 pub mod lease;
@@ -92,7 +93,21 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
                     cdi: a.cdi,
                     live_restore: a.live_restore,
                 };
-                let opts = host_configure::ConfigureOptions { config: a.config, changes, dry_run: a.dry_run };
+                let idle_timer = a.idle_timer.map(|k| host_configure::IdleTimer {
+                    scheduler: match k {
+                        cli::IdleTimerArg::Auto => idle::timer::Scheduler::detect(),
+                        cli::IdleTimerArg::Systemd => idle::timer::Scheduler::Systemd,
+                        cli::IdleTimerArg::Cron => idle::timer::Scheduler::Cron,
+                    },
+                    dir: a.idle_timer_dir,
+                    berth: a.berth_path,
+                });
+                let opts = host_configure::ConfigureOptions {
+                    config: a.config,
+                    changes,
+                    dry_run: a.dry_run,
+                    idle_timer,
+                };
                 block_on(host_configure::run(ctx, opts))
             }
         },
@@ -142,6 +157,10 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
             block_on(commands::ship::run(ctx, opts))
         }
         C::Push(a) => block_on(commands::push::run(ctx, a.reference)),
+        C::Idle(a) => {
+            let opts = commands::idle::IdleOptions { check: a.check, dry_run: a.dry_run };
+            block_on(commands::idle::run(ctx, opts))
+        }
     }
 }
 

@@ -26,6 +26,17 @@ pub struct ConfigureOptions {
     pub config: PathBuf,
     pub changes: Changes,
     pub dry_run: bool,
+    /// `--idle-timer`: install what runs `berth idle --check` (see `crate::idle::timer`).
+    pub idle_timer: Option<IdleTimer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdleTimer {
+    pub scheduler: crate::idle::timer::Scheduler,
+    /// Default: the scheduler's own folder.
+    pub dir: Option<PathBuf>,
+    /// Default: this berth binary.
+    pub berth: Option<PathBuf>,
 }
 
 /// What `--json` prints.
@@ -42,6 +53,9 @@ pub struct Outcome {
     pub backup: Option<String>,
     pub written: bool,
     pub apply: Apply,
+    /// `--idle-timer`'s files, when asked for too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timer: Option<crate::idle::timer::Installed>,
 }
 
 /// How to make the engine use the new file, and what that interrupts.
@@ -66,11 +80,20 @@ pub struct RunningNow {
 }
 
 pub async fn run(ctx: &Context, opts: ConfigureOptions) -> anyhow::Result<()> {
+    // Checked before daemon.json is touched (a refused timer changes nothing), written after it.
+    let mut timer = opts.idle_timer.as_ref().map(|t| install_idle_timer(t, true)).transpose()?;
+    if let (Some(t), false, true) = (&opts.idle_timer, opts.dry_run, opts.changes.is_empty()) {
+        timer = Some(install_idle_timer(t, false)?);
+    }
     if opts.changes.is_empty() {
+        if let Some(t) = &timer {
+            return report_idle_timer(ctx, t);
+        }
         return Err(fail(
             Code::BadInput,
             "nothing to change",
-            "give at least one of --data-root PATH, --registry-mirror URL, --nvidia-runtime, --cdi, --live-restore",
+            "give at least one of --data-root PATH, --registry-mirror URL, --nvidia-runtime, --cdi, --live-restore, \
+             --idle-timer",
         ));
     }
     let name = opts.config.display().to_string();
@@ -113,8 +136,47 @@ pub async fn run(ctx: &Context, opts: ConfigureOptions) -> anyhow::Result<()> {
         backup: backup.map(|b| b.display().to_string()),
         written,
         apply,
+        idle_timer: match (&opts.idle_timer, opts.dry_run) {
+            (Some(t), false) => Some(install_idle_timer(t, false)?),
+            _ => timer,
+        },
     };
-    report(ctx, &outcome)
+    report(ctx, &outcome)?;
+    match &outcome.idle_timer {
+        Some(t) if !ctx.out.json => report_idle_timer(ctx, t),
+        _ => Ok(()),
+    }
+}
+
+fn install_idle_timer(t: &IdleTimer, dry_run: bool) -> anyhow::Result<crate::idle::timer::Installed> {
+    let dir = t.dir.clone().unwrap_or_else(|| t.scheduler.default_dir());
+    let berth = match &t.berth {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|e| {
+            fail(Code::Failure, format!("cannot tell where berth is: {e}"), "pass --berth-path PATH")
+        })?,
+    };
+    crate::idle::timer::install(t.scheduler, &dir, &berth, dry_run)
+}
+
+fn report_idle_timer(ctx: &Context, t: &crate::idle::timer::Installed) -> anyhow::Result<()> {
+    if ctx.out.json {
+        return ctx.out.json(t);
+    }
+    for f in &t.files {
+        match (f.changed, t.dry_run) {
+            (false, _) => ctx.out.status(format!("{} already says this; unchanged", f.path)),
+            (true, true) => ctx.out.status(format!("dry run: would write {}:\n{}", f.path, f.contents)),
+            (true, false) => ctx.out.status(format!("wrote {}", f.path)),
+        }
+    }
+    ctx.out.status(format!(
+        "`berth idle --check` will run as root every {} minutes ({}); to start it: {}",
+        crate::idle::timer::EVERY_MINUTES,
+        t.scheduler,
+        t.activate
+    ));
+    Ok(())
 }
 
 /// How long a second `host configure` waits for the first to finish with the same file; the

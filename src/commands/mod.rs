@@ -16,6 +16,7 @@ pub mod export;
 pub mod freeze;
 pub mod gpu_check;
 pub mod host_configure;
+pub mod idle;
 pub mod init;
 pub mod jobs;
 pub mod kill;

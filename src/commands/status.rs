@@ -44,6 +44,8 @@ pub struct Status {
     /// The project folder the container was made for, when the project was moved or renamed
     /// since (the container shown is that one; `up --adopt` recreates it here).
     pub moved_from: Option<String>,
+    /// When `berth idle --check` stops it, and what keeps it alive (none: no container).
+    pub idle: Option<crate::idle::view::IdleStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -97,6 +99,7 @@ pub async fn run(ctx: &Context, opts: StatusOptions) -> anyhow::Result<()> {
         plan_error: None,
         access: crate::plan::access::widening(&project.spec),
         moved_from,
+        idle: None,
     };
     if project.from_labels {
         st.plan_error = Some(format!("{} is missing: restore it to see drift", project.spec.file.display()));
@@ -128,6 +131,7 @@ pub async fn run(ctx: &Context, opts: StatusOptions) -> anyhow::Result<()> {
             st.python_packages_changed = Some(crate::image::freeze::hand_changed(&layer));
         }
         st.running_jobs = crate::jobs::view::running(&project, &engine, c).await;
+        st.idle = Some(crate::idle::view::of(&engine, c, &project.spec.idle, &st.running_jobs).await);
         if let Ok(p) = &planned {
             st.gpus = p
                 .plan
@@ -248,6 +252,11 @@ fn render(st: &Status) -> String {
     for (i, w) in st.access.iter().enumerate() {
         line(if i == 0 { "access" } else { "" }, &format!("{}: {}", w.setting, w.effect));
     }
+    if let Some(i) = st.idle.as_ref().filter(|i| i.stop_after.is_some() || i.stopped_by_check.is_some()) {
+        for (n, l) in idle_lines(i).iter().enumerate() {
+            line(if n == 0 { "idle" } else { "" }, l);
+        }
+    }
     if let Some(e) = &st.last_exit {
         line("last exit", &format!("{}: {}", e.code, e.explanation));
     }
@@ -272,4 +281,27 @@ fn render(st: &Status) -> String {
         line("", "`berth up --recreate` applies these changes");
     }
     out
+}
+
+/// `idle`'s lines: the stop-after, what keeps it alive or when it stops, and notes.
+fn idle_lines(i: &crate::idle::view::IdleStatus) -> Vec<String> {
+    let mut lines = vec![format!("stop-after {}", i.policy)];
+    if let Some(at) = &i.stopped_by_check
+        && i.stops_at.is_none()
+        && i.kept_alive_by.is_empty()
+    {
+        lines.push(format!("stopped by the idle check at {at}; `berth up` starts it again"));
+    }
+    for k in &i.kept_alive_by {
+        lines.push(format!("kept alive by {k}"));
+    }
+    if let (Some(since), Some(at)) = (&i.idle_since, &i.stops_at) {
+        lines.push(format!("idle since {since}; stopped at {at} unless used"));
+    } else if !i.kept_alive_by.is_empty() && i.stop_after.is_some() {
+        lines.push("stopped once idle for the stop-after".into());
+    }
+    if let Some(n) = &i.note {
+        lines.push(n.clone());
+    }
+    lines
 }

@@ -35,6 +35,13 @@ pub struct Captured {
     pub stderr: String,
 }
 
+/// An exec running in a container (see [`Engine::running_execs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningExec {
+    pub command: String,
+    pub tty: bool,
+}
+
 /// Restores the terminal when dropped, whatever way the exec ends.
 struct RawMode;
 
@@ -177,6 +184,27 @@ impl Engine {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(126)
+    }
+
+    /// The command lines (argv joined by spaces) of the execs among `ids` still running, with
+    /// whether each has a TTY. An exec gone meanwhile is skipped.
+    pub async fn running_execs(&self, ids: &[String]) -> anyhow::Result<Vec<RunningExec>> {
+        let mut out = Vec::new();
+        for id in ids {
+            let info = match self.docker.inspect_exec(id).await {
+                Ok(info) => info,
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => continue,
+                Err(e) => return Err(explain(e, &self.endpoint)),
+            };
+            if info.running != Some(true) {
+                continue;
+            }
+            let config = info.process_config.unwrap_or_default();
+            let mut argv = vec![config.entrypoint.unwrap_or_default()];
+            argv.extend(config.arguments.unwrap_or_default());
+            out.push(RunningExec { command: argv.join(" "), tty: config.tty == Some(true) });
+        }
+        Ok(out)
     }
 
     /// Send the terminal's size now and whenever it changes.

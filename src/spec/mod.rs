@@ -4,6 +4,7 @@
 //! path in it is absolute; secrets (`{ from-host = true }`) are carried as names, never values.
 //! Errors always name the file, line, column and key (see [`SpecError`]).
 
+pub mod duration;
 mod error;
 mod find;
 mod parse;
@@ -40,6 +41,8 @@ pub struct Spec {
     pub run: RunOptions,
     /// `[cluster]`: where host paths live on a cluster, for the exports (file order).
     pub cluster: Vec<ClusterMount>,
+    /// `[idle]`: when the environment is stopped for lack of use (see `crate::idle`).
+    pub idle: IdleSpec,
 }
 
 /// `[image]`: what the environment's image is made from.
@@ -242,4 +245,19 @@ pub enum ClusterVolume {
     Pvc(String),
     /// The same data at this absolute path on every cluster node.
     HostPath(String),
+}
+
+/// `[idle]`: `stop-after = "4h"` or `"never"`; absent, the host's default applies
+/// (`/etc/berth/idle.toml`, see `crate::idle::policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IdleSpec {
+    pub stop_after: Option<StopAfter>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopAfter {
+    /// Stop after this many seconds without a session, a job or GPU use.
+    Seconds(u64),
+    /// Never stop it for idleness (an administrator's `max-stop-after` still applies).
+    Never,
 }

@@ -23,6 +23,7 @@
 mod basics;
 mod cluster;
 mod hardware;
+mod idle;
 mod image;
 mod loose;
 mod mounts;
@@ -71,6 +72,8 @@ struct RawSpec {
     run: tables::RawRun,
     #[serde(default)]
     cluster: BTreeMap<Spanned<String>, Spanned<Loose>>,
+    #[serde(default)]
+    idle: idle::RawIdle,
 }
 
 #[derive(Deserialize, Default)]
@@ -176,6 +179,7 @@ fn parse_checked(
     let ports = ports::ports(&raw.ports, &cx);
     let run = tables::run(&raw.run, &cx);
     let cluster = cluster::cluster(&raw.cluster, &cx);
+    let idle = idle::idle(&raw.idle, &cx);
     let errors = [
         name.as_ref().err().cloned(),
         workdir.as_ref().err().cloned(),
@@ -188,6 +192,7 @@ fn parse_checked(
         ports.as_ref().err().cloned(),
         run.as_ref().err().cloned(),
         cluster.as_ref().err().cloned(),
+        idle.as_ref().err().cloned(),
     ];
     if let Some(first) = errors.into_iter().flatten().min_by_key(|e| (e.line, e.column)) {
         return Err(first);
@@ -208,6 +213,7 @@ fn parse_checked(
         ports: ports?,
         run: run?,
         cluster: cluster?,
+        idle: idle?,
         project_dir: cx.project_dir.clone(),
         file: file.clone(),
     })

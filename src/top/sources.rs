@@ -88,6 +88,33 @@ pub fn running_jobs(root: &HostRoot, project: &str) -> Jobs {
         .collect()
 }
 
+/// One nvidia-smi query's CSV (`--format=csv,noheader,nounits`): run it, or, on a recorded host,
+/// read `nvidia-smi/<recorded>` below it.
+pub fn nvidia_smi(root: &HostRoot, query: &str, recorded: &str) -> Result<String, String> {
+    if root.is_recorded() {
+        let path = root.dir().join("nvidia-smi").join(recorded);
+        return std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    // WSL keeps nvidia-smi beside the Windows driver's libraries, often off PATH.
+    let mut last = String::new();
+    for program in ["nvidia-smi", "/usr/lib/wsl/lib/nvidia-smi"] {
+        match std::process::Command::new(program).args([query, "--format=csv,noheader,nounits"]).output() {
+            Ok(out) if out.status.success() => return Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+            Ok(out) => {
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let err = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string();
+                return Err(format!("nvidia-smi failed: {err}"));
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("nvidia-smi is not installed or not on PATH ({last}); it comes with the NVIDIA driver"))
+}
+
 /// `(pid, MiB, GPU index)`: one process's memory on one GPU.
 pub type GpuProcess = (u32, Option<u64>, u32);
 

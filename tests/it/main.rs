@@ -16,6 +16,7 @@ mod engine_errors;
 mod exec;
 mod export;
 mod host_configure;
+mod idle;
 mod images;
 mod jobs;
 mod lease;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn in_pty(env: &TestEnv, dir: &std::path::Path, inner: &str) -> Command {
+pub fn in_pty(env: &TestEnv, dir: &std::path::Path, inner: &str) -> Command {
     let cmd = env.command(dir, &[]);
     let bin = env!("CARGO_BIN_EXE_berth");
     let mut script = Command::new("script");
