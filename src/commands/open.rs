@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{Context, Project};
+use crate::engine::Engine;
+use crate::engine::exec::ExecRequest;
 use crate::error::{Code, fail};
 use crate::jobs;
 use crate::ports::{self, Published, url};
@@ -58,6 +60,9 @@ pub async fn run(ctx: &Context, target: &str, print: bool) -> anyhow::Result<()>
             opened: false,
         }
     };
+    if c.is_running() {
+        unreachable_listener(ctx, &engine, &c.id, &opened).await;
+    }
     if !print {
         opened.opened = launch(&opened.url);
     }
@@ -73,6 +78,26 @@ pub async fn run(ctx: &Context, target: &str, print: bool) -> anyhow::Result<()>
         ));
     }
     Ok(())
+}
+
+/// Warns when the server listens on the container's loopback only (Jupyter's and TensorBoard's
+/// default), which no published port reaches. Best effort: a container without `cat` says nothing.
+async fn unreachable_listener(ctx: &Context, engine: &Engine, id: &str, opened: &Opened) {
+    let req = ExecRequest {
+        container: id.to_string(),
+        cmd: vec!["cat".into(), "/proc/net/tcp".into(), "/proc/net/tcp6".into()],
+        ..Default::default()
+    };
+    let Ok(out) = engine.exec_capture(&req).await else { return };
+    if ports::loopback_only(&out.stdout, opened.container_port) == Some(true) {
+        let what = opened.job.as_ref().map_or_else(|| "the server".to_string(), |j| format!("job {j}"));
+        ctx.out.warn(format!(
+            "{what} listens on the container's 127.0.0.1:{} only, which the published port cannot reach; \
+             start it listening on all addresses: `jupyter lab --ip=0.0.0.0`, `tensorboard --bind_all`, \
+             `python3 -m http.server` (its default)",
+            opened.container_port
+        ));
+    }
 }
 
 /// The published TCP port for `container_port`, or what to add to berth.toml.

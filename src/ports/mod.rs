@@ -73,6 +73,35 @@ pub async fn of_environment(
     Ok((c, list))
 }
 
+/// From the container's `/proc/net/tcp` and `tcp6`: whether the sockets listening on
+/// `port` all listen on a loopback address only (a published port cannot reach those: Jupyter
+/// and TensorBoard do so by default). `None` when nothing listens on it.
+pub fn loopback_only(proc_net: &str, port: u16) -> Option<bool> {
+    let want = format!("{port:04X}");
+    let mut found = None;
+    for line in proc_net.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // `sl local_address rem_address st …`; 0A is LISTEN.
+        let (Some(local), Some("0A")) = (fields.get(1), fields.get(3).copied()) else { continue };
+        let Some((addr, p)) = local.split_once(':') else { continue };
+        if !p.eq_ignore_ascii_case(&want) {
+            continue;
+        }
+        // Little-endian words: 127.x.x.x is `..7F`, ::1 is `…01000000`, ::ffff:127.x `FFFF0000…7F`.
+        let addr = addr.to_ascii_uppercase();
+        let loopback = match addr.len() {
+            8 => addr.ends_with("7F"),
+            32 => {
+                addr == "00000000000000000000000001000000"
+                    || (&addr[16..24] == "FFFF0000" && addr.ends_with("7F"))
+            }
+            _ => false,
+        };
+        found = Some(found.unwrap_or(true) && loopback);
+    }
+    found
+}
+
 /// An ssh destination as given to `--ssh`: `[user@]host` or `ssh://[user@]host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
@@ -189,26 +218,47 @@ mod tests {
         assert_eq!((p[0].container_port, p[0].host_port, p[0].url.as_deref()), (53, 40000, None));
         assert_eq!(p[1].url.as_deref(), Some("http://[::1]:21000/"));
         assert_eq!(p[2].url.as_deref(), Some("http://127.0.0.1:24567/"));
-        let line = command_line(&ssh_forward(&p, &Destination::parse("ada@gpu1").unwrap()).unwrap());
+        let line = command_line(
+            &ssh_forward(&p, &Destination::parse("ada@gpu1").expect("test input")).expect("test input"),
+        );
         assert_eq!(
             line,
             "ssh -N -L '127.0.0.1:21000:[::1]:21000' -L 127.0.0.1:24567:127.0.0.1:24567 ada@gpu1"
         );
         let only_udp = &p[..1];
-        assert_eq!(ssh_forward(only_udp, &Destination::parse("gpu1").unwrap()), None);
+        assert_eq!(ssh_forward(only_udp, &Destination::parse("gpu1").expect("test input")), None);
+    }
+
+    #[test]
+    fn loopback_only_listeners_are_told_apart() {
+        let head = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+        let jupyter_default = format!(
+            "{head}   0: 0100007F:22B8 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 1\n"
+        );
+        assert_eq!(loopback_only(&jupyter_default, 8888), Some(true));
+        let all = format!(
+            "{head}   0: 00000000:22B8 00000000:0000 0A 0 0 0 0 0 0 1\n   1: 0100007F:22B8 0100007F:9C40 01 0\n"
+        );
+        assert_eq!(loopback_only(&all, 8888), Some(false));
+        let v6 = "   0: 00000000000000000000000001000000:1776 00000000000000000000000000000000:0000 0A 0\n";
+        assert_eq!(loopback_only(v6, 6006), Some(true));
+        let v6_any =
+            "   0: 00000000000000000000000000000000:1776 00000000000000000000000000000000:0000 0A 0\n";
+        assert_eq!(loopback_only(v6_any, 6006), Some(false));
+        assert_eq!(loopback_only(&jupyter_default, 6006), None);
     }
 
     #[test]
     fn destinations() {
         assert_eq!(
-            Destination::parse("ada@gpu1").unwrap(),
+            Destination::parse("ada@gpu1").expect("test input"),
             Destination { target: "ada@gpu1".into(), port: None }
         );
         assert_eq!(
-            Destination::parse("ssh://ada@127.0.0.1:2222").unwrap(),
+            Destination::parse("ssh://ada@127.0.0.1:2222").expect("test input"),
             Destination { target: "ada@127.0.0.1".into(), port: Some(2222) }
         );
-        assert_eq!(Destination::parse("ssh://gpu1/").unwrap().port, None);
+        assert_eq!(Destination::parse("ssh://gpu1/").expect("test input").port, None);
         for bad in ["", "ada@", "-oProxyCommand=x", "a b", "ssh://h:x", "ssh://h:0", "a'b", "a\u{1b}b"] {
             assert!(Destination::parse(bad).is_err(), "{bad:?}");
         }

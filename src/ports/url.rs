@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn finds_jupyters_loopback_url_with_its_token() {
-        let f = find(JUPYTER).unwrap();
+        let f = find(JUPYTER).expect("test input");
         assert_eq!((f.host.as_str(), f.port, f.rest.as_str()), ("127.0.0.1", 8888, "/lab?token=0123abcd"));
         assert_eq!(on_host(&f, "127.0.0.1", 24567), "http://127.0.0.1:24567/lab?token=0123abcd");
     }
@@ -115,21 +115,21 @@ mod tests {
     #[test]
     fn finds_tensorboards_url_and_the_latest_of_several() {
         let log = "TensorBoard 2.17.0 at http://localhost:6006/ (Press CTRL+C to quit)\n";
-        let f = find(log).unwrap();
+        let f = find(log).expect("test input");
         assert_eq!((f.host.as_str(), f.port, f.rest.as_str()), ("localhost", 6006, "/"));
         let twice = format!("{JUPYTER}restarted\n    http://127.0.0.1:8888/lab?token=ffff\n");
-        assert_eq!(find(&twice).unwrap().rest, "/lab?token=ffff");
+        assert_eq!(find(&twice).expect("test input").rest, "/lab?token=ffff");
     }
 
     #[test]
     fn other_forms() {
-        let f = find("Serving HTTP on 0.0.0.0 port 8000 (http://0.0.0.0:8000/) ...").unwrap();
+        let f = find("Serving HTTP on 0.0.0.0 port 8000 (http://0.0.0.0:8000/) ...").expect("test input");
         assert_eq!((f.host.as_str(), f.port, f.rest.as_str()), ("0.0.0.0", 8000, "/"));
-        let f = find("see http://[::1]:9000/x?y=1.").unwrap();
+        let f = find("see http://[::1]:9000/x?y=1.").expect("test input");
         assert_eq!((f.host.as_str(), f.port, f.rest.as_str()), ("[::1]", 9000, "/x?y=1"));
-        assert_eq!(find("https://example.org").unwrap().port, 443);
+        assert_eq!(find("https://example.org").expect("test input").port, 443);
         // Only a hostname: that one.
-        assert_eq!(find("at http://box:7000/").unwrap().port, 7000);
+        assert_eq!(find("at http://box:7000/").expect("test input").port, 7000);
         for none in
             ["", "no address", "http://", "ftp://a:1/", "http://a:0/", "http://a:99999/", "httpd started"]
         {

@@ -339,6 +339,22 @@ fn open_finds_a_jupyter_style_url_with_its_token_and_keeps_the_token_out_of_bert
     );
     env.berth(&dir, &["kill", "lab"]).ok();
     env.berth(&dir, &["kill", "other"]).ok();
+    assert!(!opened.stderr.contains("listens on the container's"), "nothing listened: {}", opened.stderr);
+
+    // Jupyter's default: listening on the container's loopback, which no published port reaches.
+    let local = "echo http://127.0.0.1:8888/lab?token=x; exec httpd -f -p 127.0.0.1:8888";
+    env.berth(&dir, &["run", "--name", "local", "--", "sh", "-c", local]).ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let warned = env.berth(&dir, &["open", "local", "--print"]).ok();
+        if warned.stderr.contains("job local listens on the container's 127.0.0.1:8888 only") {
+            assert!(warned.stderr.contains("--ip=0.0.0.0"), "{}", warned.stderr);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no warning: {}", warned.stderr);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    env.berth(&dir, &["kill", "local"]).ok();
 }
 
 #[test]
