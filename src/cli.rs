@@ -18,7 +18,7 @@ pub struct Cli {
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Print one JSON document on stdout (status, ls, up, build, jobs, freeze, gpu-check, export, doctor,
-    /// host configure, clean, top, idle).
+    /// host configure, clean, top, idle, lease ls, ports, open).
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only warnings and errors.
@@ -87,6 +87,12 @@ pub enum Command {
     Idle(IdleArgs),
     /// Lease host GPUs for a while, visible to every user of this machine (`lease ls`, `lease release`).
     Lease(LeaseArgs),
+    /// Published ports: container port → host address:port and URL; `--ssh` prints the laptop's
+    /// `ssh -L` line for all of them.
+    Ports(PortsArgs),
+    /// Print (and open, on a desktop) the URL of a job's server (Jupyter's, with its token) or of
+    /// a published container port.
+    Open(OpenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +103,25 @@ pub struct IdleArgs {
     /// Say what would be stopped; stop and record nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PortsArgs {
+    /// Print the one `ssh -N -L …` command a laptop runs to reach every port at the same port
+    /// on its own 127.0.0.1; DEST is how the laptop reaches this server (`user@server`, or
+    /// `ssh://user@server:2222`).
+    #[arg(long, value_name = "DEST")]
+    pub ssh: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// A job's name (its log holds the address), or a container port (digits).
+    #[arg(value_name = "NAME|PORT")]
+    pub target: String,
+    /// Only print the URL, even on a desktop.
+    #[arg(long)]
+    pub print: bool,
 }
 
 #[derive(Debug, Args)]

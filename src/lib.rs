@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod lease;
 pub mod output;
 pub mod plan;
+pub mod ports;
 pub mod render;
 pub mod spec;
 pub mod ssh;
@@ -78,6 +79,8 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
         }
         C::Jobs => block_on(commands::jobs::run(ctx)),
         C::Logs(a) => block_on(commands::logs::run(ctx, a.name, a.follow)),
+        C::Ports(a) => block_on(commands::ports::run(ctx, a.ssh)),
+        C::Open(a) => block_on(commands::open::run(ctx, &a.target, a.print)),
         C::Kill(a) => block_on(commands::kill::run(ctx, &a.name, a.grace)),
         C::GpuCheck => block_on(commands::gpu_check::run(ctx)),
         C::Freeze(a) => block_on(commands::freeze::run(ctx, a.write)),

@@ -44,6 +44,11 @@ pub fn commit_record(project_dir: &Path) -> PathBuf {
     dir(project_dir).join("commit.json")
 }
 
+/// The host ports berth chose for `ports` entries without one (`ports::read_record`).
+pub fn ports_record(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("ports.json")
+}
+
 /// The access-widening settings already announced.
 pub fn access_announced(project_dir: &Path) -> PathBuf {
     dir(project_dir).join("access-announced.json")

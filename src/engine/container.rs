@@ -44,6 +44,9 @@ pub struct Container {
     pub mounts: Vec<Mount>,
     /// Published ports: (container port/protocol, host ip, host port).
     pub ports: Vec<PublishedPort>,
+    /// The host ports it was created with (`HostConfig.PortBindings`): held while it is stopped
+    /// too, when [`Container::ports`] is empty. An empty host port: the engine picks at start.
+    pub port_bindings: Vec<PublishedPort>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,6 +126,19 @@ impl From<ContainerInspectResponse> for Container {
             })
             .collect();
         mounts.sort_by(|a, b| a.destination.cmp(&b.destination));
+        let port_bindings = hc
+            .port_bindings
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|(inside, binds)| {
+                binds.unwrap_or_default().into_iter().map(move |b| PublishedPort {
+                    inside: inside.clone(),
+                    host_ip: b.host_ip.unwrap_or_default(),
+                    host_port: b.host_port.unwrap_or_default(),
+                })
+            })
+            .collect();
         Container {
             id: c.id.unwrap_or_default(),
             name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
@@ -153,6 +169,7 @@ impl From<ContainerInspectResponse> for Container {
             devices: hc.devices.unwrap_or_default().into_iter().filter_map(|d| d.path_on_host).collect(),
             mounts,
             ports,
+            port_bindings,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Listing is read-only and covers things berth did not create, so callers can tell them apart
 //! (`clean`, `top`, `host configure`); only [`Engine::remove_image`] changes anything.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
@@ -23,6 +23,27 @@ impl Engine {
         let opts = ListContainersOptionsBuilder::default().all(true).size(size).build();
         let list = self.docker.list_containers(Some(opts)).await.map_err(|e| explain(e, &self.endpoint))?;
         Ok(list.into_iter().map(Listed::from).collect())
+    }
+
+    /// Host port numbers other containers hold, whoever made them: published by running ones,
+    /// and the fixed host ports stopped ones were created with (they take them back at start).
+    /// `except` (the container being replaced) is left out. Any address and protocol counts,
+    /// so a port chosen here clashes with none of them.
+    pub async fn reserved_host_ports(&self, except: Option<&str>) -> anyhow::Result<BTreeSet<u16>> {
+        let mut held = BTreeSet::new();
+        for c in self.all_containers(false).await? {
+            if Some(c.id.as_str()) == except {
+                continue;
+            }
+            held.extend(c.public_ports.iter().copied());
+            if c.state == "running" {
+                continue;
+            }
+            // Only an inspect shows a stopped container's bindings; one removed meanwhile holds none.
+            let Some(inspect) = self.inspect(&c.id).await? else { continue };
+            held.extend(inspect.port_bindings.iter().filter_map(|b| b.host_port.parse::<u16>().ok()));
+        }
+        Ok(held)
     }
 
     /// Top-level images (no intermediate layers), only those carrying `label` when given.

@@ -7,7 +7,7 @@
 //! lock in `.berth/`, and the engine's unique names make a second container impossible.
 
 use std::fs::File;
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -383,14 +383,14 @@ pub async fn apply(
             super::guard::guard(project, engine, &c, opts.force).await?;
             let id = c.id.clone();
             engine.remove(&id).await?;
-            let c = create_and_start(ctx, project, engine, &planned, opts).await?;
+            let c = create_and_start(ctx, project, engine, &planned, opts, &c.port_bindings).await?;
             record(project, &c)?;
             record_takeover(ctx, project, &planned);
             ctx.out.status(format!("recreated {} ({})", project.container, Project::short_id(&c)));
             Ok(result(project, &c, Action::Recreated))
         }
         None => {
-            let c = create_and_start(ctx, project, engine, &planned, opts).await?;
+            let c = create_and_start(ctx, project, engine, &planned, opts, &[]).await?;
             record(project, &c)?;
             record_takeover(ctx, project, &planned);
             ctx.out.status(format!("created {} ({})", project.container, Project::short_id(&c)));
@@ -459,7 +459,9 @@ fn record_takeover(ctx: &Context, project: &Project, planned: &Planned) {
 /// again after the folder moves.
 fn record(project: &Project, c: &Container) -> anyhow::Result<()> {
     let path = super::container_record(&project.spec.project_dir);
-    crate::fsutil::write_atomic(&path, c.id.as_bytes(), 0o644)
+    crate::fsutil::write_atomic(&path, c.id.as_bytes(), 0o644)?;
+    // And its host ports, which the next create (after `down`) asks for first.
+    crate::ports::write_record(&project.spec.project_dir, c)
 }
 
 /// The project's environment was made before its folder moved (`old`): never a second one for
@@ -592,6 +594,7 @@ async fn create_and_start(
     engine: &Engine,
     planned: &Planned,
     opts: UpOptions,
+    earlier: &[engine::PublishedPort],
 ) -> anyhow::Result<Container> {
     engine.endpoint.require_local("creating an environment")?;
     super::build::ensure(ctx, project, engine, &planned.image).await?;
@@ -617,7 +620,7 @@ async fn create_and_start(
         std::fs::create_dir_all(&m.source)
             .with_context(|| format!("creating the mount source {}", m.source.display()))?;
     }
-    let ports = pick_ports(plan, &engine.endpoint)?;
+    let ports = pick_ports(project, plan, engine, earlier).await?;
     let (id, made_here) = match engine.create(plan, &ports).await {
         Ok(id) => (id, true),
         // Lost a race with another berth (or a foreign container took the name): look again.
@@ -719,21 +722,59 @@ async fn start(ctx: &Context, engine: &Engine, plan: &ContainerPlan, id: &str) -
     Ok(())
 }
 
-/// Host ports for `ports` entries that left the choice to berth: a free one on the bind
-/// address, when the engine runs on this machine; otherwise the engine picks.
-fn pick_ports(plan: &ContainerPlan, endpoint: &Endpoint) -> anyhow::Result<Vec<Option<u16>>> {
-    let local = matches!(endpoint, Endpoint::Unix(_));
-    plan.ports
-        .iter()
-        .map(|p| {
-            if p.host_port.is_some() || !local || p.protocol != "tcp" {
-                return Ok(None);
-            }
-            let listener = TcpListener::bind((p.host_ip.as_str(), 0))
-                .with_context(|| format!("finding a free port on {}", p.host_ip))?;
-            Ok(Some(listener.local_addr()?.port()))
-        })
-        .collect()
+/// Host ports for `ports` entries that left the choice to berth (see [`crate::ports::assign`]):
+/// what the environment had (`earlier`: the container being recreated; else the record of the
+/// last create), else the port derived from who asks, skipping ports any container on the
+/// engine holds (any user's, stopped ones too) and ports bound on this host.
+async fn pick_ports(
+    project: &Project,
+    plan: &ContainerPlan,
+    engine: &Engine,
+    earlier: &[engine::PublishedPort],
+) -> anyhow::Result<Vec<Option<u16>>> {
+    use crate::ports::assign;
+    if !matches!(engine.endpoint, Endpoint::Unix(_)) || plan.ports.iter().all(|p| p.host_port.is_some()) {
+        // Another machine's engine: only it can tell what is free there.
+        return Ok(vec![None; plan.ports.len()]);
+    }
+    let held = engine.reserved_host_ports(None).await?;
+    let recorded = crate::ports::read_record(&project.spec.project_dir);
+    // Ports this container fixes itself are taken for the entries that leave the choice.
+    let mut taken: std::collections::BTreeSet<u16> = plan.ports.iter().filter_map(|p| p.host_port).collect();
+    let mut out = Vec::with_capacity(plan.ports.len());
+    for p in &plan.ports {
+        if p.host_port.is_some() {
+            out.push(None);
+            continue;
+        }
+        let key = assign::key(&p.host_ip, p.container_port, &p.protocol);
+        let inside = format!("{}/{}", p.container_port, p.protocol);
+        let mut had: Vec<u16> = earlier
+            .iter()
+            .filter(|b| b.inside == inside && b.host_ip == p.host_ip)
+            .filter_map(|b| b.host_port.parse().ok())
+            .collect();
+        had.extend(recorded.get(&key).copied());
+        let preferred = assign::preferred(project.user.uid, &project.spec.project_dir, &key);
+        let free = |port: u16| !held.contains(&port) && !taken.contains(&port) && bindable(p, port);
+        let chosen = match assign::choose(&had, preferred, free) {
+            Some(port) => port,
+            // Every port of the range is held: one the kernel says is free.
+            None => TcpListener::bind((p.host_ip.as_str(), 0))
+                .and_then(|l| l.local_addr())
+                .with_context(|| format!("finding a free port on {}", p.host_ip))?
+                .port(),
+        };
+        taken.insert(chosen);
+        out.push(Some(chosen));
+    }
+    Ok(out)
+}
+
+/// Whether a program on this host could bind the port (nothing listens on it).
+fn bindable(p: &plan::PortPlan, port: u16) -> bool {
+    let addr = (p.host_ip.as_str(), port);
+    if p.protocol == "udp" { UdpSocket::bind(addr).is_ok() } else { TcpListener::bind(addr).is_ok() }
 }
 
 fn create_failed(plan: &ContainerPlan, e: EngineError) -> anyhow::Error {

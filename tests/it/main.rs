@@ -25,6 +25,7 @@ mod malformed;
 mod ownership;
 mod pack;
 mod podman;
+mod ports;
 mod push;
 mod seeds_gpu;
 mod ship;
