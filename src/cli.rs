@@ -83,6 +83,22 @@ pub enum Command {
     Ship(ShipArgs),
     /// Tag and push the image to a registry (credentials from docker's config).
     Push(PushArgs),
+    /// (internal) Forward an environment's ssh-agent socket to the caller's agent; started by
+    /// `shell`, `exec` and `run`.
+    #[command(name = "ssh-agent-relay", hide = true)]
+    SshAgentRelay(SshAgentRelayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SshAgentRelayArgs {
+    /// The agent's socket on the host.
+    #[arg(long, value_name = "SOCK")]
+    pub upstream: PathBuf,
+    /// A group that may connect too (an image user's).
+    #[arg(long, value_name = "GID")]
+    pub group: Option<u32>,
+    /// The folder of the environment's socket (`.berth/ssh-agent`).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

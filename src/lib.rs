@@ -21,6 +21,7 @@ pub mod plan;
 pub mod render;
 pub mod spec;
 pub mod ssh;
+pub mod ssh_agent;
 pub mod state;
 pub mod top;
 pub mod transport;
@@ -126,6 +127,7 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
             block_on(commands::ship::run(ctx, opts))
         }
         C::Push(a) => block_on(commands::push::run(ctx, a.reference)),
+        C::SshAgentRelay(a) => block_on(commands::ssh_agent_relay::run(&a.dir, &a.upstream, a.group)),
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Spec {
     pub run: RunOptions,
     /// `[cluster]`: where host paths live on a cluster, for the exports (file order).
     pub cluster: Vec<ClusterMount>,
+    /// `[ssh]`: the caller's ssh-agent in sessions and jobs.
+    pub ssh: SshSpec,
 }
 
 /// `[image]`: what the environment's image is made from.
@@ -172,6 +174,14 @@ pub struct MountSpec {
     pub create: bool,
     /// The entry as written, for messages.
     pub raw: String,
+}
+
+/// `[ssh]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SshSpec {
+    /// `agent` (default true): `shell`, `exec` and jobs reach the caller's ssh-agent through a
+    /// socket in `.berth/` (see `crate::agent`). An access-widening setting.
+    pub agent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
