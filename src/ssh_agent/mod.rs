@@ -126,8 +126,9 @@ fn relay_args(dir: &Path, upstream: &Path, sharing: Sharing) -> Vec<String> {
 /// A relay for `upstream` listens on the environment's socket: the one running already, or a
 /// new one that has taken the socket over.
 fn ensure_relay(project_dir: &Path, sharing: Sharing, upstream: &Path) -> anyhow::Result<()> {
-    let dir = private::ssh_agent_dir(project_dir, sharing)
-        .map_err(|e| anyhow::anyhow!("cannot make {}: {e}", crate::state::ssh_agent(project_dir).display()))?;
+    let dir = private::ssh_agent_dir(project_dir, sharing).map_err(|e| {
+        anyhow::anyhow!("cannot make {}: {e}", crate::state::ssh_agent(project_dir).display())
+    })?;
     let args = relay_args(&dir, upstream, sharing);
     if serving(&dir).is_some_and(|running| running == args) {
         return Ok(());
@@ -200,7 +201,8 @@ mod tests {
     fn a_relay_is_known_by_its_agent_and_folder() {
         let a = relay_args(Path::new("/p/.berth/ssh-agent"), Path::new("/tmp/ssh-x/agent.1"), Sharing::Owner);
         assert_eq!(a, ["ssh-agent-relay", "--upstream", "/tmp/ssh-x/agent.1", "/p/.berth/ssh-agent"]);
-        let g = relay_args(Path::new("/p/.berth/ssh-agent"), Path::new("/tmp/ssh-x/agent.1"), Sharing::Group(7));
+        let g =
+            relay_args(Path::new("/p/.berth/ssh-agent"), Path::new("/tmp/ssh-x/agent.1"), Sharing::Group(7));
         assert_eq!(&g[3..5], ["--group", "7"]);
     }
 }

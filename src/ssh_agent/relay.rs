@@ -25,8 +25,12 @@ const CHECK: Duration = Duration::from_secs(2);
 /// `dir`, opened without following a link, when it is a folder of the caller's that no other
 /// user may write.
 pub fn open_dir(dir: &Path) -> anyhow::Result<OwnedFd> {
-    let fd = rustix::fs::open(dir, OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY, Mode::empty())
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", dir.display()))?;
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", dir.display()))?;
     let st = rustix::fs::fstat(&fd)?;
     if st.st_uid != crate::host::HostUser::current().uid || st.st_mode & 0o022 != 0 {
         anyhow::bail!("{} is not a private folder of yours", dir.display());
