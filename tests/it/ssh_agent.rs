@@ -239,7 +239,9 @@ fn exec_lists_the_callers_key_and_the_relay_follows_the_agent() {
     let env2 = with_agent(&env, &second);
     let listed = env2.berth(&dir, &["exec", "--", "ssh-add", "-l"]).ok();
     assert!(listed.stdout.contains(&second.fingerprint()), "{}", listed.stdout);
+    // `down` leaves the relay no one to serve.
     env.berth(&dir, &["down", "--force"]).ok();
+    assert!(!socket_dir.join("agent.sock").exists(), "the socket outlived the environment");
 }
 
 #[test]
