@@ -93,6 +93,10 @@ pub enum Command {
     /// Print (and open, on a desktop) the URL of a job's server (Jupyter's, with its token) or of
     /// a published container port.
     Open(OpenArgs),
+    /// (internal) Forward an environment's ssh-agent socket to the caller's agent; started by
+    /// `shell`, `exec` and `run`.
+    #[command(name = "ssh-agent-relay", hide = true)]
+    SshAgentRelay(SshAgentRelayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +126,18 @@ pub struct OpenArgs {
     /// Only print the URL, even on a desktop.
     #[arg(long)]
     pub print: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SshAgentRelayArgs {
+    /// The agent's socket on the host.
+    #[arg(long, value_name = "SOCK")]
+    pub upstream: PathBuf,
+    /// A group that may connect too (an image user's).
+    #[arg(long, value_name = "GID")]
+    pub group: Option<u32>,
+    /// The folder of the environment's socket (`.berth/ssh-agent`).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,7 @@ pub mod ports;
 pub mod render;
 pub mod spec;
 pub mod ssh;
+pub mod ssh_agent;
 pub mod state;
 pub mod top;
 pub mod transport;
@@ -164,6 +165,7 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
             let opts = commands::idle::IdleOptions { check: a.check, dry_run: a.dry_run };
             block_on(commands::idle::run(ctx, opts))
         }
+        C::SshAgentRelay(a) => block_on(commands::ssh_agent_relay::run(&a.dir, &a.upstream, a.group)),
     }
 }
 

@@ -54,6 +54,18 @@ pub fn access_announced(project_dir: &Path) -> PathBuf {
     dir(project_dir).join("access-announced.json")
 }
 
+/// The folder of the ssh-agent relay's socket (`crate::ssh_agent`), inside `.berth` so the
+/// environment's existing mount carries it: no container needs re-creating for it.
+pub const SSH_AGENT: &str = "ssh-agent";
+
+/// The relay's socket in [`ssh_agent`].
+pub const SSH_AGENT_SOCKET: &str = "agent.sock";
+
+/// `<project>/.berth/ssh-agent`.
+pub fn ssh_agent(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join(SSH_AGENT)
+}
+
 /// Writes `.berth/.gitignore` when it is missing (the folder must exist). Best effort: a
 /// folder berth cannot write in fails at the next step with a clearer message.
 pub fn ignore_in_git(state_dir: &Path) {

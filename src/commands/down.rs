@@ -15,6 +15,8 @@ pub async fn run(ctx: &Context, force: bool) -> anyhow::Result<()> {
     };
     guard::guard(&project, &engine, &c, force).await?;
     engine.remove(if c.id.is_empty() { &project.container } else { &c.id }).await?;
+    // Its ssh-agent relay has no one left to serve: it exits at its next check.
+    crate::ssh_agent::remove_socket(&project.spec.project_dir);
     ctx.out.status(format!("removed {} ({})", project.container, Project::short_id(&c)));
     Ok(())
 }

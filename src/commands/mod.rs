@@ -30,6 +30,7 @@ pub mod push;
 pub mod run;
 pub mod shell;
 pub mod ship;
+pub mod ssh_agent_relay;
 pub mod status;
 pub mod stop;
 pub mod top;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{Context, Project};
 use crate::engine::{self, Engine, exec::ExecRequest};
 use crate::environment::exec::workdir_for;
-use crate::environment::{host_env, up};
+use crate::environment::{session_env, up};
 use crate::error::{Code, fail};
 use crate::jobs::{self, JobMeta, store::rfc3339, wrapper};
 use crate::plan::GpuMode;
@@ -144,7 +144,7 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
             "`berth stop && berth up` reconnects the folder; then run the job again",
         ));
     }
-    let mut env = host_env(&project.spec, &ctx.out);
+    let mut env = session_env(&project, &ctx.out);
     env.extend(gpu_env);
     let req = ExecRequest {
         container: container_id.clone(),

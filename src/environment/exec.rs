@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{Context, Project, host_env, up};
+use super::{Context, Project, session_env, up};
 use crate::engine::{self, Engine, exec::ExecRequest};
 use crate::spec::Spec;
 
@@ -19,7 +19,7 @@ pub async fn run_in(ctx: &Context, cmd: Vec<String>, stdin: bool, tty: bool) -> 
     let req = ExecRequest {
         container: project.container.clone(),
         cmd,
-        env: host_env(&project.spec, &ctx.out),
+        env: session_env(&project, &ctx.out),
         user: None,
         workdir: workdir_for(&project.spec, &ctx.dir),
         stdin,

@@ -258,6 +258,14 @@ pub fn host_env(spec: &Spec, out: &Printer) -> Vec<String> {
         .collect()
 }
 
+/// What a session (`shell`, `exec`, a job) gets from the caller at its start: the
+/// `{ from-host = true }` values, git's identity and the forwarded ssh-agent (`crate::ssh_agent`).
+pub fn session_env(project: &Project, out: &Printer) -> Vec<String> {
+    let mut env = host_env(&project.spec, out);
+    env.extend(crate::ssh_agent::session_env(&project.spec, &project.user, out));
+    env
+}
+
 /// The engine and its facts within `secs`: diagnosis and advice must not hang on an engine that
 /// accepts connections but never answers.
 pub async fn engine_within(secs: u64) -> anyhow::Result<(Engine, crate::engine::facts::EngineFacts)> {

@@ -152,6 +152,15 @@ fn private_dir(dir: &Path, sharing: Sharing) -> io::Result<()> {
     sharing.apply(dir, sharing.dir_mode())
 }
 
+/// `<project>/.berth/ssh-agent`, created or tightened like `.berth` itself (0700, or 0750 for
+/// an image user's group): the ssh-agent relay's socket lives in it.
+pub fn ssh_agent_dir(project_dir: &Path, sharing: Sharing) -> io::Result<PathBuf> {
+    state_dir(project_dir, sharing)?;
+    let dir = crate::state::ssh_agent(project_dir);
+    private_dir(&dir, sharing)?;
+    Ok(dir)
+}
+
 /// A file berth writes in `.berth` (a log), created or truncated with the owner-only mode.
 pub fn private_file(path: &Path, sharing: Sharing) -> io::Result<fs::File> {
     let file = OpenOptions::new()

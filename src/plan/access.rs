@@ -2,7 +2,7 @@
 //! the one list `unpack` holds back from a pack until the user consents, `up` announces once per
 //! new or changed setting, and `status` shows.
 //!
-//! A kind of access is one [`Hold`] variant: adding one (ssh-agent forwarding, say) means one
+//! A kind of access is one [`Hold`] variant: adding one (as `[ssh] agent` was) means one
 //! more arm here, in [`widening`] and in [`hold_back`], and nothing anywhere else.
 
 use serde::Serialize;
@@ -38,6 +38,8 @@ pub enum Hold {
     Cache(&'static str),
     /// One `[env]` key.
     HostEnv(String),
+    /// `[ssh] agent`, on by default: held back by writing it `false`.
+    SshAgent,
 }
 
 /// A string as TOML writes it (JSON's escapes are TOML's): quoted, control characters escaped.
@@ -101,6 +103,15 @@ pub fn widening(spec: &Spec) -> Vec<Widening> {
             Hold::HostEnv(v.key.clone()),
         );
     }
+    if spec.ssh.agent {
+        push(
+            "[ssh] agent = true".into(),
+            "`shell`, `exec` and jobs reach your ssh-agent: your keys sign for them while it runs \
+             (no key is copied)"
+                .into(),
+            Hold::SshAgent,
+        );
+    }
     out
 }
 
@@ -155,7 +166,7 @@ fn run_widening(run: &RunOptions) -> Vec<Widening> {
 }
 
 /// `text` (a `berth.toml`) without the settings in `held`: `[run]`, outside mounts, open ports,
-/// `as`, host-env variables left out and caches written `false`, with a header that lists them
+/// `as`, host-env variables left out, caches and `[ssh] agent` written `false`, with a header that lists them
 /// and says how to apply them. The caller checks the result has no widening left.
 pub fn hold_back(text: &str, held: &[Widening], consent: &str) -> anyhow::Result<String> {
     let mut doc: DocumentMut = text.parse()?;
@@ -174,6 +185,14 @@ pub fn hold_back(text: &str, held: &[Widening], consent: &str) -> anyhow::Result
             Hold::HostEnv(key) => {
                 if let Some(t) = doc.get_mut("env").and_then(Item::as_table_like_mut) {
                     t.remove(key);
+                }
+            }
+            Hold::SshAgent => {
+                if !doc.get("ssh").is_some_and(Item::is_table_like) {
+                    doc.insert("ssh", Item::Table(Table::new()));
+                }
+                if let Some(t) = doc.get_mut("ssh").and_then(Item::as_table_like_mut) {
+                    t.insert("agent", value(false));
                 }
             }
             Hold::Cache(name) => {
@@ -262,11 +281,12 @@ devices = ["/dev/fuse"]
             "[cache] pip = true",
             "[cache] huggingface = true",
             "[env] HF_TOKEN = { from-host = true }",
+            "[ssh] agent = true",
         ] {
             assert!(settings.iter().any(|s| s == want), "{want} missing from {settings:#?}");
         }
-        assert_eq!(settings.len(), 9, "{settings:#?}");
-        let (_dir, plain) = parse("[cache]\npip = false\nhuggingface = false\n");
+        assert_eq!(settings.len(), 10, "{settings:#?}");
+        let (_dir, plain) = parse("[cache]\npip = false\nhuggingface = false\n[ssh]\nagent = false\n");
         assert_eq!(widening(&plain), Vec::new());
     }
 

@@ -43,6 +43,8 @@ pub struct Spec {
     pub cluster: Vec<ClusterMount>,
     /// `[idle]`: when the environment is stopped for lack of use (see `crate::idle`).
     pub idle: IdleSpec,
+    /// `[ssh]`: the caller's ssh-agent in sessions and jobs.
+    pub ssh: SshSpec,
 }
 
 /// `[image]`: what the environment's image is made from.
@@ -175,6 +177,14 @@ pub struct MountSpec {
     pub create: bool,
     /// The entry as written, for messages.
     pub raw: String,
+}
+
+/// `[ssh]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SshSpec {
+    /// `agent` (default true): `shell`, `exec` and jobs reach the caller's ssh-agent through a
+    /// socket in `.berth/` (see `crate::agent`). An access-widening setting.
+    pub agent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,9 @@
 //!
 //! Defaults (an empty file is a complete project): `name` is the project folder's name made
 //! container-safe; `workdir` is `/workspace`; `image.base` is `python:3.12-slim`; `gpu.vendor` is
-//! `auto` with `devices = "all"`; both caches are on; `user.as` is `host`; no mounts, ports,
-//! env, resource limits or `[run]` options.
+//! `auto` with `devices = "all"`; both caches are on; `user.as` is `host`; the caller's
+//! ssh-agent is forwarded (`[ssh] agent`); no mounts, ports, env, resource limits or `[run]`
+//! options.
 //!
 //! Mounts (`"SRC:DST[:ro|:rw]"`): a relative source (`.`, `./x`, `x`) is resolved against the
 //! project folder and `~/` against `$HOME`; the target must be absolute and used once. An
@@ -45,7 +46,7 @@ use toml::Spanned;
 
 use self::loose::Loose;
 use super::error::{quote_list, suggest};
-use super::{CacheSpec, Spec, SpecError};
+use super::{CacheSpec, Spec, SpecError, SshSpec};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
@@ -74,6 +75,7 @@ struct RawSpec {
     cluster: BTreeMap<Spanned<String>, Spanned<Loose>>,
     #[serde(default)]
     idle: idle::RawIdle,
+    ssh: RawSsh,
 }
 
 #[derive(Deserialize, Default)]
@@ -81,6 +83,13 @@ struct RawSpec {
 struct RawCache {
     pip: Option<bool>,
     huggingface: Option<bool>,
+}
+
+/// `[ssh]`: `agent = false` keeps the caller's ssh-agent out of the environment.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+struct RawSsh {
+    agent: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -214,6 +223,7 @@ fn parse_checked(
         run: run?,
         cluster: cluster?,
         idle: idle?,
+        ssh: SshSpec { agent: raw.ssh.agent.unwrap_or(true) },
         project_dir: cx.project_dir.clone(),
         file: file.clone(),
     })

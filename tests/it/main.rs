@@ -30,6 +30,7 @@ mod push;
 mod seeds_gpu;
 mod ship;
 mod slurm;
+mod ssh_agent;
 mod terminal;
 mod top;
 mod trust_files;

@@ -474,6 +474,7 @@ fn a_pack_asking_for_the_host_root_and_sys_admin_gets_neither_until_the_user_con
         "SOME_TOKEN",
         "[cache] pip",
         "[cache] huggingface",
+        "[ssh] agent",
     ] {
         assert!(held.iter().any(|h| h.contains(want)), "{want} not held back: {held:?}");
     }
@@ -542,6 +543,7 @@ fn a_rewritten_berth_toml_asking_for_every_kind_of_access_is_unpacked_with_all_o
         "memlock",
         "[cache] pip",
         "[cache] huggingface",
+        "[ssh] agent",
     ] {
         assert!(held.iter().any(|h| h.contains(want)), "{want} not held back: {held:?}");
     }

@@ -50,8 +50,16 @@ fn an_empty_file_is_a_complete_default_project() {
         run: RunOptions::default(),
         cluster: vec![],
         idle: Default::default(),
+        ssh: crate::spec::SshSpec { agent: true },
     };
     assert_eq!(spec, want);
+}
+
+#[test]
+fn the_ssh_agent_is_forwarded_unless_the_file_says_no() {
+    assert!(parse_in("").1.ssh.agent);
+    assert!(parse_in("[ssh]\nagent = true").1.ssh.agent);
+    assert!(!parse_in("[ssh]\nagent = false").1.ssh.agent);
 }
 
 #[test]

@@ -1,0 +1,208 @@
+//! Your keys, never copied: `berth shell`, `exec` and `run` jobs reach the caller's ssh-agent,
+//! and git inside signs commits with the host user's name and email.
+//!
+//! How the agent gets in: a relay (`berth ssh-agent-relay`, hidden, one per environment, started
+//! detached by the first session that needs it) listens on `.berth/ssh-agent/agent.sock`, which
+//! the environment already mounts (at `/berth/state/ssh-agent/agent.sock`), and forwards each
+//! connection to the agent it was started for. Each session re-points it: when the caller's
+//! `$SSH_AUTH_SOCK` is not the one the running relay serves, a new relay takes the socket's
+//! name over (an atomic rename) and the old one finishes its open connections and exits. A
+//! relay also exits when its agent stops answering or its socket is removed. So a detached job
+//! keeps its agent while that agent lives, and a later session with another agent serves it too.
+//!
+//! Why a relay: a symlink to the host's socket cannot be resolved inside the container, and a
+//! hard link only works on one file system. Who may connect: the socket is 0600 (0660 for an
+//! image user's group, see `jobs::private`) in a 0700 folder, so the container's user and the
+//! owner reach it, nobody else on the host. Which agent the relay serves comes from the
+//! session's command line, never from a file the container could write. No private key is ever
+//! copied, mounted or written; `~/.ssh` is not mounted.
+//!
+//! Off with `[ssh] agent = false`; an access-widening setting (`plan::access`), so a pack's
+//! environment gets it only with consent.
+
+pub mod relay;
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::host::HostUser;
+use crate::jobs::private::{self, Sharing};
+use crate::output::Printer;
+use crate::spec::Spec;
+
+/// The hidden subcommand that runs the relay.
+pub const RELAY_COMMAND: &str = "ssh-agent-relay";
+
+/// Where the relay's socket appears inside the environment: `SSH_AUTH_SOCK` there.
+pub fn inside() -> String {
+    format!("{}/{}/{}", crate::plan::STATE_DIR, crate::state::SSH_AGENT, crate::state::SSH_AGENT_SOCKET)
+}
+
+/// The variables a session (`shell`, `exec`, a job) gets from the caller: git's identity, and
+/// `SSH_AUTH_SOCK` when the caller's agent is forwarded (the relay is then running). Problems
+/// are warnings: the session runs without an agent rather than not at all.
+pub fn session_env(spec: &Spec, user: &HostUser, out: &Printer) -> Vec<String> {
+    let mut env = git_identity(spec);
+    if !spec.ssh.agent {
+        // Switched off: a relay left from before stops at its next check.
+        remove_socket(&spec.project_dir);
+        return env;
+    }
+    let Some(upstream) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else {
+        return env;
+    };
+    let upstream = std::path::absolute(PathBuf::from(&upstream)).unwrap_or_else(|_| PathBuf::from(upstream));
+    if let Err(e) = UnixStream::connect(&upstream) {
+        out.warn(format!(
+            "your ssh-agent ($SSH_AUTH_SOCK = {}) does not answer ({e}): the environment gets no ssh-agent",
+            upstream.display()
+        ));
+        return env;
+    }
+    let sharing = Sharing::of(&spec.user, user);
+    match ensure_relay(&spec.project_dir, sharing, &upstream) {
+        Ok(()) => {
+            if !spec.env.iter().any(|v| v.key == "SSH_AUTH_SOCK") {
+                env.push(format!("SSH_AUTH_SOCK={}", inside()));
+            }
+        }
+        Err(e) => out.warn(format!("your ssh-agent is not forwarded into the environment: {e:#}")),
+    }
+    env
+}
+
+/// `GIT_AUTHOR_*` and `GIT_COMMITTER_*` as the host's git would use them here: the caller's own
+/// variables, else `git config user.name` / `user.email` read in the project folder. A name the
+/// file's `[env]` sets is left to it.
+fn git_identity(spec: &Spec) -> Vec<String> {
+    let config = |key: &str| -> Option<String> {
+        let out = Command::new("git")
+            .args(["config", "--get", key])
+            .current_dir(&spec.project_dir)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let value = String::from_utf8(out.stdout).ok()?.trim_end_matches('\n').to_string();
+        (out.status.success() && !value.is_empty()).then_some(value)
+    };
+    let name = std::cell::OnceCell::new();
+    let email = std::cell::OnceCell::new();
+    let mut env = Vec::new();
+    for (var, key) in [
+        ("GIT_AUTHOR_NAME", "user.name"),
+        ("GIT_AUTHOR_EMAIL", "user.email"),
+        ("GIT_COMMITTER_NAME", "user.name"),
+        ("GIT_COMMITTER_EMAIL", "user.email"),
+    ] {
+        if spec.env.iter().any(|v| v.key == var) {
+            continue;
+        }
+        let own = std::env::var(var).ok().filter(|v| !v.is_empty());
+        let cell = if key == "user.name" { &name } else { &email };
+        let value = own.or_else(|| cell.get_or_init(|| config(key)).clone());
+        if let Some(value) = value.filter(|v| !v.contains('\0')) {
+            env.push(format!("{var}={value}"));
+        }
+    }
+    env
+}
+
+/// The relay's arguments after the program: also how a running relay is recognised.
+fn relay_args(dir: &Path, upstream: &Path, sharing: Sharing) -> Vec<String> {
+    let mut args = vec![RELAY_COMMAND.to_string(), "--upstream".into(), upstream.display().to_string()];
+    if let Sharing::Group(gid) = sharing {
+        args.extend(["--group".into(), gid.to_string()]);
+    }
+    args.push(dir.display().to_string());
+    args
+}
+
+/// A relay for `upstream` listens on the environment's socket: the one running already, or a
+/// new one that has taken the socket over.
+fn ensure_relay(project_dir: &Path, sharing: Sharing, upstream: &Path) -> anyhow::Result<()> {
+    let dir = private::ssh_agent_dir(project_dir, sharing).map_err(|e| {
+        anyhow::anyhow!("cannot make {}: {e}", crate::state::ssh_agent(project_dir).display())
+    })?;
+    let args = relay_args(&dir, upstream, sharing);
+    if serving(&dir).is_some_and(|running| running == args) {
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .current_dir("/")
+        // Its own process group: a terminal's hang-up or ^C in the session does not reach it.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start the relay: {e}"))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("the relay has no output"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(line) if line.trim() == relay::READY => Ok(()),
+        Ok(line) if !line.trim().is_empty() => Err(anyhow::anyhow!("the relay failed: {}", line.trim())),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(anyhow::anyhow!("the relay did not start"))
+        }
+    }
+}
+
+/// The arguments of the relay listening on `dir`'s socket, when one does (by the listener's
+/// credentials and its command line). A process inside the container that took the socket's
+/// place could only fool its own environment.
+fn serving(dir: &Path) -> Option<Vec<String>> {
+    let fd = relay::open_dir(dir).ok()?;
+    let path = format!("/proc/self/fd/{}/{}", fd.as_raw_fd(), crate::state::SSH_AGENT_SOCKET);
+    let stream = UnixStream::connect(path).ok()?;
+    let cred = rustix::net::sockopt::socket_peercred(&stream).ok()?;
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", cred.pid.as_raw_nonzero())).ok()?;
+    let words: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    words.get(1..).map(<[String]>::to_vec)
+}
+
+/// Removes the relay's socket (a socket only, never followed): its relay exits at its next check.
+pub fn remove_socket(project_dir: &Path) {
+    let path = crate::state::ssh_agent(project_dir).join(crate::state::SSH_AGENT_SOCKET);
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_inside_is_under_the_mounted_state_folder() {
+        assert_eq!(inside(), "/berth/state/ssh-agent/agent.sock");
+    }
+
+    #[test]
+    fn a_relay_is_known_by_its_agent_and_folder() {
+        let a = relay_args(Path::new("/p/.berth/ssh-agent"), Path::new("/tmp/ssh-x/agent.1"), Sharing::Owner);
+        assert_eq!(a, ["ssh-agent-relay", "--upstream", "/tmp/ssh-x/agent.1", "/p/.berth/ssh-agent"]);
+        let g =
+            relay_args(Path::new("/p/.berth/ssh-agent"), Path::new("/tmp/ssh-x/agent.1"), Sharing::Group(7));
+        assert_eq!(&g[3..5], ["--group", "7"]);
+    }
+}

@@ -1,0 +1,347 @@
+//! Your keys, never copied: the caller's ssh-agent reaches `exec`, `shell` and `run` jobs
+//! through the relay's socket in `.berth/`, git inside gets the host user's identity, and no
+//! private key is ever inside the container. Real ssh-agent, ssh-keygen, sshd and git.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::fixtures::unique;
+use crate::support::*;
+
+/// Debian 12 with the OpenSSH client and git (debootstrap; cached by tag).
+const GITSSH_IMAGE: &str = "berth-test/gitssh:1";
+
+fn ensure_gitssh_image() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/gitssh-image.sh");
+        let status = Command::new("bash").arg(script).arg(GITSSH_IMAGE).status().expect("gitssh-image.sh");
+        assert!(status.success(), "could not build the test image {GITSSH_IMAGE}");
+    });
+}
+
+/// A fresh key and an ssh-agent holding it, stopped by pid when dropped.
+struct Agent {
+    sock: PathBuf,
+    pid: u32,
+    key: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Agent {
+        std::fs::create_dir_all(dir).expect("agent dir");
+        let key = dir.join("id_test");
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "berth-agent-test", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(ok.success());
+        let sock = dir.join("agent.sock");
+        let out = Command::new("ssh-agent").arg("-s").arg("-a").arg(&sock).output().expect("ssh-agent");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let pid = text
+            .split("SSH_AGENT_PID=")
+            .nth(1)
+            .and_then(|r| r.split(';').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no agent pid in {text}"));
+        let agent = Agent { sock, pid, key };
+        let added =
+            Command::new("ssh-add").arg(&agent.key).env("SSH_AUTH_SOCK", &agent.sock).output().unwrap();
+        assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+        agent
+    }
+
+    fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen").arg("-lf").arg(self.key.with_extension("pub")).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).expect("fingerprint").to_string()
+    }
+
+    /// The lines of the private key's body: what must never appear inside.
+    fn secret_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.key)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() > 40)
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn stop(&self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).stderr(Stdio::null()).status();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// sshd on 127.0.0.1 (its own host key; root may log in with the agent's key only) serving a
+/// bare git repository; stopped by pid when dropped.
+struct GitServer {
+    dir: PathBuf,
+    port: u16,
+    repo: PathBuf,
+}
+
+impl GitServer {
+    fn start(dir: &Path, authorized: &Path) -> GitServer {
+        std::fs::create_dir_all(dir).unwrap();
+        let sh = |script: &str| {
+            let out = Command::new("bash").arg("-ec").arg(script).current_dir(dir).output().unwrap();
+            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        sh("git init -q src && echo hello-from-the-git-server > src/README && git -C src add README && \
+            git -C src -c user.name=server -c user.email=s@example.invalid commit -qm first && \
+            git clone -q --bare src repo.git && ssh-keygen -q -t ed25519 -N '' -f host_key -C berth-test-host && mkdir -p /run/sshd");
+        std::fs::copy(authorized, dir.join("authorized_keys")).unwrap();
+        let d = dir.display();
+        for _ in 0..20 {
+            let port = 20000 + (std::process::id() as u16 ^ rand_u16()) % 40000;
+            std::fs::write(
+                dir.join("sshd_config"),
+                format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+                     AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n\
+                     KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\n\
+                     UsePAM no\nUseDNS no\n"
+                ),
+            )
+            .unwrap();
+            let started = Command::new("/usr/sbin/sshd")
+                .arg("-f")
+                .arg(dir.join("sshd_config"))
+                .arg("-E")
+                .arg(dir.join("sshd.log"))
+                .status()
+                .unwrap();
+            let pid = dir.join("sshd.pid");
+            for _ in 0..40 {
+                if pid.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if started.success() && pid.exists() {
+                return GitServer { dir: dir.to_path_buf(), port, repo: dir.join("repo.git") };
+            }
+        }
+        panic!("sshd did not start: {}", std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default());
+    }
+
+    fn known_hosts(&self) -> String {
+        let key = std::fs::read_to_string(self.dir.join("host_key.pub")).unwrap();
+        let key: Vec<&str> = key.split_whitespace().take(2).collect();
+        format!("[127.0.0.1]:{} {}\n", self.port, key.join(" "))
+    }
+
+    /// A shell line that clones the repository over SSH into `into` and prints its README.
+    fn clone_line(&self, into: &str) -> String {
+        format!(
+            "GIT_SSH_COMMAND='ssh -o UserKnownHostsFile=/workspace/known_hosts -o StrictHostKeyChecking=yes \
+             -o BatchMode=yes -o IdentitiesOnly=no' git clone -q ssh://root@127.0.0.1:{}{} {into} && cat {into}/README",
+            self.port,
+            self.repo.display()
+        )
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("sshd.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+fn rand_u16() -> u16 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    (nanos >> 7) as u16
+}
+
+fn project(env: &TestEnv, stem: &str, extra: &str) -> PathBuf {
+    ensure_gitssh_image();
+    env.project(
+        &unique(stem),
+        &format!("{extra}\n[image]\nbase = \"{GITSSH_IMAGE}\"\n[cache]\npip = false\nhuggingface = false\n"),
+    )
+}
+
+fn with_agent(env: &TestEnv, agent: &Agent) -> TestEnv {
+    let mut e = TestEnv {
+        root: tempfile::tempdir().unwrap(),
+        home: env.home.clone(),
+        env: env.env.clone(),
+        as_user: None,
+    };
+    e.env.push(("SSH_AUTH_SOCK".into(), agent.sock.display().to_string()));
+    e
+}
+
+fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+#[test]
+fn exec_lists_the_callers_key_and_the_relay_follows_the_agent() {
+    let mut env = TestEnv::new();
+    let agent = Agent::start(&env.root.path().join("agent"));
+    let dir = project(&env, "agent-exec", "");
+    // Up without an agent: one appearing later needs no new container.
+    env.berth(&dir, &["up"]).ok();
+    let id = env.containers_of(&dir);
+    let none = env.berth(&dir, &["exec", "--", "sh", "-c", "echo \"[$SSH_AUTH_SOCK]\""]).ok();
+    assert!(none.stdout.contains("[]"), "no agent, no socket: {}", none.stdout);
+
+    env.env.push(("SSH_AUTH_SOCK".into(), agent.sock.display().to_string()));
+    let listed = env.berth(&dir, &["exec", "--", "ssh-add", "-l"]).ok();
+    assert!(listed.stdout.contains(&agent.fingerprint()), "{}", listed.stdout);
+    assert!(listed.stdout.contains("berth-agent-test"), "{}", listed.stdout);
+    assert_eq!(env.containers_of(&dir), id, "the same container");
+    let inside = env.berth(&dir, &["exec", "--", "sh", "-c", "echo \"$SSH_AUTH_SOCK\""]).ok();
+    assert_eq!(inside.stdout.trim(), "/berth/state/ssh-agent/agent.sock");
+
+    // Private to the owner: the folder 0700, the socket 0600.
+    use std::os::unix::fs::PermissionsExt;
+    let socket_dir = dir.join(".berth/ssh-agent");
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&socket_dir), 0o700);
+    assert_eq!(mode(&socket_dir.join("agent.sock")), 0o600);
+
+    // Status names the setting; the container mounts nothing of ~/.ssh.
+    let status: serde_json::Value =
+        serde_json::from_str(&env.berth(&dir, &["status", "--json"]).ok().stdout).unwrap();
+    assert!(status["access"].to_string().contains("[ssh] agent = true"), "{}", status["access"]);
+    let mounts = env.inspect(&dir)["Mounts"].to_string();
+    assert!(!mounts.contains(".ssh") && !mounts.contains("agent/"), "{mounts}");
+
+    // The agent goes away: its relay removes the socket and exits.
+    agent.stop();
+    assert!(wait_until(10, || !socket_dir.join("agent.sock").exists()), "the relay outlived its agent");
+    let gone = env.berth(&dir, &["exec", "--", "sh", "-c", "echo \"[$SSH_AUTH_SOCK]\""]).ok();
+    assert!(gone.stdout.contains("[]"), "{}", gone.stdout);
+    assert!(gone.stderr.contains("does not answer"), "{}", gone.stderr);
+
+    // Another agent, another session: the relay is re-pointed at it.
+    let second = Agent::start(&env.root.path().join("agent2"));
+    let env2 = with_agent(&env, &second);
+    let listed = env2.berth(&dir, &["exec", "--", "ssh-add", "-l"]).ok();
+    assert!(listed.stdout.contains(&second.fingerprint()), "{}", listed.stdout);
+    // `down` leaves the relay no one to serve.
+    env.berth(&dir, &["down", "--force"]).ok();
+    assert!(!socket_dir.join("agent.sock").exists(), "the socket outlived the environment");
+}
+
+#[test]
+fn agent_false_keeps_the_agent_out_and_a_relay_from_before_stops() {
+    let mut env = TestEnv::new();
+    let agent = Agent::start(&env.root.path().join("agent"));
+    env.env.push(("SSH_AUTH_SOCK".into(), agent.sock.display().to_string()));
+    let dir = project(&env, "agent-off", "");
+    env.berth(&dir, &["exec", "--", "ssh-add", "-l"]).ok();
+    let socket = dir.join(".berth/ssh-agent/agent.sock");
+    assert!(socket.exists());
+    let text = std::fs::read_to_string(dir.join("berth.toml")).unwrap();
+    std::fs::write(dir.join("berth.toml"), format!("[ssh]\nagent = false\n{text}")).unwrap();
+    let off = env.berth(&dir, &["exec", "--", "sh", "-c", "echo \"[$SSH_AUTH_SOCK]\"; ssh-add -l"]);
+    assert_ne!(off.code, 0, "{}", off.stdout);
+    assert!(off.stdout.contains("[]"), "{}", off.stdout);
+    assert!(!socket.exists(), "the socket stays while forwarding is off");
+    let status: serde_json::Value =
+        serde_json::from_str(&env.berth(&dir, &["status", "--json"]).ok().stdout).unwrap();
+    assert!(!status["access"].to_string().contains("[ssh]"), "{}", status["access"]);
+    env.berth(&dir, &["down", "--force"]).ok();
+}
+
+#[test]
+fn git_over_ssh_works_from_shell_and_from_a_job_and_no_key_is_inside() {
+    let mut env = TestEnv::new();
+    let agent = Agent::start(&env.root.path().join("agent"));
+    let server = GitServer::start(&env.root.path().join("server"), &agent.key.with_extension("pub"));
+    std::fs::write(
+        env.home.join(".gitconfig"),
+        "[user]\n\tname = Test Person Of Berth\n\temail = person@berth.invalid\n",
+    )
+    .unwrap();
+    env.env.push(("SSH_AUTH_SOCK".into(), agent.sock.display().to_string()));
+    // The host network: the container's 127.0.0.1 is the host's, where sshd listens.
+    let dir = project(&env, "agent-git", "[run]\nnetwork = \"host\"\n");
+    std::fs::write(dir.join("known_hosts"), server.known_hosts()).unwrap();
+
+    // Without the agent the server refuses: the key is the only way in.
+    let mut plain = env.command(&dir, &["exec", "--", "sh", "-c", &server.clone_line("/tmp/c0")]);
+    plain.env_remove("SSH_AUTH_SOCK");
+    let refused = plain.stdin(Stdio::null()).output().unwrap();
+    assert!(!refused.status.success(), "cloned without the agent");
+
+    // `berth shell`, through a real terminal.
+    let bin = env!("CARGO_BIN_EXE_berth");
+    let base = env.command(&dir, &[]);
+    let mut script = Command::new("script");
+    script.args(["-qec", &format!("{bin} shell"), "/dev/null"]).current_dir(&dir);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("script");
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let typed = format!(
+        "{} && git -C /tmp/c1 commit -q --allow-empty -m mine && git -C /tmp/c1 log -1 --format='%an|%ce' | tr a-z A-Z; exit\n",
+        server.clone_line("/tmp/c1")
+    );
+    stdin.write_all(typed.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("hello-from-the-git-server"), "shell clone failed: {text}");
+    assert!(text.contains("TEST PERSON OF BERTH|PERSON@BERTH.INVALID"), "git identity: {text}");
+
+    // A detached job, still cloning after the session that started it returned.
+    let job_line = format!("sleep 2; {}", server.clone_line("/tmp/c2"));
+    env.berth(&dir, &["run", "--name", "clone", "--", "sh", "-c", &job_line]).ok();
+    let log = env.berth(&dir, &["logs", "-f", "clone"]);
+    assert_eq!(log.code, 0, "job clone failed: {} {}", log.stdout, log.stderr);
+    assert!(log.stdout.contains("hello-from-the-git-server"), "{}", log.stdout);
+
+    // No file inside the container or its image holds the private key.
+    let secrets = agent.secret_lines();
+    assert!(!secrets.is_empty());
+    let id = env.containers_of(&dir).remove(0);
+    let export = Command::new("docker").args(["export", &id]).output().unwrap();
+    assert!(export.status.success() && export.stdout.len() > 1_000_000);
+    let haystack = String::from_utf8_lossy(&export.stdout);
+    for line in &secrets {
+        assert!(!haystack.contains(line.as_str()), "a private key line is in the container's file system");
+    }
+    // The mounted folders too, as the container sees them.
+    let grep = env.berth(
+        &dir,
+        &[
+            "exec",
+            "--",
+            "grep",
+            "-rlsF",
+            "--exclude-dir=proc",
+            "--exclude-dir=sys",
+            "--exclude-dir=dev",
+            &secrets[0],
+            "/",
+        ],
+    );
+    assert_eq!(grep.code, 1, "found the key in: {}", grep.stdout);
+    env.berth(&dir, &["down", "--force"]).ok();
+}
