@@ -18,6 +18,7 @@ pub mod image;
 pub mod jobs;
 pub mod output;
 pub mod plan;
+pub mod python;
 pub mod render;
 pub mod spec;
 pub mod ssh;
@@ -126,6 +127,8 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
             block_on(commands::ship::run(ctx, opts))
         }
         C::Push(a) => block_on(commands::push::run(ctx, a.reference)),
+        C::Completions(a) => commands::completions::run(ctx, &cli::completions(a.shell)).map(into),
+        C::Man => commands::completions::run(ctx, &cli::man_page()?).map(into),
     }
 }
 

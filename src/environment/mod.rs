@@ -10,6 +10,7 @@ pub mod build;
 pub mod commit;
 pub mod exec;
 pub mod guard;
+pub mod python;
 pub mod up;
 
 use std::path::PathBuf;

@@ -40,6 +40,9 @@ pub struct Spec {
     pub run: RunOptions,
     /// `[cluster]`: where host paths live on a cluster, for the exports (file order).
     pub cluster: Vec<ClusterMount>,
+    /// `[python] env`: the Python environment to activate (an absolute path, or `none`);
+    /// `None`: the one the image has (see `crate::python`).
+    pub python_env: Option<String>,
 }
 
 /// `[image]`: what the environment's image is made from.

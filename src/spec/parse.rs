@@ -71,6 +71,14 @@ struct RawSpec {
     run: tables::RawRun,
     #[serde(default)]
     cluster: BTreeMap<Spanned<String>, Spanned<Loose>>,
+    #[serde(default)]
+    python: RawPython,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+struct RawPython {
+    env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -176,6 +184,7 @@ fn parse_checked(
     let ports = ports::ports(&raw.ports, &cx);
     let run = tables::run(&raw.run, &cx);
     let cluster = cluster::cluster(&raw.cluster, &cx);
+    let python_env = basics::python_env(raw.python.env.as_ref(), &cx);
     let errors = [
         name.as_ref().err().cloned(),
         workdir.as_ref().err().cloned(),
@@ -188,6 +197,7 @@ fn parse_checked(
         ports.as_ref().err().cloned(),
         run.as_ref().err().cloned(),
         cluster.as_ref().err().cloned(),
+        python_env.as_ref().err().cloned(),
     ];
     if let Some(first) = errors.into_iter().flatten().min_by_key(|e| (e.line, e.column)) {
         return Err(first);
@@ -208,6 +218,7 @@ fn parse_checked(
         ports: ports?,
         run: run?,
         cluster: cluster?,
+        python_env: python_env?,
         project_dir: cx.project_dir.clone(),
         file: file.clone(),
     })

@@ -49,6 +49,7 @@ fn an_empty_file_is_a_complete_default_project() {
         ports: vec![],
         run: RunOptions::default(),
         cluster: vec![],
+        python_env: None,
     };
     assert_eq!(spec, want);
 }
