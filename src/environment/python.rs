@@ -57,3 +57,21 @@ pub async fn resolved(project: &Project, engine: &Engine, c: &Container, out: &P
 pub async fn session_env(project: &Project, engine: &Engine, c: &Container, out: &Printer) -> Vec<String> {
     resolved(project, engine, c, out).await.map(|r| r.vars).unwrap_or_default()
 }
+
+/// Which `python` each of berth's paths gets in `c`, asked inside: (`exec` and jobs, `shell`).
+pub async fn which(
+    project: &Project,
+    engine: &Engine,
+    c: &Container,
+    out: &Printer,
+) -> anyhow::Result<(String, String)> {
+    let env = session_env(project, engine, c, out).await;
+    let mut found = Vec::new();
+    for cmd in [python::which_argv(), python::shell_which_argv()] {
+        let req = ExecRequest { container: c.id.clone(), cmd, env: env.clone(), ..Default::default() };
+        let captured = engine.exec_capture(&req).await?;
+        found.push(captured.stdout.lines().last().unwrap_or("none").trim().to_string());
+    }
+    let shell = found.pop().unwrap_or_default();
+    Ok((found.pop().unwrap_or_default(), shell))
+}

@@ -1,5 +1,5 @@
-# berth: activate the Python environment (README, "The right Python everywhere"). POSIX sh,
-# sourced: $BERTH_PYTHON_ENV names it (berth.toml [python] env, or what berth found), "none" for
+# berth: activate the Python environment (berth's README: "The right Python everywhere").
+# POSIX sh, sourced: $BERTH_PYTHON_ENV names it (berth.toml [python] env, or what berth found), "none" for
 # none; else the first of $VIRTUAL_ENV, $CONDA_PREFIX, the one whose python comes first on PATH,
 # /opt/venv, /venv, then conda roots (their base environment).
 _b=${BERTH_PYTHON_ENV-}

@@ -29,11 +29,18 @@ const MARK: &str = "\0berth-python-activated\0";
 /// Variables a shell changes by itself, never recorded.
 const SHELL_OWN: &[&str] = &["PWD", "OLDPWD", "SHLVL", "_", "IFS", "PS1", "PS2", "PS4", "OPTIND", "PPID"];
 
-/// The snippet preceded by berth.toml's choice, when it makes one.
+/// The snippet preceded by berth.toml's choice, when it makes one; of its comment only the
+/// first line is kept (it names the README section), since every export carries it.
 pub fn script(choice: Option<&str>) -> String {
+    let mut lines = ACTIVATE.lines();
+    let mut text = lines.next().map(|l| format!("{l}\n")).unwrap_or_default();
+    for line in lines.filter(|l| !l.starts_with('#')) {
+        text.push_str(line);
+        text.push('\n');
+    }
     match choice {
-        Some(env) => format!("{ENV_VAR}={}\n{ACTIVATE}", sh_quote(env)),
-        None => ACTIVATE.to_string(),
+        Some(env) => format!("{ENV_VAR}={}\n{text}", sh_quote(env)),
+        None => text,
     }
 }
 
@@ -69,14 +76,33 @@ pub fn shell_argv() -> Vec<String> {
     let login = "[ -r /etc/profile ] && . /etc/profile\n";
     let rc = format!(
         "{login}if [ -r ~/.bash_profile ]; then . ~/.bash_profile\nelif [ -r ~/.bash_login ]; then . ~/.bash_login\n\
-         elif [ -r ~/.profile ]; then . ~/.profile\nfi\n{ACTIVATE}"
+         elif [ -r ~/.profile ]; then . ~/.profile\nfi\n{}",
+        script(None)
     );
-    let sh_rc = format!("{login}[ -r ~/.profile ] && . ~/.profile\n{ACTIVATE}");
+    let sh_rc = format!("{login}[ -r ~/.profile ] && . ~/.profile\n{}", script(None));
     let launch = "if command -v bash >/dev/null 2>&1; then\n  \
                   exec bash -c 'exec bash --rcfile <(printf \"%s\\n\" \"$1\") -i' bash \"$1\"\n\
                   fi\neval \"$2\"\nexec sh -i\n";
     vec!["/bin/sh".into(), "-c".into(), launch.into(), "berth-shell".into(), rc, sh_rc]
 }
+
+/// `sh -c` printing the `python` (else `python3`) a plain command finds: what `exec` and a job's
+/// wrapper (itself `sh -c`) run.
+pub fn which_argv() -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), WHICH.into()]
+}
+
+/// `sh -c` printing the `python` (else `python3`) `berth shell` finds: the same start-up as
+/// [`shell_argv`] (login profile, then the snippet), without the prompt.
+pub fn shell_which_argv() -> Vec<String> {
+    let mut argv = shell_argv();
+    argv[2] = "if command -v bash >/dev/null 2>&1; then exec bash -c \"$1\"; fi\neval \"$2\"\n".into();
+    argv[4].push_str(WHICH);
+    argv[5].push_str(WHICH);
+    argv
+}
+
+const WHICH: &str = "command -v python || command -v python3 || echo none\n";
 
 /// What berth's own sessions pass on every exec: the variables the snippet changed, found once
 /// per container start, with the choice they were found for.
