@@ -150,6 +150,31 @@ pub fn changed_vars(output: &str) -> Option<(String, Vec<String>)> {
     Some((env, vars))
 }
 
+/// The first line of the attached-container configuration berth writes for VS Code: a file
+/// without it is the user's, and stays as it is.
+pub const VSCODE_MARK: &str = "// written by `berth code`: the Python environment of this container";
+
+/// VS Code's configuration for a container it attaches to (Dev Containers' "named container
+/// configuration"): the recorded variables as `remoteEnv`, the interpreter, and the same
+/// `postAttachCommand` as the devcontainer export.
+pub fn vscode_attached_config(r: &Resolved) -> String {
+    let env: serde_json::Map<String, serde_json::Value> = r
+        .vars
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
+        .collect();
+    let mut config = serde_json::json!({
+        "remoteEnv": env,
+        "postAttachCommand": report_argv(None),
+    });
+    if r.env != "none" {
+        config["settings"] =
+            serde_json::json!({ "python.defaultInterpreterPath": format!("{}/bin/python", r.env) });
+    }
+    format!("{VSCODE_MARK}\n{}\n", serde_json::to_string_pretty(&config).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,7 +38,10 @@ fn bash_completion_loads_and_completes_commands() {
 fn zsh_and_fish_completions_load_where_the_shells_are_installed() {
     let env = TestEnv::new();
     for (shell, check) in [
-        ("zsh", "autoload -Uz compinit && compinit -u && source {} && echo loaded"),
+        (
+            "zsh",
+            "autoload -Uz compinit && compinit -u && source {} && [ \"$_comps[berth]\" = _berth ] && echo loaded",
+        ),
         ("fish", "source {} && complete -C 'berth ex' && echo loaded"),
     ] {
         let file = generated(&env, &["completions", shell]);

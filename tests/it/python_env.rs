@@ -208,3 +208,47 @@ fn a_named_environment_that_is_not_one_is_said_and_nothing_is_activated() {
     assert_eq!(r.stdout, "none\n");
     assert!(r.stderr.contains("[python] env = \"/opt/nothing\" is neither a venv"), "{}", r.stderr);
 }
+
+#[test]
+fn berth_code_gives_vs_code_the_environment_of_the_container_it_attaches_to() {
+    ensure_images();
+    let mut env = TestEnv::new();
+    let bin = env.root.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("code"), "#!/bin/sh\nexit 0\n").unwrap();
+    assert!(Command::new("chmod").arg("755").arg(bin.join("code")).status().unwrap().success());
+    env.env.push(("PATH".into(), format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())));
+    env.env.push(("XDG_CONFIG_HOME".into(), env.home.join("config").display().to_string()));
+    let dir = project(&env, "pycode", VENV_IMAGE, "");
+    let out =
+        env.command(&dir, &["code"]).env_remove("SSH_CONNECTION").stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let container = env.inspect(&dir)["Name"].as_str().unwrap().trim_start_matches('/').to_string();
+    let file = env
+        .home
+        .join("config/Code/User/globalStorage/ms-vscode-remote.remote-containers/nameConfigs")
+        .join(format!("{container}.json"));
+    let text = std::fs::read_to_string(&file).expect("the named container configuration");
+    let json: serde_json::Value =
+        serde_json::from_str(&text.lines().skip(1).collect::<Vec<_>>().join("\n")).unwrap();
+    assert_eq!(json["remoteEnv"]["VIRTUAL_ENV"], "/opt/venv", "{text}");
+    assert!(json["remoteEnv"]["PATH"].as_str().unwrap().starts_with("/opt/venv/bin:"), "{text}");
+    assert_eq!(json["settings"]["python.defaultInterpreterPath"], "/opt/venv/bin/python");
+    // The same postAttachCommand as the export, run as VS Code would with that remoteEnv.
+    let mut args = vec!["exec".to_string()];
+    for (k, v) in json["remoteEnv"].as_object().unwrap() {
+        args.push("-e".into());
+        args.push(format!("{k}={}", v.as_str().unwrap()));
+    }
+    args.push(container.clone());
+    args.extend(strings(&json["postAttachCommand"]));
+    let said = docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(said.contains("berth: python is /opt/venv/bin/python"), "{said}");
+
+    // A configuration the user wrote is theirs: left as it is, and said so.
+    std::fs::write(&file, "{\"remoteUser\": \"me\"}\n").unwrap();
+    let out =
+        env.command(&dir, &["code"]).env_remove("SSH_CONNECTION").stdin(Stdio::null()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not berth's"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "{\"remoteUser\": \"me\"}\n");
+}
