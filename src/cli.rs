@@ -97,6 +97,10 @@ pub enum Command {
     /// `shell`, `exec` and `run`.
     #[command(name = "ssh-agent-relay", hide = true)]
     SshAgentRelay(SshAgentRelayArgs),
+    /// Print a shell completion script for bash, zsh or fish.
+    Completions(CompletionsArgs),
+    /// Print berth's manual page (roff): `berth man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -496,4 +500,84 @@ pub struct LeaseReleaseArgs {
     /// Every lease you hold.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+}
+
+/// The completion script for `shell`, generated from these definitions (clap_complete).
+pub fn completions(shell: ShellArg) -> Vec<u8> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let shell = match shell {
+        ShellArg::Bash => Shell::Bash,
+        ShellArg::Zsh => Shell::Zsh,
+        ShellArg::Fish => Shell::Fish,
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "berth", &mut out);
+    out
+}
+
+/// berth(1) in roff, generated from these definitions (clap_mangen): the synopsis, every
+/// option and one section per command.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone());
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    // One section per command, with its own options, so `man berth` documents all of them.
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        render_command_section(&mut out, &[], sub)?;
+    }
+    man.render_extra_section(&mut out)?;
+    man.render_version_section(&mut out)?;
+    // roff is ASCII: other characters (✗, →) as groff's `\[uXXXX]` escapes, so the page renders
+    // without preconv and without warnings.
+    let text = String::from_utf8_lossy(&out);
+    let mut ascii = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            ascii.push(c);
+        } else {
+            ascii.push_str(&format!("\\[u{:04X}]", u32::from(c)));
+        }
+    }
+    Ok(ascii.into_bytes())
+}
+
+fn render_command_section(out: &mut Vec<u8>, parents: &[&str], cmd: &clap::Command) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut path: Vec<&str> = parents.to_vec();
+    path.push(cmd.get_name());
+    let full = format!("berth {}", path.join(" "));
+    let sub = clap_mangen::Man::new(cmd.clone().bin_name(&full).display_name(&full));
+    let mut body = Vec::new();
+    sub.render_synopsis_section(&mut body)?;
+    sub.render_description_section(&mut body)?;
+    sub.render_options_section(&mut body)?;
+    // Each part renders its own `.SH`; under a command they become subsections.
+    let body = String::from_utf8_lossy(&body).replace(".SH ", ".SS ");
+    writeln!(out, ".SH \"COMMAND: BERTH {}\"", path.join(" ").to_uppercase())?;
+    out.write_all(body.as_bytes())?;
+    for nested in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        render_command_section(out, &path, nested)?;
+    }
+    Ok(())
 }

@@ -21,6 +21,7 @@ pub mod lease;
 pub mod output;
 pub mod plan;
 pub mod ports;
+pub mod python;
 pub mod render;
 pub mod spec;
 pub mod ssh;
@@ -166,6 +167,8 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
             block_on(commands::idle::run(ctx, opts))
         }
         C::SshAgentRelay(a) => block_on(commands::ssh_agent_relay::run(&a.dir, &a.upstream, a.group)),
+        C::Completions(a) => commands::completions::run(ctx, &cli::completions(a.shell)).map(into),
+        C::Man => commands::completions::run(ctx, &cli::man_page()?).map(into),
     }
 }
 

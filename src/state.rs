@@ -49,6 +49,11 @@ pub fn ports_record(project_dir: &Path) -> PathBuf {
     dir(project_dir).join("ports.json")
 }
 
+/// The Python environment's variables, found once per container start (`crate::python`).
+pub fn python_record(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("python.json")
+}
+
 /// The access-widening settings already announced.
 pub fn access_announced(project_dir: &Path) -> PathBuf {
     dir(project_dir).join("access-announced.json")

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{Context, Project};
 use crate::engine::{self, Endpoint, Engine};
-use crate::environment::{exec, up};
+use crate::environment::{exec, python, up};
 use crate::error::{Code, fail};
 use crate::plan::sh_quote;
 
@@ -54,6 +54,7 @@ pub async fn run(ctx: &Context, print: bool, ssh: Option<String>) -> anyhow::Res
     let remote_user = ssh.is_some() || (in_ssh_session && matches!(engine.endpoint, Endpoint::Unix(_)));
     let launch = !print && !remote_user;
     if launch {
+        configure_python(ctx, &project, &engine).await;
         let status = Command::new("code").arg("--folder-uri").arg(&uri).status();
         match status {
             Ok(s) if s.success() => {}
@@ -95,6 +96,43 @@ pub async fn run(ctx: &Context, print: bool, ssh: Option<String>) -> anyhow::Res
         })?;
     }
     Ok(())
+}
+
+/// VS Code on this machine attaches with the container's own variables: berth writes the
+/// Python environment's into Dev Containers' named configuration for this container (a file
+/// berth did not write is left alone, and said so).
+async fn configure_python(ctx: &Context, project: &Project, engine: &Engine) {
+    let Ok(Some(c)) = project.container(engine).await else { return };
+    let Some(resolved) = python::resolved(project, engine, &c, &ctx.out).await else { return };
+    let Some(config) = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")))
+    else {
+        return;
+    };
+    let file = config
+        .join("Code/User/globalStorage/ms-vscode-remote.remote-containers/nameConfigs")
+        .join(format!("{}.json", project.container));
+    if let Ok(text) = std::fs::read_to_string(&file)
+        && !text.starts_with(crate::python::VSCODE_MARK)
+    {
+        ctx.out.warn(format!(
+            "{} is not berth's: VS Code's terminals get the image's variables, not the Python environment's",
+            file.display()
+        ));
+        return;
+    }
+    let written = file.parent().map(std::fs::create_dir_all).and_then(Result::ok).and_then(|()| {
+        crate::fsutil::write_atomic(&file, crate::python::vscode_attached_config(&resolved).as_bytes(), 0o600)
+            .ok()
+    });
+    if written.is_none() {
+        ctx.out.warn(format!(
+            "could not write {}: VS Code's terminals get the image's variables",
+            file.display()
+        ));
+    }
 }
 
 /// `vscode-remote://attached-container+<hex JSON><folder>`.

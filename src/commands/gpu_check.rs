@@ -6,7 +6,9 @@ use serde::Serialize;
 
 use super::{Context, Project};
 use crate::engine::{self, Engine, exec::ExecRequest};
-use crate::environment::up;
+use anyhow::Context as _;
+
+use crate::environment::{python, up};
 use crate::gpu_probe::{self, Check, Status};
 use crate::host::{HostFacts, Vendor};
 use crate::output::table;
@@ -29,9 +31,14 @@ pub async fn run(ctx: &Context) -> anyhow::Result<i32> {
     let c = project.container(&engine).await?;
     let up::Planned { plan, host, .. } = up::plan_for(&project, &engine, c.as_ref()).await?;
     let mut checks = vec![access(&project, &plan.gpu.mode, &host)];
+    let c = c.context("the environment vanished after `up`")?;
+    // Python and torch as the user's own commands find them: in the activated environment.
+    let env = python::session_env(&project, &engine, &c, &ctx.out).await;
+    checks.push(python_check(python::which(&project, &engine, &c, &ctx.out).await?));
     let req = ExecRequest {
         container: project.container.clone(),
         cmd: vec!["/bin/sh".into(), "-c".into(), gpu_probe::script(plan.gpu.mode)],
+        env,
         ..Default::default()
     };
     let out = engine.exec_capture(&req).await?;
@@ -57,6 +64,24 @@ pub async fn run(ctx: &Context) -> anyhow::Result<i32> {
         ctx.out.data(table(&["", "CHECK", "DETAIL"], &rows));
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+/// Which `python` `exec` and jobs get, and which `berth shell` gets (`[python] env` chooses).
+fn python_check((exec, shell): (String, String)) -> Check {
+    let name = "python";
+    if exec == "none" && shell == "none" {
+        return Check::new(name, Status::Warn, "no python or python3 on PATH in exec, jobs or shell");
+    }
+    if exec == shell {
+        return Check::new(name, Status::Pass, format!("exec, jobs and shell: {exec}"));
+    }
+    Check::new(
+        name,
+        Status::Warn,
+        format!(
+            "exec and jobs: {exec}; shell: {shell} (the login profile changed it: set [python] env in berth.toml)"
+        ),
+    )
 }
 
 /// Whether the environment was given a GPU at all, and if not, why.

@@ -9,6 +9,7 @@ pub mod build;
 pub mod clean;
 pub mod code;
 pub mod commit;
+pub mod completions;
 pub mod doctor;
 pub mod down;
 pub mod exec;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{Context, Project};
 use crate::engine::{self, Engine, exec::ExecRequest};
 use crate::environment::exec::workdir_for;
-use crate::environment::{session_env, up};
+use crate::environment::{python, session_env, up};
 use crate::error::{Code, fail};
 use crate::jobs::{self, JobMeta, store::rfc3339, wrapper};
 use crate::plan::GpuMode;
@@ -144,7 +144,9 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
             "`berth stop && berth up` reconnects the folder; then run the job again",
         ));
     }
-    let mut env = session_env(&project, &ctx.out);
+    // The Python environment's variables first: a `from-host` variable of the same name wins.
+    let mut env = python::session_env(&project, &engine, &c, &ctx.out).await;
+    env.extend(session_env(&project, &ctx.out));
     env.extend(gpu_env);
     let req = ExecRequest {
         container: container_id.clone(),

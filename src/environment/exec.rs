@@ -12,14 +12,21 @@ use crate::spec::Spec;
 pub async fn run_in(ctx: &Context, cmd: Vec<String>, stdin: bool, tty: bool) -> anyhow::Result<i32> {
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
-    let running = matches!(project.container(&engine).await?, Some(c) if engine::is_running(&c));
-    if !running {
+    let mut c = project.container(&engine).await?;
+    if !c.as_ref().is_some_and(engine::is_running) {
         up::apply(ctx, &project, &engine, up::UpOptions::default()).await?;
+        c = project.container(&engine).await?;
     }
+    // The Python environment's variables first: a `from-host` variable of the same name wins.
+    let mut env = match &c {
+        Some(c) => super::python::session_env(&project, &engine, c, &ctx.out).await,
+        None => Vec::new(),
+    };
+    env.extend(session_env(&project, &ctx.out));
     let req = ExecRequest {
         container: project.container.clone(),
         cmd,
-        env: session_env(&project, &ctx.out),
+        env,
         user: None,
         workdir: workdir_for(&project.spec, &ctx.dir),
         stdin,

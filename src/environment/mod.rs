@@ -11,6 +11,7 @@ pub mod commit;
 pub mod exec;
 pub mod gpu_use;
 pub mod guard;
+pub mod python;
 pub mod up;
 
 use std::path::PathBuf;

@@ -53,6 +53,19 @@ struct DevContainer {
     forward_ports: Vec<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     post_start_command: Option<Vec<String>>,
+    /// Says which Python the environment gets (the activation snippet, then `command -v`).
+    post_attach_command: Vec<String>,
+    customizations: Customizations,
+}
+
+#[derive(Serialize)]
+struct Customizations {
+    vscode: VsCode,
+}
+
+#[derive(Serialize)]
+struct VsCode {
+    settings: BTreeMap<&'static str, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -148,6 +161,11 @@ pub fn render(p: &ExportPlan) -> Rendered {
         UserMode::Root => ("root".to_string(), "root".to_string(), None),
         UserMode::Named(n) => (n.clone(), n.clone(), None),
     };
+    let mut remote_env: BTreeMap<String, String> =
+        p.host_env.iter().map(|k| (k.clone(), format!("${{localEnv:{k}}}"))).collect();
+    if let Some(env) = &p.python_env {
+        remote_env.insert(crate::python::ENV_VAR.into(), env.clone());
+    }
     let doc = DevContainer {
         name: p.name.clone(),
         image: p.image.clone(),
@@ -158,7 +176,7 @@ pub fn render(p: &ExportPlan) -> Rendered {
         workspace_folder: p.workdir.clone(),
         mounts,
         container_env,
-        remote_env: p.host_env.iter().map(|k| (k.clone(), format!("${{localEnv:{k}}}"))).collect(),
+        remote_env,
         run_args,
         host_requirements,
         init: true,
@@ -172,6 +190,8 @@ pub fn render(p: &ExportPlan) -> Rendered {
         update_remote_user_uid: update_uid,
         forward_ports: p.ports.iter().map(|port| port.container_port).collect(),
         post_start_command: (!p.keep_alive).then(|| p.command.clone()),
+        post_attach_command: crate::python::report_argv(p.python_env.as_deref()),
+        customizations: Customizations { vscode: VsCode { settings: python_settings(p) } },
     };
     let mut extra = vec![
         "Open the project folder in VS Code and run \"Dev Containers: Reopen in Container\".".to_string(),
@@ -190,8 +210,30 @@ pub fn render(p: &ExportPlan) -> Rendered {
     if !p.keep_alive {
         extra.push("The command runs at every start (postStartCommand).".into());
     }
+    extra.push(
+        "Python: terminals and commands activate the image's venv or conda environment (berth.toml [python] env \
+         chooses); postAttachCommand says which."
+            .into(),
+    );
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();
     Rendered { text: format!("{}{json}\n", p.header("//", &extra)), warnings: Vec::new() }
+}
+
+/// VS Code's terminals start through the activation (a terminal profile running
+/// `python::shell_argv`), and the Python extension uses berth.toml's environment when it names
+/// one.
+fn python_settings(p: &ExportPlan) -> BTreeMap<&'static str, serde_json::Value> {
+    let argv = crate::python::shell_argv();
+    let mut settings = BTreeMap::new();
+    settings.insert(
+        "terminal.integrated.profiles.linux",
+        serde_json::json!({ "berth": { "path": argv[0], "args": argv[1..] } }),
+    );
+    settings.insert("terminal.integrated.defaultProfile.linux", serde_json::json!("berth"));
+    if let Some(env) = p.python_env.as_deref().filter(|e| *e != "none") {
+        settings.insert("python.defaultInterpreterPath", serde_json::json!(format!("{env}/bin/python")));
+    }
+    settings
 }
 
 fn is_workspace(m: &PortableMount) -> bool {

@@ -128,8 +128,12 @@ pub struct ExportPlan {
     /// `[run] devices` (GPU devices are each format's business).
     pub devices: Vec<String>,
     pub ulimits: Vec<(String, i64)>,
+    /// The command, wrapped in the Python activation (`python::wrap`) unless it is the
+    /// keep-alive.
     pub command: Vec<String>,
     pub keep_alive: bool,
+    /// berth.toml's `[python] env` (`None`: the one the image has, found when the job starts).
+    pub python_env: Option<String>,
     pub nodes: u32,
     pub master_port: u16,
     /// Defaults taken in place of host facts, stated in every file's header.
@@ -250,9 +254,11 @@ impl ExportPlan {
             command: if keep_alive {
                 KEEP_ALIVE.iter().map(|s| s.to_string()).collect()
             } else {
-                opts.command.clone()
+                // Activated when the job starts, so the file is the same on every machine.
+                crate::python::wrap(spec.python_env.as_deref(), &opts.command)
             },
             keep_alive,
+            python_env: spec.python_env.clone(),
             nodes: opts.nodes,
             master_port: opts.master_port,
             assumptions,

@@ -45,6 +45,9 @@ pub struct Spec {
     pub idle: IdleSpec,
     /// `[ssh]`: the caller's ssh-agent in sessions and jobs.
     pub ssh: SshSpec,
+    /// `[python] env`: the Python environment to activate (an absolute path, or `none`);
+    /// `None`: the one the image has (see `crate::python`).
+    pub python_env: Option<String>,
 }
 
 /// `[image]`: what the environment's image is made from.

@@ -75,7 +75,16 @@ struct RawSpec {
     cluster: BTreeMap<Spanned<String>, Spanned<Loose>>,
     #[serde(default)]
     idle: idle::RawIdle,
+    #[serde(default)]
     ssh: RawSsh,
+    #[serde(default)]
+    python: RawPython,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+struct RawPython {
+    env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -189,6 +198,7 @@ fn parse_checked(
     let run = tables::run(&raw.run, &cx);
     let cluster = cluster::cluster(&raw.cluster, &cx);
     let idle = idle::idle(&raw.idle, &cx);
+    let python_env = basics::python_env(raw.python.env.as_ref(), &cx);
     let errors = [
         name.as_ref().err().cloned(),
         workdir.as_ref().err().cloned(),
@@ -202,6 +212,7 @@ fn parse_checked(
         run.as_ref().err().cloned(),
         cluster.as_ref().err().cloned(),
         idle.as_ref().err().cloned(),
+        python_env.as_ref().err().cloned(),
     ];
     if let Some(first) = errors.into_iter().flatten().min_by_key(|e| (e.line, e.column)) {
         return Err(first);
@@ -224,6 +235,7 @@ fn parse_checked(
         cluster: cluster?,
         idle: idle?,
         ssh: SshSpec { agent: raw.ssh.agent.unwrap_or(true) },
+        python_env: python_env?,
         project_dir: cx.project_dir.clone(),
         file: file.clone(),
     })

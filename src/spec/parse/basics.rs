@@ -1,4 +1,4 @@
-//! The single-string keys: `name`, `workdir`, `image.base` and `user.as`.
+//! The single-string keys: `name`, `workdir`, `image.base`, `user.as` and `python.env`.
 //!
 //! Invariants: a name is `[A-Za-z0-9][A-Za-z0-9_.-]*` and at most 63 characters (Docker's
 //! container-name rules, and a DNS label), whether written or derived from the folder; the
@@ -145,4 +145,32 @@ pub(super) fn user(raw: Option<&Spanned<String>>, cx: &Ctx) -> Result<UserMode, 
     Err(cx
         .err(raw.span(), "user.as", format!("`{value}` is not \"host\", \"root\" or a user name"))
         .with_hint("user names are lowercase letters, digits, `_` and `-`, starting with a letter or `_`"))
+}
+
+/// `[python] env`: an absolute folder inside the image (a venv or a conda environment), or
+/// `"none"`. Written into shell scripts and exports, so it must be one plain line.
+pub(super) fn python_env(raw: Option<&Spanned<String>>, cx: &Ctx) -> Result<Option<String>, SpecError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let env = raw.get_ref();
+    if env == "none" {
+        return Ok(Some(env.clone()));
+    }
+    let why = if !env.starts_with('/') {
+        Some("it is not an absolute path")
+    } else if env.chars().any(char::is_control) {
+        Some("it holds a control character")
+    } else if env.split('/').any(|part| part == "..") {
+        Some("it holds `..`")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(Some(super::mounts::normalise(Path::new(env)).display().to_string())),
+        Some(why) => Err(cx
+            .err(raw.span(), "python.env", format!("`{env}` cannot be the Python environment: {why}"))
+            .with_hint(
+                "name the environment's folder inside the image, like \"/opt/venv\" or \"/opt/conda/envs/train\" \
+                 (the folder holding bin/python), or \"none\" to activate none",
+            )),
+    }
 }

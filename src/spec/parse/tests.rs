@@ -51,6 +51,7 @@ fn an_empty_file_is_a_complete_default_project() {
         cluster: vec![],
         idle: Default::default(),
         ssh: crate::spec::SshSpec { agent: true },
+        python_env: None,
     };
     assert_eq!(spec, want);
 }
@@ -227,7 +228,7 @@ fn fixtures_are_numbered_once_and_every_bad_one_has_its_expect_file() {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let (number, _) = name.split_once('-').unwrap_or_else(|| panic!("{kind}/{name}: no NN- prefix"));
             assert!(
-                number.len() == 2 && number.bytes().all(|b| b.is_ascii_digit()),
+                (2..=3).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit()),
                 "{kind}/{name}: no NN- prefix"
             );
             match path.extension().and_then(|e| e.to_str()) {
