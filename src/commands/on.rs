@@ -8,10 +8,7 @@ use std::os::unix::process::ExitStatusExt;
 
 use super::{Context, ExitStatus};
 use crate::error::{Code, fail};
-use crate::remote::config::Remotes;
-use crate::remote::session::Session;
-use crate::remote::{self, forward, install};
-use crate::spec;
+use crate::remote::{self, forward};
 
 #[derive(Debug, Clone)]
 pub struct OnRequest {
@@ -34,23 +31,23 @@ pub fn run(ctx: &Context, req: OnRequest) -> anyhow::Result<ExitStatus> {
             format!("--on takes the project commands: {}", names.join(", ")),
         ));
     };
-    let remotes = Remotes::load()?;
-    let url = remotes.get(&req.name)?;
-    let file = spec::find(&ctx.dir)?;
-    let file = file.canonicalize().unwrap_or(file);
-    let local = spec::load_existing(&file)?;
-    let dir = remote::project_dir(url.base.as_deref(), &local.name, &local.project_dir);
-
-    let session = Session::open(&req.name, url, &ctx.out)?;
-    let berth = install::ensure(&session, &ctx.out, req.yes)?;
+    let (session, local) = remote::connect(&ctx.dir, &req.name, req.yes, &ctx.out)?;
     if verb.sync {
-        remote::sync(&session, &berth, &local.project_dir, &dir, &ctx.out)?;
+        remote::sync(&session, &local, &ctx.out)?;
     }
     let tty = verb.tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let status = session
-        .remote(&forward::script(&berth, &dir, &req.args, verb.sync, &req.name), tty)
-        .status()
-        .map_err(|e| fail(Code::Failure, format!("starting the system ssh: {e}"), "check that `ssh` is installed"))?;
+    let mut command = session.remote(
+        &forward::script(&session.berth_path, &session.project_dir, &req.args, verb.sync, &req.name),
+        tty,
+    );
+    if !verb.tty {
+        // Only `shell` and `exec` read input; the others leave the terminal alone (and can run in
+        // the background).
+        command.stdin(std::process::Stdio::null());
+    }
+    let status = command.status().map_err(|e| {
+        fail(Code::Failure, format!("starting the system ssh: {e}"), "check that `ssh` is installed")
+    })?;
     let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     Ok(ExitStatus::from(code))
 }

@@ -60,7 +60,8 @@ pub fn ls(ctx: &Context) -> anyhow::Result<()> {
         ctx.out.status("no servers yet: berth remote add NAME ssh://user@host");
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = listed.iter().map(|l| vec![l.name.clone(), l.url.clone(), l.base.clone()]).collect();
+    let rows: Vec<Vec<String>> =
+        listed.iter().map(|l| vec![l.name.clone(), l.url.clone(), l.base.clone()]).collect();
     ctx.out.data(crate::output::table(&["NAME", "ADDRESS", "PROJECTS IN"], &rows));
     Ok(())
 }

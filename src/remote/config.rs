@@ -182,7 +182,9 @@ impl Remotes {
         let path = path()?;
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Remotes { path, ..Remotes::default() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Remotes { path, ..Remotes::default() });
+            }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         let file: File = toml::from_str(&text).map_err(|e| {
@@ -194,7 +196,8 @@ impl Remotes {
         })?;
         let mut entries = BTreeMap::new();
         for (name, entry) in file.remotes {
-            let url = parse_url(&entry.url).with_context(|| format!("the server `{name}` in {}", path.display()))?;
+            let url = parse_url(&entry.url)
+                .with_context(|| format!("the server `{name}` in {}", path.display()))?;
             entries.insert(name, url);
         }
         Ok(Remotes { path, entries })
@@ -223,7 +226,10 @@ impl Remotes {
                 if known.is_empty() {
                     format!("add it: berth remote add {name} ssh://user@host")
                 } else {
-                    format!("known servers: {} (or add it: berth remote add {name} ssh://user@host)", known.join(", "))
+                    format!(
+                        "known servers: {} (or add it: berth remote add {name} ssh://user@host)",
+                        known.join(", ")
+                    )
                 },
             )
         })

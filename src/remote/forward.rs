@@ -102,7 +102,8 @@ mod tests {
 
     #[test]
     fn laptop_only_options_stay_home() {
-        let (args, dir) = server_args(&s(&["--on", "srv", "--yes", "-C", "/p", "--json", "up", "--recreate"]));
+        let (args, dir) =
+            server_args(&s(&["--on", "srv", "--yes", "-C", "/p", "--json", "up", "--recreate"]));
         assert_eq!(args, s(&["--json", "up", "--recreate"]));
         assert!(dir);
         let (args, dir) = server_args(&s(&["--on=srv", "-C/p", "run", "--", "python3", "-C", "--on", "x"]));
@@ -115,7 +116,13 @@ mod tests {
 
     #[test]
     fn the_script_quotes_every_word() {
-        let sc = script("/h/b/berth-1", "berth/x-12345678", &s(&["run", "--", "echo", "$(rm -rf ~)"]), true, "srv");
+        let sc = script(
+            "/h/b/berth-1",
+            "berth/x-12345678",
+            &s(&["run", "--", "echo", "$(rm -rf ~)"]),
+            true,
+            "srv",
+        );
         assert!(sc.contains("mkdir -p berth/x-12345678 && cd berth/x-12345678"), "{sc}");
         assert!(sc.ends_with("exec /h/b/berth-1 run -- echo '$(rm -rf ~)'"), "{sc}");
         let sc = script("berth", "a b", &s(&["jobs"]), false, "srv");

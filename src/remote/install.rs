@@ -195,13 +195,18 @@ pub fn ensure(session: &Session, out: &Printer, yes: bool) -> anyhow::Result<Str
     let facts = parse_probe(&String::from_utf8_lossy(&probe.stdout));
     // Reading this binary (for its C library needs) is only worth it when berth is missing there.
     let wanted = facts.berths.iter().find(|(_, v)| *v == version_line()).map(|(p, _)| p.clone());
-    let local = if wanted.is_some() { Local { system: String::new(), glibc: None } } else { Local::this_binary() };
+    let local =
+        if wanted.is_some() { Local { system: String::new(), glibc: None } } else { Local::this_binary() };
     let path = match wanted.map(Decision::Use).unwrap_or_else(|| decide(&facts, &local)) {
         Decision::Use(path) => path,
         Decision::Install { why } => {
             return Err(fail(
                 Code::Refused,
-                format!("{} has no {} and this binary cannot run there: {why}", session.label, version_line()),
+                format!(
+                    "{} has no {} and this binary cannot run there: {why}",
+                    session.label,
+                    version_line()
+                ),
                 format!(
                     "install berth {v} there (built for that server) on its PATH or as ~/{INSTALL_DIR}/{n}, \
                      then run the command again",
@@ -231,12 +236,19 @@ pub fn ensure(session: &Session, out: &Printer, yes: bool) -> anyhow::Result<Str
                 match out.confirm(&question) {
                     Some(true) => {}
                     Some(false) => {
-                        return Err(fail(Code::Refused, "berth was not copied; nothing changed", "install berth there yourself, or answer y"));
+                        return Err(fail(
+                            Code::Refused,
+                            "berth was not copied; nothing changed",
+                            "install berth there yourself, or answer y",
+                        ));
                     }
                     None => {
                         return Err(fail(
                             Code::Refused,
-                            format!("{} has {what}, and there is no terminal to ask whether to copy this berth to {target} there", session.label),
+                            format!(
+                                "{} has {what}, and there is no terminal to ask whether to copy this berth to {target} there",
+                                session.label
+                            ),
                             "add --yes (berth --on NAME --yes ...) to copy it, or install berth there yourself",
                         ));
                     }
@@ -245,7 +257,8 @@ pub fn ensure(session: &Session, out: &Printer, yes: bool) -> anyhow::Result<Str
             copy(session, out, &exe, size)?
         }
     };
-    let _ = crate::fsutil::write_atomic(&cache, format!("{}\t{path}\n", session.master_pid).as_bytes(), 0o600);
+    let _ =
+        crate::fsutil::write_atomic(&cache, format!("{}\t{path}\n", session.master_pid).as_bytes(), 0o600);
     Ok(path)
 }
 
@@ -322,13 +335,21 @@ mod tests {
 
     #[test]
     fn a_matching_berth_is_used_first() {
-        let f = facts("Linux x86_64", "glibc 2.36", &[("/usr/bin/berth", &version_line()), ("/h/x", "berth 0.0.1")]);
+        let f = facts(
+            "Linux x86_64",
+            "glibc 2.36",
+            &[("/usr/bin/berth", &version_line()), ("/h/x", "berth 0.0.1")],
+        );
         assert_eq!(decide(&f, &local()), Decision::Use("/usr/bin/berth".into()));
     }
 
     #[test]
     fn another_version_or_none_is_a_copy_when_it_can_run() {
-        let f = facts("Linux x86_64", "ldd (Debian GLIBC 2.36-9+deb12u4) 2.36", &[("/usr/bin/berth", "berth 0.0.1")]);
+        let f = facts(
+            "Linux x86_64",
+            "ldd (Debian GLIBC 2.36-9+deb12u4) 2.36",
+            &[("/usr/bin/berth", "berth 0.0.1")],
+        );
         assert_eq!(f.glibc, Some((2, 36)));
         assert!(matches!(decide(&f, &local()), Decision::Copy { found } if found.len() == 1));
         let same = facts("Linux x86_64", "glibc 2.34", &[]);
@@ -340,7 +361,9 @@ mod tests {
         let arm = facts("Linux aarch64", "glibc 2.36", &[]);
         assert!(matches!(decide(&arm, &local()), Decision::Install { why } if why.contains("Linux aarch64")));
         let old = facts("Linux x86_64", "glibc 2.28", &[]);
-        assert!(matches!(decide(&old, &local()), Decision::Install { why } if why.contains("glibc 2.28") && why.contains("2.34")));
+        assert!(
+            matches!(decide(&old, &local()), Decision::Install { why } if why.contains("glibc 2.28") && why.contains("2.34"))
+        );
         let musl = facts("Linux x86_64", "musl libc (x86_64)", &[]);
         assert!(matches!(decide(&musl, &local()), Decision::Install { why } if why.contains("not glibc")));
         let static_local = Local { glibc: None, ..local() };

@@ -21,7 +21,6 @@ use anyhow::Context as _;
 use sha2::Digest;
 
 use crate::output::Printer;
-use crate::ssh::sh_quote;
 
 /// Where the project at `local` (named `name`) lives on the server: `<base>/<name>-<8 hex of
 /// the laptop path>`, `base` defaulting to `~/berth`. Returned relative to the ssh user's home
@@ -39,18 +38,31 @@ pub fn project_dir(base: Option<&str>, name: &str, local: &Path) -> String {
     }
 }
 
+/// The session for the project found from `dir` on the server `name`: the shared connection
+/// open, the server's berth found (or copied, see [`install::ensure`]) and the project's folder
+/// there named. Also returns the laptop's project folder.
+pub fn connect(
+    dir: &Path,
+    name: &str,
+    yes: bool,
+    out: &Printer,
+) -> anyhow::Result<(session::Session, std::path::PathBuf)> {
+    let remotes = config::Remotes::load()?;
+    let url = remotes.get(name)?;
+    let file = crate::spec::find(dir)?;
+    let file = file.canonicalize().unwrap_or(file);
+    let local = crate::spec::load_existing(&file)?;
+    let mut session = session::Session::open(name, url, out)?;
+    session.berth_path = install::ensure(&session, out, yes)?;
+    session.project_dir = project_dir(url.base.as_deref(), &local.name, &local.project_dir);
+    Ok((session, local.project_dir))
+}
+
 /// Bring the server's copy of the project at `local` up to date (`dir` there), over the
 /// shared connection: the server's berth receives ([`sync`]).
-pub fn sync(
-    session: &session::Session,
-    berth: &str,
-    local: &Path,
-    dir: &str,
-    out: &Printer,
-) -> anyhow::Result<sync::SyncReport> {
-    let script = format!("exec {} sync-receive {}", sh_quote(berth), sh_quote(dir));
+pub fn sync(session: &session::Session, local: &Path, out: &Printer) -> anyhow::Result<sync::SyncReport> {
     let mut child = session
-        .command(&script)
+        .berth(&["sync-receive", &session.project_dir])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -63,8 +75,10 @@ pub fn sync(
     let report = match pushed {
         Ok(report) => report,
         Err(e) if status.code() == Some(255) => {
-            return Err(anyhow::Error::new(e)
-                .context(format!("the ssh connection to {} broke while syncing the project", session.label)));
+            return Err(anyhow::Error::new(e).context(format!(
+                "the ssh connection to {} broke while syncing the project",
+                session.label
+            )));
         }
         Err(e) => return Err(e.into()),
     };

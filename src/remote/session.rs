@@ -32,6 +32,10 @@ pub struct Session {
     pub socket: PathBuf,
     /// The master's process id, as `ssh -O check` reported it.
     pub master_pid: u32,
+    /// The project's folder there (relative paths are under the ssh user's home).
+    pub project_dir: String,
+    /// The server's berth of this version ([`super::install::ensure`]).
+    pub berth_path: String,
 }
 
 /// The user's private folder for berth's sockets.
@@ -52,7 +56,10 @@ pub fn runtime_dir() -> anyhow::Result<PathBuf> {
         return Err(fail(
             Code::Refused,
             format!("{} is not a private folder of yours (berth keeps its ssh sockets there)", dir.display()),
-            format!("remove it, or make it yours and 0700: chmod 700 {}", sh_quote(&dir.display().to_string())),
+            format!(
+                "remove it, or make it yours and 0700: chmod 700 {}",
+                sh_quote(&dir.display().to_string())
+            ),
         ));
     }
     Ok(dir)
@@ -81,9 +88,18 @@ impl Session {
         }
         let label = match url.port {
             Some(p) => format!("{name} ({}:{p})", url.destination()),
+            None if url.destination() == name => name.to_string(),
             None => format!("{name} ({})", url.destination()),
         };
-        let mut session = Session { base, destination: url.destination(), label, socket, master_pid: 0 };
+        let mut session = Session {
+            base,
+            destination: url.destination(),
+            label,
+            socket,
+            master_pid: 0,
+            project_dir: String::new(),
+            berth_path: "berth".into(),
+        };
         // Two berths starting at once must not both start a master on one socket.
         let lock_path = session.socket.with_extension("lock");
         let lock = OpenOptions::new()
@@ -100,7 +116,10 @@ impl Session {
             return Ok(session);
         }
         if session.socket.exists() {
-            out.status(format!("the shared ssh connection to {} was stale (its ssh is gone): opening a new one", session.label));
+            out.status(format!(
+                "the shared ssh connection to {} was stale (its ssh is gone): opening a new one",
+                session.label
+            ));
             std::fs::remove_file(&session.socket)
                 .with_context(|| format!("removing the stale socket {}", session.socket.display()))?;
             let _ = std::fs::remove_file(session.socket.with_extension("berth"));
@@ -150,7 +169,11 @@ impl Session {
         let said = std::fs::read_to_string(&log_path).unwrap_or_default();
         Err(fail(
             Code::Failure,
-            format!("cannot reach {} over ssh: {}", self.label, if said.trim().is_empty() { "ssh failed" } else { said.trim() }),
+            format!(
+                "cannot reach {} over ssh: {}",
+                self.label,
+                if said.trim().is_empty() { "ssh failed" } else { said.trim() }
+            ),
             "berth runs the system ssh: check that `ssh HOST` works from this shell (keys, agent, \
              ~/.ssh/config); BERTH_SSH can set the command line, e.g. BERTH_SSH=\"ssh -F my_config\"",
         ))
@@ -175,6 +198,12 @@ impl Session {
         cmd
     }
 
+    /// The server's berth with `args` (no terminal; set up stdin/stdout as needed).
+    pub fn berth<S: AsRef<str>>(&self, args: &[S]) -> Command {
+        let words: Vec<String> = args.iter().map(|a| sh_quote(a.as_ref())).collect();
+        self.command(&format!("exec {} {}", sh_quote(&self.berth_path), words.join(" ")))
+    }
+
     /// Run `script` there and return its output; a failure carries what the other side said.
     pub fn run(&self, script: &str, what: &str) -> anyhow::Result<Output> {
         let out = self
@@ -194,7 +223,11 @@ impl Session {
         match out.status.code() {
             Some(255) => fail(
                 Code::Failure,
-                format!("lost the ssh connection to {}: {}", self.label, if said.is_empty() { "ssh failed" } else { &said }),
+                format!(
+                    "lost the ssh connection to {}: {}",
+                    self.label,
+                    if said.is_empty() { "ssh failed" } else { &said }
+                ),
                 "check that `ssh HOST` works from this shell; the next berth --on opens a new connection",
             ),
             code => fail(
@@ -212,7 +245,12 @@ impl Session {
 
     /// Close the master now (tests and `remote rm`).
     pub fn close(&self) {
-        let _ = self.ssh(&["-O", "exit"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = self
+            .ssh(&["-O", "exit"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
