@@ -18,6 +18,7 @@ pub mod image;
 pub mod jobs;
 pub mod output;
 pub mod plan;
+pub mod remote;
 pub mod render;
 pub mod spec;
 pub mod ssh;
@@ -126,6 +127,12 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
             block_on(commands::ship::run(ctx, opts))
         }
         C::Push(a) => block_on(commands::push::run(ctx, a.reference)),
+        C::Fetch(a) => {
+            commands::fetch::run(ctx, commands::fetch::FetchOptions { paths: a.paths, force: a.force })
+                .map(into)
+        }
+        C::SyncReceive(a) => commands::sync_receive::run(ctx, &a.dir).map(into),
+        C::SyncSend(a) => commands::sync_send::run(ctx, &a.dir).map(into),
     }
 }
 

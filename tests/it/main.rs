@@ -27,6 +27,7 @@ mod push;
 mod seeds_gpu;
 mod ship;
 mod slurm;
+mod sync;
 mod terminal;
 mod top;
 mod trust_files;

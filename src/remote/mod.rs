@@ -1,0 +1,3 @@
+//! Working on a server from the laptop (`berth --on NAME …`).
+
+pub mod sync;
