@@ -92,6 +92,15 @@ pub enum Command {
     Push(PushArgs),
     /// Named servers for `berth --on NAME <command>`.
     Remote(RemoteArgs),
+    /// Copy files or folders from the server's project folder to this one (with --on NAME); a
+    /// newer local file is kept unless --force.
+    Fetch(FetchArgs),
+    /// (internal) The server's side of the project sync: reads a manifest and files on stdin.
+    #[command(hide = true)]
+    SyncReceive(SyncDirArgs),
+    /// (internal) The server's side of `fetch`: sends the asked files on stdout.
+    #[command(hide = true)]
+    SyncSend(SyncDirArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +125,22 @@ pub enum RemoteCommand {
     Ls,
     /// Forget a named server (nothing on the server is touched).
     Rm { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Paths inside the project (files or folders), e.g. work_dirs/ or a checkpoint.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Replace local files even when they are newer than the server's.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncDirArgs {
+    /// The project folder on this machine (made, 0700, if missing).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -37,7 +37,9 @@ pub fn run() -> i32 {
     let dir = cli.dir.clone().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
     let ctx = Context { dir, dir_given: cli.dir.is_some(), out };
     let done = match cli.on.clone() {
-        Some(name) => on_server(&ctx, name, cli.yes, matches.subcommand_name().unwrap_or_default()),
+        Some(name) => {
+            on_server(&ctx, name, cli.yes, matches.subcommand_name().unwrap_or_default(), cli.command)
+        }
         None => dispatch(&ctx, cli.command),
     };
     match done {
@@ -51,7 +53,13 @@ pub fn run() -> i32 {
 }
 
 /// `berth --on NAME <command>`: the server's berth runs it (see [`remote`]).
-fn on_server(ctx: &Context, name: String, yes: bool, verb: &str) -> anyhow::Result<ExitStatus> {
+fn on_server(
+    ctx: &Context,
+    name: String,
+    yes: bool,
+    verb: &str,
+    command: cli::Command,
+) -> anyhow::Result<ExitStatus> {
     let raw: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let (args, dir_seen) = remote::forward::server_args(&raw);
     if ctx.dir_given && !dir_seen {
@@ -60,6 +68,15 @@ fn on_server(ctx: &Context, name: String, yes: bool, verb: &str) -> anyhow::Resu
             "with --on, -C DIR goes before the command",
             "write it as berth -C DIR --on NAME <command> ...",
         ));
+    }
+    // `fetch` runs here and reads from the server's berth.
+    if let cli::Command::Fetch(a) = command {
+        let (session, _) = remote::connect(&ctx.dir, &name, yes, &ctx.out)?;
+        let opts = commands::fetch::FetchOptions { paths: a.paths, force: a.force };
+        let dir = session.project_dir.clone();
+        return remote::over_berth(&session, &["sync-send", &dir], "fetching", |to, from| {
+            commands::fetch::run_streams(ctx, opts, to, from).map(|_| ExitStatus::SUCCESS)
+        });
     }
     let request = commands::on::OnRequest { name, yes, verb: verb.to_string(), args };
     commands::on::run(ctx, request)
@@ -152,6 +169,12 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
             cli::RemoteCommand::Ls => commands::remote::ls(ctx).map(into),
             cli::RemoteCommand::Rm { name } => commands::remote::rm(ctx, &name).map(into),
         },
+        C::Fetch(a) => {
+            commands::fetch::run(ctx, commands::fetch::FetchOptions { paths: a.paths, force: a.force })
+                .map(into)
+        }
+        C::SyncReceive(a) => commands::sync_receive::run(ctx, &a.dir).map(into),
+        C::SyncSend(a) => commands::sync_send::run(ctx, &a.dir).map(into),
     }
 }
 

@@ -400,3 +400,9 @@ mod tests {
         assert_eq!(escape_lines("list:\n    kept as written"), "list:\n    kept as written");
     }
 }
+
+/// stdout as a byte stream for a protocol (the server's side of a sync): nothing else may be
+/// printed on it while it is in use.
+pub fn protocol_stdout() -> impl Write {
+    std::io::stdout().lock()
+}

@@ -24,7 +24,8 @@ pub struct OnRequest {
 
 pub fn run(ctx: &Context, req: OnRequest) -> anyhow::Result<ExitStatus> {
     let Some(verb) = forward::find(&req.verb) else {
-        let names: Vec<&str> = forward::VERBS.iter().map(|v| v.name).collect();
+        let mut names: Vec<&str> = forward::VERBS.iter().map(|v| v.name).collect();
+        names.push(forward::FETCH);
         return Err(fail(
             Code::BadInput,
             format!("`{}` does not run on a server with --on", req.verb),

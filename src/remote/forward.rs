@@ -38,6 +38,9 @@ pub const VERBS: &[Verb] = &[
     verb("commit", true, false),
 ];
 
+/// `fetch` also takes `--on`, but runs here (it reads from the server's berth).
+pub const FETCH: &str = "fetch";
+
 pub fn find(name: &str) -> Option<Verb> {
     VERBS.iter().copied().find(|v| v.name == name)
 }

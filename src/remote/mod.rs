@@ -61,8 +61,35 @@ pub fn connect(
 /// Bring the server's copy of the project at `local` up to date (`dir` there), over the
 /// shared connection: the server's berth receives ([`sync`]).
 pub fn sync(session: &session::Session, local: &Path, out: &Printer) -> anyhow::Result<sync::SyncReport> {
+    let report =
+        over_berth(session, &["sync-receive", &session.project_dir], "syncing the project", |to, from| {
+            Ok(sync::push(local, to, from)?)
+        })?;
+    sync::warn_skipped(out, &report.files_skipped);
+    let mut line = format!(
+        "synced to {}: {} sent ({} bytes), {} unchanged",
+        session.label,
+        crate::output::count(report.files_sent, "file"),
+        report.bytes_sent,
+        report.unchanged
+    );
+    if !report.kept_on_server.is_empty() {
+        line.push_str(&format!(", {} kept there (deleted or ignored here)", report.kept_on_server.len()));
+    }
+    out.status(line);
+    Ok(report)
+}
+
+/// Run the server's berth with `args` and hand its stdin and stdout to `talk` (a protocol
+/// over the pair); its stderr is the user's. A broken connection is named as such.
+pub fn over_berth<T>(
+    session: &session::Session,
+    args: &[&str],
+    doing: &str,
+    talk: impl FnOnce(std::process::ChildStdin, std::process::ChildStdout) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let mut child = session
-        .berth(&["sync-receive", &session.project_dir])
+        .berth(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -70,27 +97,14 @@ pub fn sync(session: &session::Session, local: &Path, out: &Printer) -> anyhow::
         .context("starting the system ssh")?;
     let to_server = child.stdin.take().context("ssh's stdin")?;
     let from_server = child.stdout.take().context("ssh's stdout")?;
-    let pushed = sync::push(local, to_server, from_server);
+    let done = talk(to_server, from_server);
     let status = child.wait().context("waiting for ssh")?;
-    let report = match pushed {
-        Ok(report) => report,
+    match done {
         Err(e) if status.code() == Some(255) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "the ssh connection to {} broke while syncing the project",
-                session.label
-            )));
+            Err(e.context(format!("the ssh connection to {} broke while {doing}", session.label)))
         }
-        Err(e) => return Err(e.into()),
-    };
-    sync::warn_skipped(out, &report.files_skipped);
-    out.status(format!(
-        "synced to {}: {} sent ({} bytes), {} unchanged",
-        session.label,
-        crate::output::count(report.files_sent, "file"),
-        report.bytes_sent,
-        report.unchanged
-    ));
-    Ok(report)
+        other => other,
+    }
 }
 
 #[cfg(test)]

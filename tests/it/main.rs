@@ -28,6 +28,7 @@ mod remote;
 mod seeds_gpu;
 mod ship;
 mod slurm;
+mod sync;
 mod terminal;
 mod top;
 mod trust_files;
