@@ -44,7 +44,7 @@ trap cleanup EXIT
 "$berth" remote add srv ssh://srv -q
 "$berth" --on srv up -q 2>/dev/null
 remote_dir=$(cd /home/berthsrv/berth && ls -d "$name"-*)
-sock=$(ls "$work/run/berth/"ssh-* | grep -v '\.' | head -n 1)
+sock=$(ls "$work/run/berth/"ssh-* | grep -E '/ssh-[0-9a-f]+$' | head -n 1)
 
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}'; }
 median_ms() {
