@@ -242,17 +242,17 @@ mod tests {
 
     #[test]
     fn addresses_parse_and_round_trip() {
-        let u = parse_url("ssh://me@gpu-box:2222/scratch/me").unwrap();
+        let u = parse_url("ssh://me@gpu-box:2222/scratch/me").expect("ok");
         assert_eq!(u.destination(), "me@gpu-box");
         assert_eq!(u.port, Some(2222));
         assert_eq!(u.base.as_deref(), Some("/scratch/me"));
         assert_eq!(u.to_url(), "ssh://me@gpu-box:2222/scratch/me");
-        let h = parse_url("ssh://host").unwrap();
+        let h = parse_url("ssh://host").expect("ok");
         assert_eq!((h.user, h.port, h.base), (None, None, None));
-        let t = parse_url("ssh://me@host/~/work/").unwrap();
+        let t = parse_url("ssh://me@host/~/work/").expect("ok");
         assert_eq!(t.base.as_deref(), Some("~/work"));
-        assert_eq!(parse_url(&t.to_url()).unwrap(), t);
-        let v6 = parse_url("ssh://me@[::1]:22").unwrap();
+        assert_eq!(parse_url(&t.to_url()).expect("ok"), t);
+        let v6 = parse_url("ssh://me@[::1]:22").expect("ok");
         assert_eq!((v6.host.as_str(), v6.port), ("::1", Some(22)));
     }
 
@@ -268,15 +268,15 @@ mod tests {
             ("ssh://me@host:22/a/../b", "`..`"),
             ("ssh://me@ho st", "host may hold"),
         ] {
-            let err = format!("{:#}", parse_url(url).unwrap_err());
+            let err = format!("{:#}", parse_url(url).expect_err("an error"));
             assert!(err.contains(why), "{url}: {err}");
         }
     }
 
     #[test]
     fn names_are_plain_words() {
-        check_name("gpu1").unwrap();
-        check_name("a.b_c-d").unwrap();
+        check_name("gpu1").expect("ok");
+        check_name("a.b_c-d").expect("ok");
         for bad in ["", "-x", "a b", "a/b", &"x".repeat(65)] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
