@@ -24,6 +24,13 @@ pub struct Cli {
     /// Print only warnings and errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Run the command on the server NAME (`berth remote add`): berth runs there, in the
+    /// project's folder there, after syncing the project; written before the command.
+    #[arg(long, value_name = "NAME")]
+    pub on: Option<String>,
+    /// With --on: copy this berth to the server, without asking, when it has none of this version.
+    #[arg(long, requires = "on")]
+    pub yes: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -101,6 +108,17 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print berth's manual page (roff): `berth man | man -l -`.
     Man,
+    /// Named servers for `berth --on NAME <command>`.
+    Remote(RemoteArgs),
+    /// Copy files or folders from the server's project folder to this one (with --on NAME); a
+    /// newer local file is kept unless --force.
+    Fetch(FetchArgs),
+    /// (internal) The server's side of the project sync: reads a manifest and files on stdin.
+    #[command(hide = true)]
+    SyncReceive(SyncDirArgs),
+    /// (internal) The server's side of `fetch`: sends the asked files on stdout.
+    #[command(hide = true)]
+    SyncSend(SyncDirArgs),
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +159,46 @@ pub struct SshAgentRelayArgs {
     #[arg(long, value_name = "GID")]
     pub group: Option<u32>,
     /// The folder of the environment's socket (`.berth/ssh-agent`).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    #[command(subcommand)]
+    pub command: RemoteCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Name a server: NAME and ssh://user@host[:port][/path] (projects go to ~/berth there,
+    /// or under /path).
+    Add {
+        name: String,
+        #[arg(value_name = "ssh://user@host[:port][/path]")]
+        url: String,
+        /// Replace a server already called NAME.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the named servers.
+    Ls,
+    /// Forget a named server (nothing on the server is touched).
+    Rm { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Paths inside the project (files or folders), e.g. work_dirs/ or a checkpoint.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Replace local files even when they are newer than the server's.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncDirArgs {
+    /// The project folder on this machine (made, 0700, if missing).
     pub dir: PathBuf,
 }
 

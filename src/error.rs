@@ -116,6 +116,9 @@ fn advice<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a dyn Ad
     if let Some(e) = cause.downcast_ref::<crate::render::RenderError>() {
         return Some(e);
     }
+    if let Some(e) = cause.downcast_ref::<crate::remote::sync::SyncError>() {
+        return Some(e);
+    }
     None
 }
 

@@ -22,6 +22,7 @@ pub mod output;
 pub mod plan;
 pub mod ports;
 pub mod python;
+pub mod remote;
 pub mod render;
 pub mod spec;
 pub mod ssh;
@@ -30,18 +31,23 @@ pub mod state;
 pub mod top;
 pub mod transport;
 
-use clap::Parser;
-
 use commands::{Context, ExitStatus, exec, host_configure, init, up};
 use output::Printer;
 
 /// Parse the command line, run the command, and return the process exit code.
 pub fn run() -> i32 {
-    let cli = cli::Cli::parse();
+    let matches = <cli::Cli as clap::CommandFactory>::command().get_matches();
+    let cli = <cli::Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let out = Printer::new(cli.json, cli.quiet);
     let dir = cli.dir.clone().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
     let ctx = Context { dir, dir_given: cli.dir.is_some(), out };
-    match dispatch(&ctx, cli.command) {
+    let done = match cli.on.clone() {
+        Some(name) => {
+            on_server(&ctx, name, cli.yes, matches.subcommand_name().unwrap_or_default(), cli.command)
+        }
+        None => dispatch(&ctx, cli.command),
+    };
+    match done {
         Ok(status) => status.code(),
         Err(err) => {
             let (text, code) = error::render(&err);
@@ -49,6 +55,36 @@ pub fn run() -> i32 {
             code
         }
     }
+}
+
+/// `berth --on NAME <command>`: the server's berth runs it (see [`remote`]).
+fn on_server(
+    ctx: &Context,
+    name: String,
+    yes: bool,
+    verb: &str,
+    command: cli::Command,
+) -> anyhow::Result<ExitStatus> {
+    let raw: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let (args, dir_seen) = remote::forward::server_args(&raw);
+    if ctx.dir_given && !dir_seen {
+        return Err(error::fail(
+            error::Code::BadInput,
+            "with --on, -C DIR goes before the command",
+            "write it as berth -C DIR --on NAME <command> ...",
+        ));
+    }
+    // `fetch` runs here and reads from the server's berth.
+    if let cli::Command::Fetch(a) = command {
+        let (session, _) = remote::connect(&ctx.dir, &name, yes, &ctx.out)?;
+        let opts = commands::fetch::FetchOptions { paths: a.paths, force: a.force };
+        let dir = session.project_dir.clone();
+        return remote::over_berth(&session, &["sync-send", &dir], "fetching", |to, from| {
+            commands::fetch::run_streams(ctx, opts, to, from).map(|_| ExitStatus::SUCCESS)
+        });
+    }
+    let request = commands::on::OnRequest { name, yes, verb: verb.to_string(), args };
+    commands::on::run(ctx, request)
 }
 
 fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> {
@@ -169,6 +205,19 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
         C::SshAgentRelay(a) => block_on(commands::ssh_agent_relay::run(&a.dir, &a.upstream, a.group)),
         C::Completions(a) => commands::completions::run(ctx, &cli::completions(a.shell)).map(into),
         C::Man => commands::completions::run(ctx, &cli::man_page()?).map(into),
+        C::Remote(r) => match r.command {
+            cli::RemoteCommand::Add { name, url, force } => {
+                commands::remote::add(ctx, &name, &url, force).map(into)
+            }
+            cli::RemoteCommand::Ls => commands::remote::ls(ctx).map(into),
+            cli::RemoteCommand::Rm { name } => commands::remote::rm(ctx, &name).map(into),
+        },
+        C::Fetch(a) => {
+            commands::fetch::run(ctx, commands::fetch::FetchOptions { paths: a.paths, force: a.force })
+                .map(into)
+        }
+        C::SyncReceive(a) => commands::sync_receive::run(ctx, &a.dir).map(into),
+        C::SyncSend(a) => commands::sync_send::run(ctx, &a.dir).map(into),
     }
 }
 

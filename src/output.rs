@@ -366,6 +366,12 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// stdout as a byte stream for a protocol (the server's side of a sync): nothing else may be
+/// printed on it while it is in use.
+pub fn protocol_stdout() -> impl Write {
+    std::io::stdout().lock()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

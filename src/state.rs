@@ -79,3 +79,18 @@ pub fn ignore_in_git(state_dir: &Path) {
         let _ = crate::fsutil::write_atomic(&ignore, b"*\n", 0o644);
     }
 }
+
+/// The laptop's cache of file hashes for `berth --on` syncs, by (size, mtime).
+pub fn sync_hashes(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("sync-hashes.json")
+}
+
+/// On the server: what each path was when a sync last wrote it (what berth may overwrite).
+pub fn sync_record(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("sync-record.json")
+}
+
+/// On the server: held by the one sync that writes into the project at a time.
+pub fn sync_lock(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("sync.lock")
+}

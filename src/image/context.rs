@@ -98,7 +98,8 @@ pub fn ignored(rel: &str, patterns: &[(bool, String)]) -> bool {
     excluded
 }
 
-fn match_segments(pat: &[&str], path: &[&str]) -> bool {
+/// Whether `path`'s segments match `pat`'s (`**` spans segments); the sync's gitignore rules use it too.
+pub(crate) fn match_segments(pat: &[&str], path: &[&str]) -> bool {
     match (pat.first(), path.first()) {
         (None, None) => true,
         (Some(&"**"), _) => {

@@ -1,0 +1,11 @@
+//! `berth sync-send DIR` (hidden): the server's side of `berth --on NAME fetch`. Reads which
+//! paths are asked on stdin and sends those files on stdout (`remote::sync::send`).
+
+use std::path::Path;
+
+use super::Context;
+
+pub fn run(_ctx: &Context, dir: &Path) -> anyhow::Result<()> {
+    crate::remote::sync::send(dir, std::io::stdin().lock(), crate::output::protocol_stdout())?;
+    Ok(())
+}
