@@ -24,6 +24,13 @@ pub struct Cli {
     /// Print only warnings and errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Run the command on the server NAME (`berth remote add`): berth runs there, in the
+    /// project's folder there, after syncing the project; written before the command.
+    #[arg(long, value_name = "NAME")]
+    pub on: Option<String>,
+    /// With --on: copy this berth to the server, without asking, when it has none of this version.
+    #[arg(long, requires = "on")]
+    pub yes: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -92,6 +99,8 @@ pub enum Command {
     /// (internal) The server's side of `fetch`: sends the asked files on stdout.
     #[command(hide = true)]
     SyncSend(SyncDirArgs),
+    /// Named servers for `berth --on NAME <command>`.
+    Remote(RemoteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +117,30 @@ pub struct FetchArgs {
 pub struct SyncDirArgs {
     /// The project folder on this machine (made, 0700, if missing).
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    #[command(subcommand)]
+    pub command: RemoteCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Name a server: NAME and ssh://user@host[:port][/path] (projects go to ~/berth there,
+    /// or under /path).
+    Add {
+        name: String,
+        #[arg(value_name = "ssh://user@host[:port][/path]")]
+        url: String,
+        /// Replace a server already called NAME.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the named servers.
+    Ls,
+    /// Forget a named server (nothing on the server is touched).
+    Rm { name: String },
 }
 
 #[derive(Debug, Args)]

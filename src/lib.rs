@@ -26,18 +26,26 @@ pub mod state;
 pub mod top;
 pub mod transport;
 
-use clap::Parser;
-
 use commands::{Context, ExitStatus, exec, host_configure, init, up};
 use output::Printer;
 
 /// Parse the command line, run the command, and return the process exit code.
 pub fn run() -> i32 {
-    let cli = cli::Cli::parse();
+    let matches = <cli::Cli as clap::CommandFactory>::command().get_matches();
+    let cli = <cli::Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let out = Printer::new(cli.json, cli.quiet);
     let dir = cli.dir.clone().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
     let ctx = Context { dir, dir_given: cli.dir.is_some(), out };
-    match dispatch(&ctx, cli.command) {
+    let done = match (cli.on.clone(), cli.command) {
+        // fetch runs here: it copies from the server into this folder.
+        (Some(name), cli::Command::Fetch(a)) => {
+            let opts = commands::fetch::FetchOptions { paths: a.paths, force: a.force };
+            commands::fetch::run_on(&ctx, &name, cli.yes, opts).map(into)
+        }
+        (Some(name), _) => on_server(&ctx, name, cli.yes, matches.subcommand_name().unwrap_or_default()),
+        (None, command) => dispatch(&ctx, command),
+    };
+    match done {
         Ok(status) => status.code(),
         Err(err) => {
             let (text, code) = error::render(&err);
@@ -45,6 +53,21 @@ pub fn run() -> i32 {
             code
         }
     }
+}
+
+/// `berth --on NAME <command>`: the server's berth runs it (see [`remote`]).
+fn on_server(ctx: &Context, name: String, yes: bool, verb: &str) -> anyhow::Result<ExitStatus> {
+    let raw: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let (args, dir_seen) = remote::forward::server_args(&raw);
+    if ctx.dir_given && !dir_seen {
+        return Err(error::fail(
+            error::Code::BadInput,
+            "with --on, -C DIR goes before the command",
+            "write it as berth -C DIR --on NAME <command> ...",
+        ));
+    }
+    let request = commands::on::OnRequest { name, yes, verb: verb.to_string(), args };
+    commands::on::run(ctx, request)
 }
 
 fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> {
@@ -133,6 +156,13 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
         }
         C::SyncReceive(a) => commands::sync_receive::run(ctx, &a.dir).map(into),
         C::SyncSend(a) => commands::sync_send::run(ctx, &a.dir).map(into),
+        C::Remote(r) => match r.command {
+            cli::RemoteCommand::Add { name, url, force } => {
+                commands::remote::add(ctx, &name, &url, force).map(into)
+            }
+            cli::RemoteCommand::Ls => commands::remote::ls(ctx).map(into),
+            cli::RemoteCommand::Rm { name } => commands::remote::rm(ctx, &name).map(into),
+        },
     }
 }
 

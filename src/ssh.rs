@@ -29,14 +29,16 @@ pub fn command() -> anyhow::Result<Vec<String>> {
 /// Options that make every ssh started with them share one connection through a control
 /// socket in `dir` (a private folder that only lives as long as berth needs it).
 pub fn shared_connection(dir: &Path) -> Vec<String> {
-    vec![
-        "-o".into(),
-        "ControlMaster=auto".into(),
-        "-o".into(),
-        format!("ControlPath={}", dir.join("master").display()),
-        "-o".into(),
-        "ControlPersist=10".into(),
-    ]
+    let mut opts = vec!["-o".into(), "ControlMaster=auto".into()];
+    opts.extend(control_path(&dir.join("master")));
+    opts.extend(["-o".into(), "ControlPersist=10".into()]);
+    opts
+}
+
+/// The option that points ssh at a control socket (a master's, or where one will listen).
+pub fn control_path(socket: &Path) -> Vec<String> {
+    // `%` would be expanded by ssh (`%h`, `%C`): berth's paths are taken literally.
+    vec!["-o".into(), format!("ControlPath={}", socket.display().to_string().replace('%', "%%"))]
 }
 
 /// Quoting for the remote side of ssh (it always runs a POSIX shell): berth's one shell quote.

@@ -5,6 +5,9 @@
 
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::Context as _;
 
 use super::Context;
 use crate::error::{Code, fail};
@@ -26,6 +29,35 @@ pub fn run(_ctx: &Context, _opts: FetchOptions) -> anyhow::Result<()> {
         "fetch copies from a server's copy of the project, and no server was named",
         "run `berth --on NAME fetch PATH` (servers are added with `berth remote add NAME ssh://user@host`)",
     ))
+}
+
+/// `berth --on NAME fetch`: the server's berth sends (`berth sync-send DIR` through the shared
+/// connection), this one takes.
+pub fn run_on(ctx: &Context, name: &str, yes: bool, opts: FetchOptions) -> anyhow::Result<()> {
+    let (session, _local) = crate::remote::connect(&ctx.dir, name, yes, &ctx.out)?;
+    let mut child = session
+        .berth(&["sync-send", &session.project_dir])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the system ssh")?;
+    let to_server = child.stdin.take().context("ssh's stdin")?;
+    let from_server = child.stdout.take().context("ssh's stdout")?;
+    let fetched = run_streams(ctx, opts, to_server, from_server);
+    let status = child.wait().context("waiting for ssh")?;
+    match fetched {
+        Err(e) if status.code() == Some(255) => {
+            Err(e.context(format!("the ssh connection to {} broke while fetching", session.label)))
+        }
+        Err(e) => Err(e),
+        Ok(_) if !status.success() => Err(fail(
+            Code::Failure,
+            format!("the server's berth ended with {status} after the fetch"),
+            "its error is printed above",
+        )),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Fetch over a stream pair already connected to `berth sync-send DIR` on the server.

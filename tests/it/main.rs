@@ -24,6 +24,7 @@ mod ownership;
 mod pack;
 mod podman;
 mod push;
+mod remote;
 mod seeds_gpu;
 mod ship;
 mod slurm;
