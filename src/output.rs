@@ -366,6 +366,12 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// stdout as a byte stream for a protocol (the server's side of a sync): nothing else may be
+/// printed on it while it is in use.
+pub fn protocol_stdout() -> impl Write {
+    std::io::stdout().lock()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,10 +405,4 @@ mod tests {
         assert_eq!(escape_lines("packing /tmp/a\nerror: forged"), "packing /tmp/a\n  error: forged");
         assert_eq!(escape_lines("list:\n    kept as written"), "list:\n    kept as written");
     }
-}
-
-/// stdout as a byte stream for a protocol (the server's side of a sync): nothing else may be
-/// printed on it while it is in use.
-pub fn protocol_stdout() -> impl Write {
-    std::io::stdout().lock()
 }

@@ -272,7 +272,7 @@ impl Root {
             file.sync_all()
                 .or_else(|e| if e.raw_os_error() == Some(libc::EINVAL) { Ok(()) } else { Err(e) })?;
             rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o777))?;
-            let ts = rustix::fs::Timespec { tv_sec: mtime.0, tv_nsec: i64::from(mtime.1).into() };
+            let ts = rustix::fs::Timespec { tv_sec: mtime.0, tv_nsec: i64::from(mtime.1) };
             rustix::fs::futimens(&file, &rustix::fs::Timestamps { last_access: ts, last_modification: ts })?;
             Ok(())
         };
