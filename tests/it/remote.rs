@@ -320,3 +320,64 @@ fn a_server_without_berth_gets_this_one_in_the_users_home_with_yes() {
     assert!(!status.stderr.contains("copied"), "{}", status.stderr);
     env.berth(&dir, &["--on", "bare", "down"]).ok();
 }
+
+/// The sync through the real ssh: ignored files stay home, a file made or edited on the server
+/// survives the next sync (and is named), and `fetch` brings results back, keeping a newer
+/// local file unless `--force`.
+#[test]
+#[cfg_attr(not(berth_root_tests), ignore = "needs root: makes the server's users and starts its sshd")]
+fn sync_keeps_the_servers_files_and_fetch_brings_results_back() {
+    ensure_image();
+    let env = laptop();
+    let name = unique("rsync");
+    let dir = env.project(&name, &format!("name = \"{name}\"\n[image]\nbase = \"{IMAGE}\"\n"));
+    std::fs::write(dir.join("train.py"), "print(1)\n").unwrap();
+    std::fs::write(dir.join(".gitignore"), "*.log\n").unwrap();
+    std::fs::write(dir.join("debug.log"), "laptop noise\n").unwrap();
+    let up = env.berth(&dir, &["--on", "srv", "up", "--no-start"]);
+    let server = ServerProject(std::panic::catch_unwind(|| server_dir("berthsrv", &name)).ok());
+    up.ok();
+    let there = server.0.clone().unwrap();
+    assert_eq!(std::fs::read_to_string(there.join("train.py")).unwrap(), "print(1)\n");
+    assert!(!there.join("debug.log").exists(), "ignored files stay on the laptop");
+    assert_eq!(std::fs::metadata(&there).unwrap().permissions().mode() & 0o777, 0o700);
+
+    // On the server: a checkpoint, and train.py edited there.
+    let srv_uid = uid_of("berthsrv");
+    let as_server = |rel: &str, text: &str| {
+        let p = there.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        chown_tree(&there, srv_uid, srv_uid);
+    };
+    as_server("work_dirs/epoch_1.pth", "server weights");
+    as_server("train.py", "print('edited on the server')\n");
+    std::fs::write(dir.join("train.py"), "print(2)\n").unwrap();
+    let again = env.berth(&dir, &["--on", "srv", "up", "--no-start"]).ok();
+    assert!(
+        again.stderr.contains("train.py: changed on the server"),
+        "the kept file is named: {}",
+        again.stderr
+    );
+    assert_eq!(std::fs::read_to_string(there.join("train.py")).unwrap(), "print('edited on the server')\n");
+
+    // Results come back.
+    let fetched = env.berth(&dir, &["--on", "srv", "fetch", "work_dirs"]).ok();
+    assert!(fetched.stderr.contains("fetched 1 file"), "{}", fetched.stderr);
+    assert_eq!(std::fs::read_to_string(dir.join("work_dirs/epoch_1.pth")).unwrap(), "server weights");
+    // A newer local file is kept without --force, replaced with it.
+    std::fs::write(dir.join("work_dirs/epoch_1.pth"), "mine").unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(120);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("work_dirs/epoch_1.pth"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let kept = env.berth(&dir, &["--on", "srv", "fetch", "work_dirs/epoch_1.pth"]).ok();
+    assert!(kept.stderr.contains("newer on the laptop"), "{}", kept.stderr);
+    assert_eq!(std::fs::read_to_string(dir.join("work_dirs/epoch_1.pth")).unwrap(), "mine");
+    env.berth(&dir, &["--on", "srv", "fetch", "--force", "work_dirs/epoch_1.pth"]).ok();
+    assert_eq!(std::fs::read_to_string(dir.join("work_dirs/epoch_1.pth")).unwrap(), "server weights");
+    env.berth(&dir, &["--on", "srv", "down"]).ok();
+}
