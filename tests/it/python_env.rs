@@ -170,7 +170,7 @@ fn a_conda_stand_in_activates_base_then_the_environment_berth_toml_names() {
         .berth(&dir, &["exec", "--", "sh", "-c", "which python; echo $CONDA_DEFAULT_ENV $TRAIN_HOOK"])
         .ok();
     assert_eq!(r.stdout, "/opt/conda/envs/train/bin/python\ntrain ran\n");
-    assert_eq!(env.containers_of(&dir), [container.clone()]);
+    assert_eq!(env.containers_of(&dir), std::slice::from_ref(&container));
 
     let shell = shell(&env, &dir, "echo shell-python=$(which python) $CONDA_DEFAULT_ENV; exit\n");
     assert!(shell.contains("shell-python=/opt/conda/envs/train/bin/python train"), "{shell}");
