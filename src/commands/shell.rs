@@ -10,5 +10,5 @@ use crate::environment::exec;
 /// initialisation), then activate the Python environment (`python::shell_argv`).
 pub async fn run(ctx: &Context) -> anyhow::Result<i32> {
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    exec::run_in(ctx, crate::python::shell_argv(), true, tty).await
+    exec::run_in(ctx, crate::python::shell_argv_for(tty), true, tty).await
 }

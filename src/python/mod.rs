@@ -71,8 +71,14 @@ pub fn report_argv(choice: Option<&str>) -> Vec<String> {
 /// reads (`/etc/profile`, then `~/.bash_profile`, `~/.bash_login` or `~/.profile`), then the
 /// snippet; without bash, `sh` does the same before `exec sh -i`. The environment is the one
 /// `BERTH_PYTHON_ENV` names (berth passes the recorded variables with it), else the snippet's
-/// own choice.
+/// own choice. Without a terminal (`echo cmds | berth shell`) the same start-up reads the
+/// commands from stdin without prompts or banners (`bash -s`, `sh -s`).
 pub fn shell_argv() -> Vec<String> {
+    shell_argv_for(true)
+}
+
+/// [`shell_argv`] reading commands from stdin when `interactive` is false.
+pub fn shell_argv_for(interactive: bool) -> Vec<String> {
     let login = "[ -r /etc/profile ] && . /etc/profile\n";
     let rc = format!(
         "{login}if [ -r ~/.bash_profile ]; then . ~/.bash_profile\nelif [ -r ~/.bash_login ]; then . ~/.bash_login\n\
@@ -80,9 +86,15 @@ pub fn shell_argv() -> Vec<String> {
         script(None)
     );
     let sh_rc = format!("{login}[ -r ~/.profile ] && . ~/.profile\n{}", script(None));
-    let launch = "if command -v bash >/dev/null 2>&1; then\n  \
-                  exec bash -c 'exec bash --rcfile <(printf \"%s\\n\" \"$1\") -i' bash \"$1\"\n\
-                  fi\neval \"$2\"\nexec sh -i\n";
+    let launch = if interactive {
+        "if command -v bash >/dev/null 2>&1; then\n  \
+         exec bash -c 'exec bash --rcfile <(printf \"%s\\n\" \"$1\") -i' bash \"$1\"\n\
+         fi\neval \"$2\"\nexec sh -i\n"
+    } else {
+        "if command -v bash >/dev/null 2>&1; then\n  \
+         exec bash -c 'eval \"$1\"; exec bash -s' bash \"$1\"\n\
+         fi\neval \"$2\"\nexec sh -s\n"
+    };
     vec!["/bin/sh".into(), "-c".into(), launch.into(), "berth-shell".into(), rc, sh_rc]
 }
 
