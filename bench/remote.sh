@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark: `berth --on srv up` (nothing to do) against what it is made of, in the same run:
+# Benchmark: `berth --on srv up` (nothing to do) against what it is made of, in the same run
+# (interleaved round by round):
 #   ssh srv true              over the shared connection (one round trip)
 #   berth up                  run directly on the server, in the project's folder there
-#   berth --on srv up         from the laptop: sync (nothing changed) + the remote up
+#   berth --on srv up         from the laptop: one ssh session that syncs (nothing changed)
+#                             and runs the remote up
 # and the bytes a sync sends after a one-file edit, against the project's size.
 # The "server" is tests/support/remote-server.sh (sshd on 127.0.0.1 as user berthsrv, in front
 # of this host's engine). Needs root.
@@ -47,20 +49,24 @@ remote_dir=$(cd /home/berthsrv/berth && ls -d "$name"-*)
 sock=$(ls "$work/run/berth/"ssh-* | grep -E '/ssh-[0-9a-f]+$' | head -n 1)
 
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}'; }
-median_ms() {
-  local n=$1; shift
-  "$@" >/dev/null 2>&1 || true
-  for _ in $(seq "$n"); do
-    local t0 t1
-    t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N)
-    echo $(( (t1 - t0) / 1000 ))
-  done | median
+us() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 )); }
+ssh_m() { ssh -F "$srv/ssh_config" -o "ControlPath=$sock" -o ControlMaster=no srv "$@"; }
+# Timed on the server itself: no ssh in the figure.
+server_up_us() {
+  ssh_m "cd berth/$remote_dir && t0=\$(date +%s%N); berth up >/dev/null 2>&1; t1=\$(date +%s%N); echo \$(( (t1 - t0) / 1000 ))"
 }
-ssh_true=$(median_ms "$rounds" ssh -F "$srv/ssh_config" -o "ControlPath=$sock" -o ControlMaster=no srv true)
-# Timed on the server itself: no ssh in the measurement.
-server_up=$(ssh -F "$srv/ssh_config" -o "ControlPath=$sock" -o ControlMaster=no srv \
-  "cd berth/$remote_dir && berth up >/dev/null 2>&1; for i in \$(seq $rounds); do t0=\$(date +%s%N); berth up >/dev/null 2>&1; t1=\$(date +%s%N); echo \$(( (t1 - t0) / 1000 )); done" | median)
-on_up=$(median_ms "$rounds" "$berth" --on srv up)
+# One warm-up each, then the three measured in turn within each round, so that the load of
+# the moment (other work on the machine) weighs on all three alike.
+ssh_m true; server_up_us >/dev/null; "$berth" --on srv up -q
+: >"$work/ssh.us"; : >"$work/server.us"; : >"$work/on.us"
+for _ in $(seq "$rounds"); do
+  us ssh_m true >>"$work/ssh.us"
+  server_up_us >>"$work/server.us"
+  us "$berth" --on srv up >>"$work/on.us"
+done
+ssh_true=$(median <"$work/ssh.us")
+server_up=$(median <"$work/server.us")
+on_up=$(median <"$work/on.us")
 parts=$(awk -v a="$ssh_true" -v b="$server_up" 'BEGIN {printf "%.1f", a + b}')
 
 echo "berth $("$berth" --version | cut -d' ' -f2), $(ssh -V 2>&1 | cut -d, -f1), $rounds rounds, medians (ms)"

@@ -113,12 +113,11 @@ pub enum Command {
     /// Copy files or folders from the server's project folder to this one (with --on NAME); a
     /// newer local file is kept unless --force.
     Fetch(FetchArgs),
-    /// (internal) The server's side of the project sync: reads a manifest and files on stdin.
-    #[command(hide = true)]
-    SyncReceive(SyncDirArgs),
-    /// (internal) The server's side of `fetch`: sends the asked files on stdout.
-    #[command(hide = true)]
-    SyncSend(SyncDirArgs),
+    /// (internal) The server's side of `berth --on`: answers as this version only, takes the
+    /// project's sync (--sync) or sends the files `fetch` asks for (--send), then runs the
+    /// command after `--` in the project's folder, in this same process.
+    #[command(name = "serve-on", hide = true)]
+    ServeOn(ServeOnArgs),
 }
 
 #[derive(Debug, Args)]
@@ -197,9 +196,23 @@ pub struct FetchArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct SyncDirArgs {
-    /// The project folder on this machine (made, 0700, if missing).
+pub struct ServeOnArgs {
+    /// The laptop berth's version: a berth of another version does nothing (exit 98).
+    pub want: String,
+    /// The project folder on this machine (made, 0700, by a sync).
     pub dir: PathBuf,
+    /// What the laptop calls this server, for messages.
+    #[arg(long, default_value = "NAME")]
+    pub server: String,
+    /// Receive the project's files on stdin first.
+    #[arg(long, conflicts_with = "send")]
+    pub sync: bool,
+    /// Send the files asked on stdin (`fetch`), and nothing else.
+    #[arg(long)]
+    pub send: bool,
+    /// The berth command line to run (without `berth`).
+    #[arg(last = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

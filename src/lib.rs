@@ -76,12 +76,12 @@ fn on_server(
     }
     // `fetch` runs here and reads from the server's berth.
     if let cli::Command::Fetch(a) = command {
-        let (session, _) = remote::connect(&ctx.dir, &name, yes, &ctx.out)?;
+        let (mut session, _) = remote::connect(&ctx.dir, &name)?;
         let opts = commands::fetch::FetchOptions { paths: a.paths, force: a.force };
-        let dir = session.project_dir.clone();
-        return remote::over_berth(&session, &["sync-send", &dir], "fetching", |to, from| {
-            commands::fetch::run_streams(ctx, opts, to, from).map(|_| ExitStatus::SUCCESS)
-        });
+        return commands::fetch::run_from(ctx, opts, |project, paths, force| {
+            remote::fetch(&mut session, &ctx.out, yes, project, paths, force)
+        })
+        .map(|_| ExitStatus::SUCCESS);
     }
     let request = commands::on::OnRequest { name, yes, verb: verb.to_string(), args };
     commands::on::run(ctx, request)
@@ -216,9 +216,39 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
             commands::fetch::run(ctx, commands::fetch::FetchOptions { paths: a.paths, force: a.force })
                 .map(into)
         }
-        C::SyncReceive(a) => commands::sync_receive::run(ctx, &a.dir).map(into),
-        C::SyncSend(a) => commands::sync_send::run(ctx, &a.dir).map(into),
+        C::ServeOn(a) => serve_on(a),
     }
+}
+
+/// `berth serve-on` (hidden): the server's end of one `berth --on` call ([`remote::serve`]).
+/// The command runs in this process: one berth started on the server per laptop command.
+fn serve_on(a: cli::ServeOnArgs) -> anyhow::Result<ExitStatus> {
+    if !remote::serve::greet(&a.want)? {
+        return Ok(ExitStatus::from(remote::serve::NOT_THIS_VERSION));
+    }
+    // A failed sync or fetch was told to the laptop, which says it.
+    if a.send {
+        return Ok(ExitStatus::from(if remote::serve::send(&a.dir)? { 0 } else { 1 }));
+    }
+    if a.sync && !remote::serve::receive(&a.dir)? {
+        return Ok(ExitStatus::from(1));
+    }
+    if a.args.is_empty() {
+        return Ok(ExitStatus::SUCCESS);
+    }
+    remote::serve::enter(&a.dir, &a.server)?;
+    let words = std::iter::once("berth".to_string()).chain(a.args);
+    let cli = <cli::Cli as clap::Parser>::try_parse_from(words).unwrap_or_else(|e| e.exit());
+    if cli.on.is_some() || cli.dir.is_some() {
+        return Err(error::fail(
+            error::Code::BadInput,
+            "a command sent from the laptop names a server or a folder of its own",
+            "run berth --on NAME <command> from the laptop's project folder",
+        ));
+    }
+    let dir = std::env::current_dir()?;
+    let ctx = Context { dir, dir_given: false, out: Printer::new(cli.json, cli.quiet) };
+    dispatch(&ctx, cli.command)
 }
 
 fn into<T: Into<ExitStatus>>(done: T) -> ExitStatus {

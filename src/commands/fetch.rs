@@ -1,9 +1,8 @@
 //! `berth --on NAME fetch PATH... [--force]`: copy files or folders (e.g. `work_dirs/`, a
 //! checkpoint) from the server's project folder into this one. A local file newer than the
 //! server's is kept unless `--force`; paths stay inside the project on both sides
-//! (`remote::sync::fetch`).
+//! (`remote::sync::fetch`), and a path that leaves it is refused before the server is reached.
 
-use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use super::Context;
@@ -28,12 +27,12 @@ pub fn run(_ctx: &Context, _opts: FetchOptions) -> anyhow::Result<()> {
     ))
 }
 
-/// Fetch over a stream pair already connected to `berth sync-send DIR` on the server.
-pub fn run_streams(
+/// Fetch with `fetch` (the server's side reached by the caller): the paths are checked here
+/// first, then the report printed.
+pub fn run_from(
     ctx: &Context,
     opts: FetchOptions,
-    to_server: impl Write,
-    from_server: impl Read,
+    fetch: impl FnOnce(&Path, &[PathBuf], bool) -> anyhow::Result<FetchReport>,
 ) -> anyhow::Result<FetchReport> {
     let project = project_dir(ctx)?;
     let paths = opts
@@ -41,7 +40,7 @@ pub fn run_streams(
         .iter()
         .map(|p| inside_project(&project, &ctx.dir, p))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let report = sync::fetch(&project, &paths, opts.force, to_server, from_server)?;
+    let report = fetch(&project, &paths, opts.force)?;
     sync::warn_skipped(&ctx.out, &report.files_skipped);
     if ctx.out.json {
         ctx.out.json(&report)?;

@@ -37,8 +37,6 @@ pub mod ship;
 pub mod ssh_agent_relay;
 pub mod status;
 pub mod stop;
-pub mod sync_receive;
-pub mod sync_send;
 pub mod top;
 pub mod unpack;
 pub mod up;

@@ -1,7 +1,8 @@
 //! `berth --on NAME <command> …`: the command runs on the named server, by the server's own
 //! berth (so its GPU facts are planned with), in the project's folder there, with the same
 //! arguments; output is streamed and its exit code is berth's. The project is synced laptop →
-//! server first for the commands that use its files. See [`crate::remote`].
+//! server first for the commands that use its files, in the same ssh session as the command
+//! (a command on a terminal of its own gets a second one). See [`crate::remote`].
 
 use std::io::IsTerminal;
 use std::os::unix::process::ExitStatusExt;
@@ -32,23 +33,22 @@ pub fn run(ctx: &Context, req: OnRequest) -> anyhow::Result<ExitStatus> {
             format!("--on takes the project commands: {}", names.join(", ")),
         ));
     };
-    let (session, local) = remote::connect(&ctx.dir, &req.name, req.yes, &ctx.out)?;
-    if verb.sync {
-        remote::sync(&session, &local, &ctx.out)?;
-    }
+    let (mut session, local) = remote::connect(&ctx.dir, &req.name)?;
     let tty = verb.tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let mut command = session.remote(
-        &forward::script(&session.berth_path, &session.project_dir, &req.args, verb.sync, &req.name),
-        tty,
-    );
-    if !verb.tty {
-        // Only `shell` and `exec` read input; the others leave the terminal alone (and can run in
-        // the background).
-        command.stdin(std::process::Stdio::null());
+    if !tty {
+        // Only `shell` and `exec` read input; the others leave it alone (and can run in the
+        // background).
+        let sync = verb.sync.then_some(local.as_path());
+        let code = remote::run(&mut session, &ctx.out, req.yes, sync, &req.args, verb.tty)?;
+        return Ok(ExitStatus::from(code));
     }
-    let status = command.status().map_err(|e| {
-        fail(Code::Failure, format!("starting the system ssh: {e}"), "check that `ssh` is installed")
-    })?;
+    remote::sync(&mut session, &ctx.out, req.yes, &local)?;
+    let status = session
+        .remote(&forward::script(&session.berth_path, &session.project_dir, &req.args, &req.name), true)
+        .status()
+        .map_err(|e| {
+            fail(Code::Failure, format!("starting the system ssh: {e}"), "check that `ssh` is installed")
+        })?;
     let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     Ok(ExitStatus::from(code))
 }

@@ -78,19 +78,15 @@ pub fn server_args(raw: &[String]) -> (Vec<String>, bool) {
     (kept, saw_dir)
 }
 
-/// Run `berth` (the server's path) with `args` in `dir` there. Commands that sync have made
-/// the folder; the others need it to exist already.
-pub fn script(berth: &str, dir: &str, args: &[String], make_dir: bool, server: &str) -> String {
+/// Run `berth` (the server's path) with `args` in `dir` there, on a terminal of its own: the
+/// sync just made the folder.
+pub fn script(berth: &str, dir: &str, args: &[String], server: &str) -> String {
     let q = sh_quote(dir);
-    let enter = if make_dir {
-        format!("mkdir -p {q} && cd {q} || exit 1")
-    } else {
-        format!(
-            "cd {q} 2>/dev/null || {{ echo \"berth: the project has no folder on this server yet ({}): bring it there with berth --on {} up\" >&2; exit 2; }}",
-            dir.replace(['"', '\\', '$', '`'], "_"),
-            server.replace(['"', '\\', '$', '`'], "_")
-        )
-    };
+    let enter = format!(
+        "cd {q} 2>/dev/null || {{ echo \"berth: the project has no folder on this server yet ({}): bring it there with berth --on {} up\" >&2; exit 2; }}",
+        dir.replace(['"', '\\', '$', '`'], "_"),
+        server.replace(['"', '\\', '$', '`'], "_")
+    );
     let words: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
     format!("{enter}\nexec {} {}", sh_quote(berth), words.join(" "))
 }
@@ -119,16 +115,12 @@ mod tests {
 
     #[test]
     fn the_script_quotes_every_word() {
-        let sc = script(
-            "/h/b/berth-1",
-            "berth/x-12345678",
-            &s(&["run", "--", "echo", "$(rm -rf ~)"]),
-            true,
-            "srv",
-        );
-        assert!(sc.contains("mkdir -p berth/x-12345678 && cd berth/x-12345678"), "{sc}");
-        assert!(sc.ends_with("exec /h/b/berth-1 run -- echo '$(rm -rf ~)'"), "{sc}");
-        let sc = script("berth", "a b", &s(&["jobs"]), false, "srv");
+        let sc =
+            script("/h/b/berth-1", "berth/x-12345678", &s(&["exec", "--", "echo", "$(rm -rf ~)"]), "srv");
+        assert!(sc.starts_with("cd berth/x-12345678 2>/dev/null ||"), "{sc}");
+        assert!(sc.ends_with("exec /h/b/berth-1 exec -- echo '$(rm -rf ~)'"), "{sc}");
+        let sc = script("berth", "a b", &s(&["shell"]), "s$(x)");
+        assert!(!sc.contains("$(x)"), "{sc}");
         assert!(sc.starts_with("cd 'a b' 2>/dev/null ||"), "{sc}");
     }
 

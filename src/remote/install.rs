@@ -2,15 +2,15 @@
 //! in the ssh user's home (`~/.local/share/berth/bin/berth-<version>`). When neither is there,
 //! berth offers to copy itself — only to a server of the same OS and architecture whose C
 //! library is at least as new as the one this binary needs; otherwise it says what to
-//! install. No root, no daemon: one file in the user's home. The answer is remembered for the
-//! life of the shared connection (a file next to its socket), so later commands skip the probe.
+//! install. No root, no daemon: one file in the user's home. Only asked when a call found no
+//! berth of this version where the last one was ([`super::call`]); the answer is remembered.
 
 use std::io::{Read, Write};
 use std::process::Stdio;
 
 use anyhow::Context as _;
 
-use super::session::{Session, private_file};
+use super::session::Session;
 use crate::error::{Code, fail};
 use crate::output::{self, Printer};
 use crate::spec::size::format_size;
@@ -182,23 +182,28 @@ pub fn decide(facts: &ServerFacts, local: &Local) -> Decision {
 }
 
 /// The path of a berth of this version on the server, copying this one there when allowed.
-pub fn ensure(session: &Session, out: &Printer, yes: bool) -> anyhow::Result<String> {
-    let cache = session.berth_cache();
-    if private_file(&cache)
-        && let Ok(text) = std::fs::read_to_string(&cache)
-        && let Some((pid, path)) = text.trim_end().split_once('\t')
-        && pid.parse() == Ok(session.master_pid)
-    {
-        return Ok(path.to_string());
-    }
+/// `failed` are berths there that did not answer as this one (one may still claim this version:
+/// an older build of it): they are passed over.
+/// Returns the path, and whether this berth was just copied there.
+pub fn ensure(
+    session: &Session,
+    out: &Printer,
+    yes: bool,
+    failed: &[String],
+) -> anyhow::Result<(String, bool)> {
     let probe = session.run(&probe_script(), "looking for berth")?;
-    let facts = parse_probe(&String::from_utf8_lossy(&probe.stdout));
+    let mut facts = parse_probe(&String::from_utf8_lossy(&probe.stdout));
+    for (path, version) in &mut facts.berths {
+        if failed.contains(path) {
+            version.push_str(" (another build: it does not answer as this one)");
+        }
+    }
     // Reading this binary (for its C library needs) is only worth it when berth is missing there.
     let wanted = facts.berths.iter().find(|(_, v)| *v == version_line()).map(|(p, _)| p.clone());
     let local =
         if wanted.is_some() { Local { system: String::new(), glibc: None } } else { Local::this_binary() };
     let path = match wanted.map(Decision::Use).unwrap_or_else(|| decide(&facts, &local)) {
-        Decision::Use(path) => path,
+        Decision::Use(path) => (path, false),
         Decision::Install { why } => {
             return Err(fail(
                 Code::Refused,
@@ -254,11 +259,9 @@ pub fn ensure(session: &Session, out: &Printer, yes: bool) -> anyhow::Result<Str
                     }
                 }
             }
-            copy(session, out, &exe, size)?
+            (copy(session, out, &exe, size)?, true)
         }
     };
-    let _ =
-        crate::fsutil::write_atomic(&cache, format!("{}\t{path}\n", session.master_pid).as_bytes(), 0o600);
     Ok(path)
 }
 

@@ -3,21 +3,24 @@
 //! facts are planned with), in the project's folder there, over one shared ssh connection.
 //!
 //! - [`config`]: the named servers in the user's config folder.
-//! - [`session`]: the shared ssh connection (ControlMaster), a stale one replaced, and running
-//!   the server's berth with the laptop's arguments.
+//! - [`session`]: the shared ssh connection (ControlMaster) and how berth is started there.
+//! - [`call`]: one call, the laptop's side: sync and command in one ssh session, what a failed
+//!   call teaches (no berth there, a connection gone bad) and the call made again.
+//! - [`serve`]: the same call, the server's side (`berth serve-on`).
 //! - [`install`]: finding a berth of this version on the server, or copying this one there.
 //! - [`forward`]: which commands run there, and the arguments they get.
+//! - [`sync`]: the project's files laptop → server, and results back (`fetch`).
 
+pub mod call;
 pub mod config;
 pub mod forward;
 pub mod install;
+pub mod serve;
 pub mod session;
 pub mod sync;
 
-use std::path::Path;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use sha2::Digest;
 
 use crate::output::Printer;
@@ -38,33 +41,95 @@ pub fn project_dir(base: Option<&str>, name: &str, local: &Path) -> String {
     }
 }
 
-/// The session for the project found from `dir` on the server `name`: the shared connection
-/// open, the server's berth found (or copied, see [`install::ensure`]) and the project's folder
-/// there named. Also returns the laptop's project folder.
-pub fn connect(
-    dir: &Path,
-    name: &str,
-    yes: bool,
-    out: &Printer,
-) -> anyhow::Result<(session::Session, std::path::PathBuf)> {
+/// The way to the server `name` for the project found from `dir`, and the laptop's project
+/// folder. Nothing is started yet: the first call opens the connection.
+pub fn connect(dir: &Path, name: &str) -> anyhow::Result<(session::Session, PathBuf)> {
     let remotes = config::Remotes::load()?;
     let url = remotes.get(name)?;
     let file = crate::spec::find(dir)?;
     let file = file.canonicalize().unwrap_or(file);
     let local = crate::spec::load_existing(&file)?;
-    let mut session = session::Session::open(name, url, out)?;
-    session.berth_path = install::ensure(&session, out, yes)?;
+    let mut session = session::Session::open(name, url)?;
     session.project_dir = project_dir(url.base.as_deref(), &local.name, &local.project_dir);
     Ok((session, local.project_dir))
 }
 
-/// Bring the server's copy of the project at `local` up to date (`dir` there), over the
-/// shared connection: the server's berth receives ([`sync`]).
-pub fn sync(session: &session::Session, local: &Path, out: &Printer) -> anyhow::Result<sync::SyncReport> {
-    let report =
-        over_berth(session, &["sync-receive", &session.project_dir], "syncing the project", |to, from| {
-            Ok(sync::push(local, to, from)?)
+/// Runs `args` by the server's berth in the project's folder there, the laptop's folder
+/// `sync`ed first when given, in one ssh session; returns the exit status (the command's, or
+/// 255 when the connection broke). With `forward_stdin` the command reads this stdin.
+pub fn run(
+    session: &mut session::Session,
+    out: &Printer,
+    yes: bool,
+    sync: Option<&Path>,
+    args: &[String],
+    forward_stdin: bool,
+) -> anyhow::Result<i32> {
+    let (mode, doing): (&[&str], _) = match sync {
+        Some(_) => (&["--sync"], "syncing the project"),
+        None => (&[], "starting the command"),
+    };
+    let (report, greeted) = call::call(session, out, yes, mode, args, doing, |to, from| match sync {
+        Some(local) => {
+            let push = sync::push_start(local, &mut *to)?;
+            call::expect_greeting(from)?;
+            Ok(Some(push.finish(from)?))
+        }
+        None => {
+            call::expect_greeting(from)?;
+            Ok(None)
+        }
+    })?;
+    if let Some(report) = report {
+        say_synced(session, out, &report);
+    }
+    greeted.finish(forward_stdin)
+}
+
+/// Only the sync, for a command that then runs on a terminal of its own.
+pub fn sync(
+    session: &mut session::Session,
+    out: &Printer,
+    yes: bool,
+    local: &Path,
+) -> anyhow::Result<sync::SyncReport> {
+    let (report, greeted) =
+        call::call(session, out, yes, &["--sync"], &[], "syncing the project", |to, from| {
+            let push = sync::push_start(local, &mut *to)?;
+            call::expect_greeting(from)?;
+            Ok(push.finish(from)?)
         })?;
+    say_synced(session, out, &report);
+    let code = greeted.finish(false)?;
+    if code != 0 {
+        return Err(crate::error::fail(
+            crate::error::Code::Failure,
+            format!("the sync to {} ended with exit {code}", session.label),
+            "run it again; if it persists, run `berth --on NAME status` to see what the server says",
+        ));
+    }
+    Ok(report)
+}
+
+/// `fetch`: `paths` (relative to `project`) from the server's copy of the project.
+pub fn fetch(
+    session: &mut session::Session,
+    out: &Printer,
+    yes: bool,
+    project: &Path,
+    paths: &[PathBuf],
+    force: bool,
+) -> anyhow::Result<sync::FetchReport> {
+    let (report, greeted) = call::call(session, out, yes, &["--send"], &[], "fetching", |to, from| {
+        let fetch = sync::fetch_start(project, paths, &mut *to)?;
+        call::expect_greeting(from)?;
+        Ok(fetch.finish(force, from)?)
+    })?;
+    greeted.finish(false)?;
+    Ok(report)
+}
+
+fn say_synced(session: &session::Session, out: &Printer, report: &sync::SyncReport) {
     sync::warn_skipped(out, &report.files_skipped);
     let mut line = format!(
         "synced to {}: {} sent ({} bytes), {} unchanged",
@@ -77,34 +142,6 @@ pub fn sync(session: &session::Session, local: &Path, out: &Printer) -> anyhow::
         line.push_str(&format!(", {} kept there (deleted or ignored here)", report.kept_on_server.len()));
     }
     out.status(line);
-    Ok(report)
-}
-
-/// Run the server's berth with `args` and hand its stdin and stdout to `talk` (a protocol
-/// over the pair); its stderr is the user's. A broken connection is named as such.
-pub fn over_berth<T>(
-    session: &session::Session,
-    args: &[&str],
-    doing: &str,
-    talk: impl FnOnce(std::process::ChildStdin, std::process::ChildStdout) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let mut child = session
-        .berth(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting the system ssh")?;
-    let to_server = child.stdin.take().context("ssh's stdin")?;
-    let from_server = child.stdout.take().context("ssh's stdout")?;
-    let done = talk(to_server, from_server);
-    let status = child.wait().context("waiting for ssh")?;
-    match done {
-        Err(e) if status.code() == Some(255) => {
-            Err(e.context(format!("the ssh connection to {} broke while {doing}", session.label)))
-        }
-        other => other,
-    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
-//! One shared ssh connection per session of commands: an OpenSSH master (`ControlMaster`)
-//! whose socket lives in the user's private runtime folder (`$XDG_RUNTIME_DIR/berth`, else
-//! `/tmp/berth-<uid>`, 0700) and stays `ControlPersist` minutes after the last command, so the
-//! next `berth --on` costs no handshake. A master whose process is gone (killed, a laptop
-//! that slept) is noticed with `ssh -O check` and replaced. The system ssh is used, with
-//! `BERTH_SSH` and the user's ssh config ([`crate::ssh`]).
+//! One shared ssh connection per session of commands: an OpenSSH master whose socket lives in
+//! the user's private runtime folder (`$XDG_RUNTIME_DIR/berth`, else `/tmp/berth-<uid>`, 0700)
+//! and stays `ControlPersist` minutes after the last command, so the next `berth --on` costs no
+//! handshake. Every call is made with `ControlMaster=auto`: the first becomes the master (ssh
+//! puts it in the background), the next ones ride on it, and a socket whose master is gone (killed,
+//! a laptop that slept) is replaced by ssh itself on the next call — nothing is checked before a
+//! call ([`super::call`] handles a call that fails through a master gone bad). The system ssh is
+//! used, with `BERTH_SSH` and the user's ssh config ([`crate::ssh`]).
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -15,8 +16,10 @@ use sha2::Digest;
 
 use super::config::RemoteUrl;
 use crate::error::{Code, fail};
-use crate::output::Printer;
 use crate::ssh::{self, sh_quote};
+
+/// The exit status of a call that found no berth at [`Session::berth_path`].
+pub const NO_BERTH: i32 = 97;
 
 /// How long an idle master stays for the next command.
 const PERSIST: &str = "ControlPersist=15m";
@@ -27,14 +30,14 @@ pub struct Session {
     /// ssh and the options every call shares (control socket, port, keep-alive).
     base: Vec<String>,
     destination: String,
+    /// The name the laptop gives the server (`--on NAME`).
+    pub name: String,
     /// `NAME (user@host:port)`, for messages.
     pub label: String,
     pub socket: PathBuf,
-    /// The master's process id, as `ssh -O check` reported it.
-    pub master_pid: u32,
     /// The project's folder there (relative paths are under the ssh user's home).
     pub project_dir: String,
-    /// The server's berth of this version ([`super::install::ensure`]).
+    /// The server's berth of this version, as far as the last call knew ([`super::install`]).
     pub berth_path: String,
 }
 
@@ -66,8 +69,9 @@ pub fn runtime_dir() -> anyhow::Result<PathBuf> {
 }
 
 impl Session {
-    /// Reach `url` through its shared connection, opening (or replacing) the master.
-    pub fn open(name: &str, url: &RemoteUrl, out: &Printer) -> anyhow::Result<Session> {
+    /// The way to `url` through its shared connection. Starts nothing: the first call opens the
+    /// master (see the module's notes).
+    pub fn open(name: &str, url: &RemoteUrl) -> anyhow::Result<Session> {
         let dir = runtime_dir()?;
         let mut base = ssh::command()?;
         // One socket per ssh command line and address: another BERTH_SSH is another connection.
@@ -80,8 +84,19 @@ impl Session {
         let socket = dir.join(format!("ssh-{hex}"));
         base.extend(ssh::control_path(&socket));
         base.extend(
-            ["-o", "ConnectTimeout=30", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
-                .map(String::from),
+            [
+                "-o",
+                "ControlMaster=auto",
+                "-o",
+                PERSIST,
+                "-o",
+                "ConnectTimeout=30",
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=4",
+            ]
+            .map(String::from),
         );
         if let Some(p) = url.port {
             base.extend(["-p".into(), p.to_string()]);
@@ -94,89 +109,16 @@ impl Session {
         let mut session = Session {
             base,
             destination: url.destination(),
+            name: name.to_string(),
             label,
             socket,
-            master_pid: 0,
             project_dir: String::new(),
             berth_path: "berth".into(),
         };
-        // Two berths starting at once must not both start a master on one socket.
-        let lock_path = session.socket.with_extension("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .with_context(|| format!("opening {}", lock_path.display()))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-            .with_context(|| format!("locking {}", lock_path.display()))?;
-        if let Some(pid) = session.check() {
-            session.master_pid = pid;
-            return Ok(session);
+        if let Some(path) = session.remembered_berth() {
+            session.berth_path = path;
         }
-        if session.socket.exists() {
-            out.status(format!(
-                "the shared ssh connection to {} was stale (its ssh is gone): opening a new one",
-                session.label
-            ));
-            std::fs::remove_file(&session.socket)
-                .with_context(|| format!("removing the stale socket {}", session.socket.display()))?;
-            let _ = std::fs::remove_file(session.socket.with_extension("berth"));
-        }
-        session.start_master()?;
-        session.master_pid = session.check().ok_or_else(|| {
-            fail(
-                Code::Failure,
-                format!("the shared ssh connection to {} did not stay up", session.label),
-                format!("see {} for what ssh said", session.socket.with_extension("log").display()),
-            )
-        })?;
         Ok(session)
-    }
-
-    /// The master's pid when one answers on the socket.
-    fn check(&self) -> Option<u32> {
-        let out = self.ssh(&["-O", "check"]).stdin(Stdio::null()).output().ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        let said = String::from_utf8_lossy(&out.stderr);
-        let pid = said.split("pid=").nth(1)?.split(')').next()?.trim().parse().ok()?;
-        Some(pid)
-    }
-
-    fn start_master(&self) -> anyhow::Result<()> {
-        // `-f` keeps stderr open in the background master: a file, not a pipe we would wait on.
-        let log_path = self.socket.with_extension("log");
-        let log = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?;
-        let status = self
-            .ssh(&["-o", "ControlMaster=yes", "-o", PERSIST, "-N", "-f"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .status()
-            .with_context(|| format!("starting `{}` (the system ssh)", self.base[0]))?;
-        if status.success() {
-            return Ok(());
-        }
-        let said = std::fs::read_to_string(&log_path).unwrap_or_default();
-        Err(fail(
-            Code::Failure,
-            format!(
-                "cannot reach {} over ssh: {}",
-                self.label,
-                if said.trim().is_empty() { "ssh failed" } else { said.trim() }
-            ),
-            "berth runs the system ssh: check that `ssh HOST` works from this shell (keys, agent, \
-             ~/.ssh/config); BERTH_SSH can set the command line, e.g. BERTH_SSH=\"ssh -F my_config\"",
-        ))
     }
 
     /// `ssh <shared options> <extra> -- destination`.
@@ -193,15 +135,23 @@ impl Session {
 
     /// `script` there; with `tty`, on a terminal of its own (`ssh -t`: resize and Ctrl-C reach it).
     pub fn remote(&self, script: &str, tty: bool) -> Command {
-        let mut cmd = self.ssh(&["-o", "ControlMaster=no", if tty { "-t" } else { "-T" }]);
+        let mut cmd = self.ssh(&[if tty { "-t" } else { "-T" }]);
         cmd.arg(format!("sh -c {}", sh_quote(script)));
         cmd
     }
 
-    /// The server's berth with `args` (no terminal; set up stdin/stdout as needed).
+    /// The server's berth (the one last known, [`Session::berth_path`]) with `args`, no
+    /// terminal. When nothing is at that path it ends with [`NO_BERTH`] and says nothing.
     pub fn berth<S: AsRef<str>>(&self, args: &[S]) -> Command {
         let words: Vec<String> = args.iter().map(|a| sh_quote(a.as_ref())).collect();
-        self.command(&format!("exec {} {}", sh_quote(&self.berth_path), words.join(" ")))
+        let b = sh_quote(&self.berth_path);
+        // Shell built-ins only: no process is started to look.
+        let present = if self.berth_path.contains('/') {
+            format!("[ -x {b} ]")
+        } else {
+            format!("command -v {b} >/dev/null 2>&1")
+        };
+        self.command(&format!("{present} || exit {NO_BERTH}\nexec {b} {}", words.join(" ")))
     }
 
     /// Run `script` there and return its output; a failure carries what the other side said.
@@ -238,12 +188,31 @@ impl Session {
         }
     }
 
-    /// Where the cached answer "which berth runs there" is kept; valid for this master only.
+    /// Where the answer "which berth runs there" is kept between commands. It is only a first
+    /// guess: every call proves it (the server's berth greets as this version, or the call is
+    /// made again after looking).
     pub fn berth_cache(&self) -> PathBuf {
         self.socket.with_extension("berth")
     }
 
-    /// Close the master now (tests and `remote rm`).
+    fn remembered_berth(&self) -> Option<String> {
+        let cache = self.berth_cache();
+        if !private_file(&cache) {
+            return None;
+        }
+        let text = std::fs::read_to_string(&cache).ok()?;
+        // Older berths wrote `PID<TAB>PATH`.
+        let path = text.trim_end().rsplit('\t').next()?.to_string();
+        path.starts_with('/').then_some(path)
+    }
+
+    /// Remember `path` as the server's berth.
+    pub fn remember_berth(&mut self, path: String) {
+        let _ = crate::fsutil::write_atomic(&self.berth_cache(), format!("{path}\n").as_bytes(), 0o600);
+        self.berth_path = path;
+    }
+
+    /// Close the master now (a master gone bad, `remote rm`).
     pub fn close(&self) {
         let _ = self
             .ssh(&["-O", "exit"])

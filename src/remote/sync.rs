@@ -2,14 +2,14 @@
 //! bringing results back (`berth --on NAME fetch`), over one pair of byte streams (ssh's).
 //!
 //! Push: the laptop sends a manifest ([`manifest`]); the server answers which files it needs and
-//! which it keeps; the laptop sends just those bytes ([`wire`]). The server (`berth sync-receive
-//! DIR`) treats the stream as untrusted: every path is checked ([`tree::RelPath`]), nothing is
+//! which it keeps; the laptop sends just those bytes ([`wire`]). The server (`berth serve-on … --sync`)
+//! treats the stream as untrusted: every path is checked ([`tree::RelPath`]), nothing is
 //! written through a symlink, a file is written beside its place and renamed in only when whole
 //! and verified. It never deletes, and never overwrites a file whose content differs from what a
 //! sync last wrote there (its record, `DIR/.berth/sync-record.json`): a checkpoint or a file
 //! edited on the server stays, and is reported as skipped.
 //!
-//! Fetch: the server (`berth sync-send DIR`) lists the asked paths; the laptop takes the files it
+//! Fetch: the server (`berth serve-on … --send`) lists the asked paths; the laptop takes the files it
 //! lacks or holds an older copy of, never replacing a newer local file without `force`.
 
 pub mod manifest;
@@ -17,7 +17,7 @@ pub mod tree;
 pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -172,56 +172,89 @@ fn explain_write_failure(e: SyncError, from_server: &mut impl Read) -> SyncError
 
 /// Laptop side of a sync: offers `project`'s files, sends the ones the server needs.
 pub fn push(project: &Path, to_server: impl Write, from_server: impl Read) -> Result<SyncReport, SyncError> {
+    push_start(project, to_server)?.finish(&mut BufReader::new(from_server))
+}
+
+/// A push whose manifest is on its way: the server's answer is read by [`Push::finish`]. Split
+/// in two so that the manifest travels with the request that starts the server's berth (no
+/// round trip waits for it) and the caller can read a greeting in between.
+pub struct Push<W: Write> {
+    offer: manifest::Offer,
+    root: Root,
+    w: Counting<BufWriter<W>>,
+    /// A failed write: the server's own words, read in `finish`, say more than "broken pipe".
+    sent: Result<(), SyncError>,
+}
+
+impl<W: Write> std::fmt::Debug for Push<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Push").field("entries", &self.offer.entries.len()).finish_non_exhaustive()
+    }
+}
+
+/// Walks `project` and writes the manifest to the server.
+pub fn push_start<W: Write>(project: &Path, to_server: W) -> Result<Push<W>, SyncError> {
     let offer = manifest::offer(project)?;
     let root = Root::open(project)
         .map_err(|e| SyncError::Io { doing: format!("opening {}", project.display()), source: e })?;
     let mut w = Counting { inner: BufWriter::with_capacity(1 << 20, to_server), bytes: 0 };
-    let mut r = BufReader::new(from_server);
     let sent = wire::write_magic(&mut w)
         .and_then(|()| wire::write_message(&mut w, &Manifest { entries: offer.entries.clone() }));
-    if let Err(e) = sent {
-        return Err(explain_write_failure(e, &mut r));
-    }
-    wire::read_magic(&mut r)?;
-    let plan: Plan = read_reply(&mut r)?;
-    let mut bytes_sent = 0;
-    for &i in &plan.need {
-        let entry = offer
-            .entries
-            .get(i as usize)
-            .ok_or_else(|| SyncError::Protocol("the server asked for a file not offered".into()))?;
-        if entry.link.is_some() {
-            continue;
+    Ok(Push { offer, root, w, sent })
+}
+
+impl<W: Write> Push<W> {
+    /// Reads the server's plan, sends the files it needs, reads what it did.
+    pub fn finish(self, r: &mut impl BufRead) -> Result<SyncReport, SyncError> {
+        let Push { offer, root, mut w, sent } = self;
+        if let Err(e) = sent {
+            return Err(explain_write_failure(e, r));
         }
-        let rel = RelPath::parse(&entry.path)
-            .map_err(|why| SyncError::BadPath { path: entry.path.clone(), why })?;
-        let mut file = root.open_file(&rel).ok();
-        let n = wire::send_file(&mut w, file.as_mut().map(|f| f as &mut dyn Read));
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => return Err(explain_write_failure(e, &mut r)),
-        };
-        bytes_sent += n.unwrap_or(0);
+        wire::read_magic(r)?;
+        let plan: Plan = read_reply(r)?;
+        let mut bytes_sent = 0;
+        for &i in &plan.need {
+            let entry = offer
+                .entries
+                .get(i as usize)
+                .ok_or_else(|| SyncError::Protocol("the server asked for a file not offered".into()))?;
+            if entry.link.is_some() {
+                continue;
+            }
+            let rel = RelPath::parse(&entry.path)
+                .map_err(|why| SyncError::BadPath { path: entry.path.clone(), why })?;
+            let mut file = root.open_file(&rel).ok();
+            let n = wire::send_file(&mut w, file.as_mut().map(|f| f as &mut dyn Read));
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => return Err(explain_write_failure(e, r)),
+            };
+            bytes_sent += n.unwrap_or(0);
+        }
+        w.flush().map_err(|e| SyncError::Protocol(format!("writing the stream: {e}")))?;
+        let done: Done = read_reply(r)?;
+        let mut files_skipped = offer.skipped;
+        files_skipped.extend(plan.skipped);
+        files_skipped.extend(done.skipped);
+        Ok(SyncReport {
+            files_sent: done.written.len(),
+            bytes_sent,
+            stream_bytes: w.bytes,
+            unchanged: plan.unchanged,
+            files_skipped,
+            kept_on_server: plan.kept_on_server,
+        })
     }
-    w.flush().map_err(|e| SyncError::Protocol(format!("writing the stream: {e}")))?;
-    let done: Done = read_reply(&mut r)?;
-    let mut files_skipped = offer.skipped;
-    files_skipped.extend(plan.skipped);
-    files_skipped.extend(done.skipped);
-    Ok(SyncReport {
-        files_sent: done.written.len(),
-        bytes_sent,
-        stream_bytes: w.bytes,
-        unchanged: plan.unchanged,
-        files_skipped,
-        kept_on_server: plan.kept_on_server,
-    })
 }
 
 /// The server's record of what a sync last wrote at each path.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Record {
     files: BTreeMap<String, Recorded>,
+    /// The file as it was last read or written: a sync that changed nothing writes nothing
+    /// (each atomic write costs two disk syncs, most of a no-op `berth --on … up`).
+    #[serde(skip)]
+    on_disk: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -240,15 +273,24 @@ struct Recorded {
 
 impl Record {
     fn load(path: &Path) -> Record {
-        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+        let Ok(bytes) = std::fs::read(path) else { return Record::default() };
+        match serde_json::from_slice::<Record>(&bytes) {
+            Ok(record) => Record { on_disk: bytes, ..record },
+            Err(_) => Record::default(),
+        }
     }
 
-    fn save(&self, path: &Path) -> Result<(), SyncError> {
+    fn save(&mut self, path: &Path) -> Result<(), SyncError> {
         let bytes = serde_json::to_vec(self).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        if bytes == self.on_disk {
+            return Ok(());
+        }
         crate::fsutil::write_atomic(path, &bytes, 0o600).map_err(|e| SyncError::Io {
             doing: format!("writing {}: {e:#}", path.display()),
             source: std::io::Error::other("write"),
-        })
+        })?;
+        self.on_disk = bytes;
+        Ok(())
     }
 }
 
@@ -292,7 +334,7 @@ fn current_content(
     }
 }
 
-/// Server side of a push (`berth sync-receive DIR`). The stream is untrusted: a bad path or
+/// Server side of a push (`berth serve-on … --sync`). The stream is untrusted: a bad path or
 /// symlink refuses the whole manifest before anything is written.
 pub fn receive(dir: &Path, input: impl Read, output: impl Write) -> Result<SyncReport, SyncError> {
     let mut r = BufReader::with_capacity(1 << 20, input);
@@ -564,6 +606,25 @@ pub fn fetch(
     to_server: impl Write,
     from_server: impl Read,
 ) -> Result<FetchReport, SyncError> {
+    fetch_start(project, paths, to_server)?.finish(force, &mut BufReader::with_capacity(1 << 20, from_server))
+}
+
+/// A fetch whose request is on its way (see [`Push`] for why it is split).
+pub struct Fetch<W: Write> {
+    asked: Vec<Option<RelPath>>,
+    root: Root,
+    w: BufWriter<W>,
+    sent: Result<(), SyncError>,
+}
+
+impl<W: Write> std::fmt::Debug for Fetch<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetch").field("asked", &self.asked).finish_non_exhaustive()
+    }
+}
+
+/// Checks `paths` and writes the request to the server.
+pub fn fetch_start<W: Write>(project: &Path, paths: &[PathBuf], to_server: W) -> Result<Fetch<W>, SyncError> {
     let mut asked = Vec::new();
     for p in paths {
         let text = p
@@ -574,13 +635,31 @@ pub fn fetch(
     let root = Root::open(project)
         .map_err(|e| SyncError::Io { doing: format!("opening {}", project.display()), source: e })?;
     let mut w = BufWriter::new(to_server);
-    let mut r = BufReader::with_capacity(1 << 20, from_server);
     let request = FetchRequest {
         paths: asked.iter().map(|p| p.as_ref().map(|p| p.to_string()).unwrap_or_default()).collect(),
     };
-    if let Err(e) = wire::write_magic(&mut w).and_then(|()| wire::write_message(&mut w, &request)) {
-        return Err(explain_write_failure(e, &mut r));
+    let sent = wire::write_magic(&mut w).and_then(|()| wire::write_message(&mut w, &request));
+    Ok(Fetch { asked, root, w, sent })
+}
+
+impl<W: Write> Fetch<W> {
+    /// Reads the server's offer, asks for what is missing or older here, writes it in.
+    pub fn finish(self, force: bool, r: &mut impl BufRead) -> Result<FetchReport, SyncError> {
+        let Fetch { asked, root, mut w, sent } = self;
+        if let Err(e) = sent {
+            return Err(explain_write_failure(e, r));
+        }
+        fetch_finish(&asked, &root, force, &mut w, r)
     }
+}
+
+fn fetch_finish(
+    asked: &[Option<RelPath>],
+    root: &Root,
+    force: bool,
+    mut w: impl Write,
+    mut r: impl BufRead,
+) -> Result<FetchReport, SyncError> {
     wire::read_magic(&mut r)?;
     let offer: FetchOffer = read_reply(&mut r)?;
     if !offer.missing.is_empty() {
@@ -676,7 +755,7 @@ pub fn fetch(
     Ok(report)
 }
 
-/// Server side of a fetch (`berth sync-send DIR`): lists what was asked, sends what is needed.
+/// Server side of a fetch (`berth serve-on … --send`): lists what was asked, sends what is needed.
 pub fn send(dir: &Path, input: impl Read, output: impl Write) -> Result<(), SyncError> {
     let mut r = BufReader::new(input);
     let mut w = BufWriter::with_capacity(1 << 20, output);

@@ -177,7 +177,8 @@ fn up_on_the_server_plans_with_its_gpus_and_makes_nothing_on_the_laptop() {
     assert!(containers_at(&there).is_empty());
 }
 
-/// Every ssh process of this laptop (its runtime folder is in their command lines).
+/// Every ssh process of this laptop (its runtime folder is in their command lines; the master
+/// renames itself `ssh: SOCKET [mux]`).
 fn laptop_ssh_pids(env: &TestEnv) -> Vec<i32> {
     let run = env.root.path().join("run").display().to_string();
     let mut pids = Vec::new();
@@ -185,7 +186,7 @@ fn laptop_ssh_pids(env: &TestEnv) -> Vec<i32> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if text.starts_with("ssh ") && text.contains(&run) {
+        if (text.starts_with("ssh ") || text.starts_with("ssh: ")) && text.contains(&run) {
             pids.push(pid);
         }
     }

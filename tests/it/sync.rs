@@ -1,17 +1,20 @@
 //! The project sync of `berth --on`, end to end without ssh: the library's laptop side
-//! (`remote::sync::push` / `fetch`) talks to the real binary's server side (`berth sync-receive
-//! DIR`, `berth sync-send DIR`) over the child's stdin and stdout, as it does through ssh.
+//! (`remote::sync::push` / `fetch`) talks to the real binary's server side (`berth serve-on
+//! VERSION DIR --sync`, `… --send`) over the child's stdin and stdout, as it does through ssh.
 
-use std::io::Write;
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use berth::remote::call;
 use berth::remote::sync::{self, FetchReport, SyncError, SyncReport};
 
-fn server(verb: &str, dir: &Path) -> Child {
+/// The server's side: `mode` is `--sync` or `--send`.
+fn server(mode: &str, dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg(verb)
+        .args(["serve-on", env!("CARGO_PKG_VERSION")])
         .arg(dir)
+        .arg(mode)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -19,9 +22,19 @@ fn server(verb: &str, dir: &Path) -> Child {
         .unwrap()
 }
 
+/// A push through `to` (the server's stdin, or a copy of it) as `berth --on` makes it: the
+/// manifest first, then the server's greeting, then the rest.
+fn push_through(laptop: &Path, to: impl Write, child: &mut Child) -> Result<SyncReport, SyncError> {
+    let mut from = BufReader::new(child.stdout.take().unwrap());
+    let push = sync::push_start(laptop, to)?;
+    call::expect_greeting(&mut from).expect("the server's berth greets");
+    push.finish(&mut from)
+}
+
 fn push(laptop: &Path, dir: &Path) -> SyncReport {
-    let mut child = server("sync-receive", dir);
-    let report = sync::push(laptop, child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let mut child = server("--sync", dir);
+    let stdin = child.stdin.take().unwrap();
+    let report = push_through(laptop, stdin, &mut child);
     let out = child.wait_with_output().unwrap();
     let report = report.unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -29,10 +42,13 @@ fn push(laptop: &Path, dir: &Path) -> SyncReport {
 }
 
 fn fetch(laptop: &Path, dir: &Path, paths: &[&str], force: bool) -> Result<FetchReport, SyncError> {
-    let mut child = server("sync-send", dir);
+    let mut child = server("--send", dir);
     let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
-    let report =
-        sync::fetch(laptop, &paths, force, child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let mut from = BufReader::new(child.stdout.take().unwrap());
+    let report = sync::fetch_start(laptop, &paths, child.stdin.take().unwrap()).and_then(|f| {
+        call::expect_greeting(&mut from).expect("the server's berth greets");
+        f.finish(force, &mut from)
+    });
     let _ = child.wait_with_output().unwrap();
     report
 }
@@ -164,13 +180,13 @@ fn an_interrupted_stream_leaves_no_partial_file_and_the_next_sync_completes() {
     let mut whole = Vec::new();
     {
         // Let a real server plan the transfer, capturing what the laptop sends.
-        let mut child = server("sync-receive", &dir);
+        let mut child = server("--sync", &dir);
         let tee = Tee { inner: child.stdin.take().unwrap(), copy: &mut whole };
-        sync::push(l.path(), tee, child.stdout.take().unwrap()).unwrap();
+        push_through(l.path(), tee, &mut child).unwrap();
         assert!(child.wait().unwrap().success());
     }
     let other = server_home.path().join("other");
-    let mut child = server("sync-receive", &other);
+    let mut child = server("--sync", &other);
     let mut stdin = child.stdin.take().unwrap();
     let cut = whole.len() - (4 << 20);
     stdin.write_all(&whole[..cut]).unwrap();

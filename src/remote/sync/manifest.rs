@@ -148,8 +148,8 @@ pub struct Offer {
 /// Walks `project` and returns what the sync offers, updating the hash cache.
 pub fn offer(project: &Path) -> Result<Offer, SyncError> {
     let cache_path = crate::state::sync_hashes(project);
-    let old: HashCache =
-        std::fs::read(&cache_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let old_bytes = std::fs::read(&cache_path).unwrap_or_default();
+    let old: HashCache = serde_json::from_slice(&old_bytes).unwrap_or_default();
     let mut fresh = HashCache::default();
     let mut rules = Rules::default();
     if let Ok(text) = std::fs::read_to_string(project.join(".berthignore")) {
@@ -161,12 +161,14 @@ pub fn offer(project: &Path) -> Result<Offer, SyncError> {
     let mut out = Offer::default();
     walk(project, &[], &rules, &old, &mut fresh, &mut out)?;
     out.entries.sort_by(|a, b| a.path.cmp(&b.path));
-    // Best effort: a cache that cannot be written costs only time next run.
-    if crate::fsutil::create_state_dir(&crate::state::dir(project)).is_ok() {
+    // Best effort: a cache that cannot be written costs only time next run. An unchanged one is
+    // not written again (two disk syncs saved on every sync with nothing new).
+    if let Ok(bytes) = serde_json::to_vec(&fresh)
+        && bytes != old_bytes
+        && crate::fsutil::create_state_dir(&crate::state::dir(project)).is_ok()
+    {
         crate::state::ignore_in_git(&crate::state::dir(project));
-        if let Ok(bytes) = serde_json::to_vec(&fresh) {
-            let _ = crate::fsutil::write_atomic(&cache_path, &bytes, 0o600);
-        }
+        let _ = crate::fsutil::write_atomic(&cache_path, &bytes, 0o600);
     }
     Ok(out)
 }
