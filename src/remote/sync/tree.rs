@@ -197,6 +197,12 @@ impl Root {
         Ok(target.to_string_lossy().into_owned())
     }
 
+    /// Bytes free for an unprivileged writer on the root's file system.
+    pub fn free_bytes(&self) -> std::io::Result<u64> {
+        let st = rustix::fs::fstatvfs(&self.fd)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
     /// The names in the folder `rel` (`None`: the root), with what each is.
     pub fn list(&self, rel: Option<&RelPath>) -> Result<Vec<(String, Kind)>, Blocked> {
         let dir = match rel {
