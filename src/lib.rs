@@ -76,7 +76,7 @@ fn on_server(
     }
     // `fetch` runs here and reads from the server's berth.
     if let cli::Command::Fetch(a) = command {
-        let (mut session, _) = remote::connect(&ctx.dir, &name)?;
+        let (mut session, _) = remote::connect(&ctx.dir, &name, &ctx.out)?;
         let opts = commands::fetch::FetchOptions { paths: a.paths, force: a.force };
         return commands::fetch::run_from(ctx, opts, |project, paths, force| {
             remote::fetch(&mut session, &ctx.out, yes, project, paths, force)

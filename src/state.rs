@@ -85,6 +85,12 @@ pub fn sync_hashes(project_dir: &Path) -> PathBuf {
     dir(project_dir).join("sync-hashes.json")
 }
 
+/// On the laptop: the folder each server holds this project in (`berth --on`), recorded so
+/// that it moves with the project (`remote::place`).
+pub fn remote_folders(project_dir: &Path) -> PathBuf {
+    dir(project_dir).join("remote-folders.json")
+}
+
 /// On the server: what each path was when a sync last wrote it (what berth may overwrite).
 pub fn sync_record(project_dir: &Path) -> PathBuf {
     dir(project_dir).join("sync-record.json")

@@ -33,7 +33,7 @@ pub fn run(ctx: &Context, req: OnRequest) -> anyhow::Result<ExitStatus> {
             format!("--on takes the project commands: {}", names.join(", ")),
         ));
     };
-    let (mut session, local) = remote::connect(&ctx.dir, &req.name)?;
+    let (mut session, local) = remote::connect(&ctx.dir, &req.name, &ctx.out)?;
     let tty = verb.tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if !tty {
         // Only `shell` and `exec` read input; the others leave it alone (and can run in the

@@ -9,12 +9,14 @@
 //! - [`serve`]: the same call, the server's side (`berth serve-on`).
 //! - [`install`]: finding a berth of this version on the server, or copying this one there.
 //! - [`forward`]: which commands run there, and the arguments they get.
+//! - [`place`]: which folder there holds the project (kept when the laptop's folder moves).
 //! - [`sync`]: the project's files laptop → server, and results back (`fetch`).
 
 pub mod call;
 pub mod config;
 pub mod forward;
 pub mod install;
+pub mod place;
 pub mod serve;
 pub mod session;
 pub mod sync;
@@ -43,14 +45,15 @@ pub fn project_dir(base: Option<&str>, name: &str, local: &Path) -> String {
 
 /// The way to the server `name` for the project found from `dir`, and the laptop's project
 /// folder. Nothing is started yet: the first call opens the connection.
-pub fn connect(dir: &Path, name: &str) -> anyhow::Result<(session::Session, PathBuf)> {
+pub fn connect(dir: &Path, name: &str, out: &Printer) -> anyhow::Result<(session::Session, PathBuf)> {
     let remotes = config::Remotes::load()?;
     let url = remotes.get(name)?;
     let file = crate::spec::find(dir)?;
     let file = file.canonicalize().unwrap_or(file);
     let local = crate::spec::load_existing(&file)?;
     let mut session = session::Session::open(name, url)?;
-    session.project_dir = project_dir(url.base.as_deref(), &local.name, &local.project_dir);
+    let fresh = project_dir(url.base.as_deref(), &local.name, &local.project_dir);
+    session.project_dir = place::folder_there(&url.to_url(), fresh, &local.project_dir, name, out);
     Ok((session, local.project_dir))
 }
 

@@ -233,7 +233,12 @@ fn run_uses_the_edited_file_and_the_job_outlives_the_laptops_ssh() {
     for pid in &pids {
         let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     }
-    assert!(laptop_ssh_pids(&env).is_empty(), "every ssh of the laptop is gone");
+    // SIGKILL is delivered, not yet acted on, when `kill` returns.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !laptop_ssh_pids(&env).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(laptop_ssh_pids(&env), Vec::<i32>::new(), "every ssh of the laptop is gone");
     let cut = follow.wait().unwrap();
     assert_ne!(cut.code(), Some(7), "the follower lost its connection before the job ended");
 
@@ -380,5 +385,69 @@ fn sync_keeps_the_servers_files_and_fetch_brings_results_back() {
     assert_eq!(std::fs::read_to_string(dir.join("work_dirs/epoch_1.pth")).unwrap(), "mine");
     env.berth(&dir, &["--on", "srv", "fetch", "--force", "work_dirs/epoch_1.pth"]).ok();
     assert_eq!(std::fs::read_to_string(dir.join("work_dirs/epoch_1.pth")).unwrap(), "server weights");
+    env.berth(&dir, &["--on", "srv", "down"]).ok();
+}
+
+/// Seed 004's user renames the laptop folder while a job runs: the project keeps its folder,
+/// its environment and its jobs on the server (the record in `.berth` moved with it).
+#[test]
+#[cfg_attr(not(berth_root_tests), ignore = "needs root: makes the server's users and starts its sshd")]
+fn a_renamed_laptop_folder_keeps_its_folder_environment_and_jobs_there() {
+    ensure_python_image();
+    let env = laptop();
+    let name = unique("rmv");
+    let dir = env.project(&name, &format!("name = \"{name}\"\n[image]\nbase = \"{PYTHON_IMAGE}\"\n"));
+    std::fs::write(
+        dir.join("train.py"),
+        "import time\ntime.sleep(4)\nprint('trained', flush=True)\nraise SystemExit(4)\n",
+    )
+    .unwrap();
+    let up = env.berth(&dir, &["--on", "srv", "up"]);
+    let server = ServerProject(std::panic::catch_unwind(|| server_dir("berthsrv", &name)).ok());
+    up.ok();
+    let there = server.0.clone().unwrap();
+    env.berth(&dir, &["--on", "srv", "run", "--name", "train", "--", "python3", "train.py"]).ok();
+
+    let moved = dir.with_file_name(format!("{name}-renamed"));
+    std::fs::rename(&dir, &moved).unwrap();
+    let jobs = env.berth(&moved, &["--on", "srv", "jobs"]).ok();
+    assert!(jobs.stdout.contains("train"), "the job is still seen: {}{}", jobs.stdout, jobs.stderr);
+    assert!(jobs.stderr.contains("keeps its folder"), "{}", jobs.stderr);
+    let logs = env.berth(&moved, &["--on", "srv", "logs", "-f", "train"]).code(4);
+    assert!(logs.stdout.contains("trained"), "{}", logs.stdout);
+    env.berth(&moved, &["--on", "srv", "up"]).ok();
+    assert_eq!(containers_at(&there).len(), 1, "one environment, not a second one");
+    assert_eq!(server_dir("berthsrv", &name), there, "no second folder there");
+    env.berth(&moved, &["--on", "srv", "down", "--force"]).ok();
+}
+
+/// The common case costs one ssh session: sync and command in one call, no check before it.
+#[test]
+#[cfg_attr(not(berth_root_tests), ignore = "needs root: makes the server's users and starts its sshd")]
+fn a_command_with_nothing_to_sync_is_one_ssh_session() {
+    let mut env = laptop();
+    let log = env.root.path().join("ssh-calls");
+    let wrapper = env.root.path().join("ssh-logged");
+    std::fs::write(&wrapper, format!("#!/bin/sh\necho \"$*\" >>'{}'\nexec ssh \"$@\"\n", log.display()))
+        .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = server().dir.join("ssh_config");
+    for (k, v) in env.env.iter_mut() {
+        if k == "BERTH_SSH" {
+            *v = format!("{} -F {}", wrapper.display(), config.display());
+        }
+    }
+    let name = unique("rone");
+    let dir = env.project(&name, &format!("name = \"{name}\"\n"));
+    let up = env.berth(&dir, &["--on", "srv", "up", "--no-start"]);
+    let _server = ServerProject(std::panic::catch_unwind(|| server_dir("berthsrv", &name)).ok());
+    up.ok();
+    for args in [&["--on", "srv", "up", "--no-start"][..], &["--on", "srv", "status"][..]] {
+        std::fs::write(&log, "").unwrap();
+        env.berth(&dir, args).ok();
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(calls.matches("ControlPath=").count(), 1, "{args:?}: {calls}");
+        assert!(calls.contains("serve-on") && !calls.contains("-O"), "{calls}");
+    }
     env.berth(&dir, &["--on", "srv", "down"]).ok();
 }
