@@ -43,7 +43,7 @@ impl Printer {
     /// Raw bytes for stdout (a command's or a log's output, not necessarily UTF-8 or whole
     /// characters: a chunk may end inside one).
     pub fn data_bytes(&self, bytes: &[u8]) {
-        stream_stdout(bytes);
+        let _ = stream_stdout(bytes);
     }
 
     /// Raw bytes for stderr.
@@ -190,10 +190,11 @@ pub fn strip_terminal_codes(text: &str) -> String {
 }
 
 /// A command's output inside the environment, passed through as it comes (`exec`, `shell`).
-pub fn stream_stdout(bytes: &[u8]) {
+/// An error: the reader went away (`| head`), and nothing more is worth producing.
+pub fn stream_stdout(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(bytes);
-    let _ = out.flush();
+    out.write_all(bytes)?;
+    out.flush()
 }
 
 /// A command's error output inside the environment, passed through as it comes.

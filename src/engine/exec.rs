@@ -107,7 +107,13 @@ impl Engine {
         while let Some(item) = output.next().await {
             match item {
                 Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                    crate::output::stream_stdout(&message);
+                    if crate::output::stream_stdout(&message).is_err() {
+                        // Nobody reads any more (`berth exec -- yes | head`): letting go of the
+                        // stream closes the command's output, which ends it as a pipe would
+                        // (SIGPIPE), instead of running on unread.
+                        drop(output);
+                        return Ok(128 + 13);
+                    }
                 }
                 Ok(LogOutput::StdErr { message }) => {
                     crate::output::stream_stderr(&message);

@@ -84,6 +84,8 @@ impl Greeted {
             }
         }
         drop(to);
+        // Unread, ssh would block on a full pipe forever; closed, it stops with the reader.
+        drop(stdout);
         let status = child.wait().context("waiting for ssh")?;
         Ok(exit_code(status))
     }

@@ -82,3 +82,34 @@ fn from_host_env_is_passed_at_exec_and_never_stored() {
     let inspect = env.inspect(&dir).to_string();
     assert!(!inspect.contains("s3cr3t-value"), "a secret reached the container's config or labels");
 }
+
+/// `berth exec -- yes | head -1` ends when `head` does (it used to run on, unread, forever).
+#[test]
+fn exec_ends_when_its_reader_goes_away() {
+    let env = TestEnv::new();
+    let dir = env.project("reader", "");
+    env.berth(&dir, &["up"]).ok();
+    let mut child = env
+        .command(&dir, &["exec", "--", "sh", "-c", "while :; do echo y; done"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first)
+        .unwrap();
+    assert_eq!(first, "y\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("berth exec went on writing to a closed pipe");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(141), "as a shell reports a command ended by SIGPIPE");
+}
