@@ -3,6 +3,7 @@
 //! server's is kept unless `--force`; paths stay inside the project on both sides
 //! (`remote::sync::fetch`).
 
+use super::ExitStatus;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
@@ -20,7 +21,7 @@ pub struct FetchOptions {
 }
 
 /// Without a server there is nothing to fetch from.
-pub fn run(_ctx: &Context, _opts: FetchOptions) -> anyhow::Result<()> {
+pub fn run(_ctx: &Context, _opts: FetchOptions) -> anyhow::Result<ExitStatus> {
     Err(fail(
         Code::BadInput,
         "fetch copies from a server's copy of the project, and no server was named",

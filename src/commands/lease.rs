@@ -5,6 +5,7 @@
 //! Run in a project folder, a lease is for that project's environment (its container name is
 //! recorded), so stopping the environment for idleness can release it.
 
+use super::ExitStatus;
 use serde::Serialize;
 
 use super::Context;
@@ -19,12 +20,13 @@ pub enum Action {
     Release { gpus: Option<String> },
 }
 
-pub async fn run(ctx: &Context, action: Action) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, action: Action) -> anyhow::Result<ExitStatus> {
     match action {
-        Action::Take { gpus, duration, note, force } => take(ctx, gpus, duration, note, force),
-        Action::List => list(ctx),
-        Action::Release { gpus } => release(ctx, gpus.as_deref()),
+        Action::Take { gpus, duration, note, force } => take(ctx, gpus, duration, note, force)?,
+        Action::List => list(ctx)?,
+        Action::Release { gpus } => release(ctx, gpus.as_deref())?,
     }
+    Ok(ExitStatus::SUCCESS)
 }
 
 /// Host GPU indices this host has (`BERTH_HOST_ROOT` honoured), with their UUIDs.

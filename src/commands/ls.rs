@@ -1,5 +1,6 @@
 //! `berth ls`: the caller's berth environments on this engine (`--all-users`: everyone's).
 
+use super::ExitStatus;
 use serde::Serialize;
 
 use super::Context;
@@ -20,7 +21,7 @@ pub struct Entry {
     pub gpus: String,
 }
 
-pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<ExitStatus> {
     let engine = Engine::connect().await?;
     let user = HostUser::current();
     let list = engine.list_berth((!all_users).then_some(user.uid)).await?;
@@ -47,11 +48,12 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
         })
         .collect();
     if ctx.out.json {
-        return ctx.out.json(&entries);
+        ctx.out.json(&entries)?;
+        return Ok(ExitStatus::SUCCESS);
     }
     if entries.is_empty() {
         ctx.out.status("no berth environments here yet; `berth up` in a project folder creates one");
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     let rows: Vec<Vec<String>> = entries
         .iter()
@@ -69,5 +71,5 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
         header.push("OWNER");
     }
     ctx.out.data(table(&header, &rows));
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
