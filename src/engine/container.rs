@@ -101,19 +101,7 @@ impl From<ContainerInspectResponse> for Container {
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
         let hc = c.host_config.unwrap_or_default();
-        let ports = c
-            .network_settings
-            .and_then(|n| n.ports)
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|(inside, binds)| {
-                binds.unwrap_or_default().into_iter().map(move |b| PublishedPort {
-                    inside: inside.clone(),
-                    host_ip: b.host_ip.unwrap_or_default(),
-                    host_port: b.host_port.unwrap_or_default(),
-                })
-            })
-            .collect();
+        let ports = published(c.network_settings.and_then(|n| n.ports));
         let mut mounts: Vec<Mount> = c
             .mounts
             .unwrap_or_default()
@@ -126,19 +114,7 @@ impl From<ContainerInspectResponse> for Container {
             })
             .collect();
         mounts.sort_by(|a, b| a.destination.cmp(&b.destination));
-        let port_bindings = hc
-            .port_bindings
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|(inside, binds)| {
-                binds.unwrap_or_default().into_iter().map(move |b| PublishedPort {
-                    inside: inside.clone(),
-                    host_ip: b.host_ip.unwrap_or_default(),
-                    host_port: b.host_port.unwrap_or_default(),
-                })
-            })
-            .collect();
+        let port_bindings = published(hc.port_bindings.clone());
         Container {
             id: c.id.unwrap_or_default(),
             name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
@@ -247,4 +223,18 @@ impl From<ImageSummary> for ListedImage {
             labels: i.labels,
         }
     }
+}
+
+/// The engine's port map (`"8888/tcp" → [{HostIp, HostPort}]`) as one row per binding.
+fn published(map: Option<bollard::models::PortMap>) -> Vec<PublishedPort> {
+    map.unwrap_or_default()
+        .into_iter()
+        .flat_map(|(inside, binds)| {
+            binds.unwrap_or_default().into_iter().map(move |b| PublishedPort {
+                inside: inside.clone(),
+                host_ip: b.host_ip.unwrap_or_default(),
+                host_port: b.host_port.unwrap_or_default(),
+            })
+        })
+        .collect()
 }
