@@ -209,10 +209,11 @@ fn hold_lock(project: &Path) -> Result<Option<std::fs::File>, String> {
     }
 }
 
-/// Releases the GPU leases recorded for the stopped environment (`crate::lease`): its owner's,
-/// or, run by root, anyone's taken for it.
+/// Releases the GPU leases recorded for the stopped environment (`crate::lease`): the caller's,
+/// or, run by root, its owner's (never another user's lease that merely names it).
 fn release_gpu_leases(c: &engine::Container) -> Released {
-    match crate::lease::release_for_environment(&c.name) {
+    let owner = engine::label(c, LABEL_OWNER_UID).and_then(|u| u.parse::<u32>().ok());
+    match crate::lease::release_for_environment(&c.name, owner) {
         Ok(list) => Ok(list
             .iter()
             .map(|l| {

@@ -1,5 +1,5 @@
 use super::policy::HostIdle;
-use super::signals::{exec_signals, gpu_signals, parse_utilization, vscode_signal};
+use super::signals::{exec_signals, gpu_signals, vscode_signal};
 use super::*;
 use crate::engine::exec::RunningExec;
 use crate::spec::{IdleSpec, StopAfter};
@@ -119,9 +119,11 @@ fn job_wrappers_are_jobs_and_every_other_exec_is_a_session() {
 
 #[test]
 fn gpu_memory_and_busy_gpus_are_the_containers_whose_processes_use_them() {
-    let utils = parse_utilization("0, GPU-a, 97\n1, GPU-b, 3\n2, GPU-c, [N/A]\n");
-    assert_eq!(utils[2], (2, "GPU-c".into(), None));
-    let utils: Vec<(u32, Option<u32>)> = utils.into_iter().map(|(i, _, p)| (i, p)).collect();
+    let gpus = crate::top::parse_nvidia_gpus(
+        "0, GPU-a, A, 1, 2, 97\n1, GPU-b, B, 1, 2, 3\n2, GPU-c, C, 1, 2, [N/A]\n",
+    );
+    assert_eq!(gpus[2].utilization_percent, None);
+    let utils: Vec<(u32, Option<u32>)> = gpus.iter().map(|g| (g.index, g.utilization_percent)).collect();
     let apps =
         [(100, Some(1000), 0), (101, Some(24), 0), (200, Some(512), 1), (300, None, 2), (400, Some(9), 1)];
     let of = |pid: u32| match pid {

@@ -13,6 +13,10 @@ fn nvidia_smi_csv_parses_and_unknown_memory_stays_unknown() {
     assert_eq!((gpus[0].index, gpus[0].uuid.as_deref(), gpus[0].used_mib), (0, Some("GPU-aaa"), Some(29734)));
     assert_eq!(gpus[1].name, "NVIDIA H100 80GB HBM3");
     assert_eq!((gpus[1].used_mib, gpus[1].total_mib), (None, None));
+    assert_eq!(gpus[0].utilization_percent, None, "a recording without utilisation");
+    let busy =
+        parse_nvidia_gpus("0, GPU-aaa, NVIDIA RTX A6000, 29734, 49140, 87\n1, GPU-bbb, X, 1, 2, [N/A]\n");
+    assert_eq!((busy[0].utilization_percent, busy[1].utilization_percent), (Some(87), None));
     let apps = parse_nvidia_apps("412345, 20000, GPU-aaa\n77, [N/A], GPU-bbb\n");
     assert_eq!(apps, [(412345, Some(20000), "GPU-aaa".to_string()), (77, None, "GPU-bbb".to_string())]);
 }

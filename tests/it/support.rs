@@ -206,3 +206,22 @@ pub fn is_root() -> bool {
             .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
             .unwrap_or(false)
 }
+
+/// The uid of the real Unix user `name`, made with `useradd` (no home, no login) when missing:
+/// for tests where a user's name must show (a lease's holder), not only a uid. Needs root; tests
+/// that call it carry `#[cfg_attr(not(berth_root_tests), ignore = "why")]`. Parallel tests may
+/// add users at once, and `useradd` refuses while another holds /etc/passwd's lock: it retries.
+pub fn real_user(name: &str) -> u32 {
+    let uid = || {
+        let out = Command::new("id").args(["-u", name]).output().expect("id");
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().expect("uid"))
+    };
+    for _ in 0..50 {
+        if let Some(u) = uid() {
+            return u;
+        }
+        let _ = Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin", name]).status();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    uid().unwrap_or_else(|| panic!("cannot make the user {name} (useradd)"))
+}
