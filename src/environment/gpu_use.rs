@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::host::{HostFacts, HostRoot, Vendor};
-use crate::plan::{LABEL_MANAGED, LABEL_PROJECT};
+use crate::plan::LABEL_PROJECT;
 use crate::top::{self, ContainerMeta, GpuUse, ProcUse, Viewer, sources};
 
 /// Every GPU with its processes, and what could not be seen (said, never guessed).
@@ -65,7 +65,7 @@ pub async fn collect(root: &HostRoot, host: &HostFacts, viewer: Viewer) -> Usage
             .container
             .as_ref()
             .and_then(|id| containers.iter().find(|c| &c.id == id))
-            .filter(|c| c.labels.get(LABEL_MANAGED).map(String::as_str) == Some("true"))
+            .filter(|c| c.is_berth())
             .and_then(|c| c.labels.get(LABEL_PROJECT));
         if let Some(p) = project
             && !jobs.contains_key(p)

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::plan::{LABEL_MANAGED, LABEL_NAME, LABEL_OWNER, LABEL_OWNER_UID, LABEL_PROJECT};
+use crate::plan::{LABEL_HASH, LABEL_MANAGED, LABEL_NAME, LABEL_OWNER, LABEL_OWNER_UID, LABEL_PROJECT};
 
 /// One GPU and what runs on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -133,6 +133,16 @@ pub struct ContainerMeta {
     pub labels: BTreeMap<String, String>,
 }
 
+impl ContainerMeta {
+    /// Whether berth created it: its labels say managed and carry a plan hash. A plain `docker
+    /// run` of an image berth built or committed inherits the image's `managed` and project
+    /// labels, and is still not an environment.
+    pub fn is_berth(&self) -> bool {
+        self.labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
+            && self.labels.get(LABEL_HASH).is_some_and(|h| !h.is_empty())
+    }
+}
+
 /// Running jobs of one project: `(name, process group inside the container)`.
 pub type Jobs = Vec<(String, u32)>;
 
@@ -218,7 +228,7 @@ pub fn who(
         return Who::UnknownContainer { id: id.chars().take(12).collect() };
     };
     let get = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
-    if get(LABEL_MANAGED) != "true" {
+    if !c.is_berth() {
         return Who::Container { container: c.name.clone() };
     }
     let owner = get(LABEL_OWNER);

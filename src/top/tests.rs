@@ -53,6 +53,7 @@ fn container_ids_come_from_every_cgroup_layout() {
 fn berth_container(id: &str, name: &str, owner: &str, uid: u32, project: &str) -> ContainerMeta {
     let labels = [
         (LABEL_MANAGED, "true"),
+        (crate::plan::LABEL_HASH, "sha256:5f0c"),
         (LABEL_NAME, name),
         (LABEL_OWNER, owner),
         (LABEL_OWNER_UID, &uid.to_string()),
@@ -73,6 +74,12 @@ fn processes_are_named_by_environment_job_container_or_host() {
         berth_container(&other, "llm", "bob", 1001, "/home/bob/llm"),
         ContainerMeta { id: foreign.clone(), name: "jupyter".into(), labels: BTreeMap::new() },
     ];
+    // A plain `docker run` of an image berth committed carries the image's labels, not a plan.
+    let mut from_image = berth_container(&"e".repeat(64), "sdcnet", "alice", 1000, "/home/alice/sdcnet");
+    from_image.labels.remove(crate::plan::LABEL_HASH);
+    from_image.labels.remove(LABEL_NAME);
+    from_image.name = "serve-copy".into();
+    let containers = [containers, vec![from_image]].concat();
     let jobs: BTreeMap<String, Jobs> = [
         ("/home/alice/sdcnet".to_string(), vec![("train".to_string(), 7)]),
         ("/home/bob/llm".to_string(), vec![("serve".to_string(), 9)]),
@@ -108,6 +115,11 @@ fn processes_are_named_by_environment_job_container_or_host() {
         Who::UnknownContainer { id: "dddddddddddd".into() }
     );
     assert_eq!(who(&proc(None, &[]), &containers, &jobs, alice), Who::Host);
+    assert_eq!(
+        who(&proc(Some(&"e".repeat(64)), &[1]), &containers, &jobs, alice),
+        Who::Container { container: "serve-copy".into() },
+        "regression: named as alice's environment"
+    );
 }
 
 #[test]
