@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use super::policy::HostIdle;
 use super::signals::{exec_signals, gpu_signals, vscode_signal};
 use super::*;
@@ -166,4 +168,35 @@ fn the_timer_runs_the_check_as_root_every_five_minutes() {
         "{}",
         cron[0].1
     );
+}
+
+/// Regression: root's check read each environment's berth.toml as its owner left it: a FIFO
+/// hung the check for every user, a link to /dev/zero read without end.
+#[test]
+fn a_project_file_that_is_no_plain_file_of_its_owner_is_not_read() {
+    use super::check::read_project_file;
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let me = std::fs::metadata(tmp.path()).unwrap().uid();
+    let fifo = tmp.path().join("fifo.toml");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let zero = tmp.path().join("zero.toml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let fine = tmp.path().join("berth.toml");
+    std::fs::write(&fine, "[idle]\nstop-after = \"4h\"\n").unwrap();
+    let linked = tmp.path().join("linked.toml");
+    std::os::unix::fs::symlink(&fine, &linked).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let got = [&fifo, &zero, &fine, &linked].map(|f| read_project_file(f, Some(me)));
+        tx.send(got).unwrap();
+    });
+    let [fifo, zero, fine, linked] =
+        rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the read hung");
+    assert_eq!(fifo, Err("is not a plain file".to_string()));
+    assert_eq!(zero, Err("is not a plain file".to_string()));
+    assert!(fine.unwrap().contains("4h"));
+    assert!(linked.is_ok(), "a berth.toml that is a link to the owner's file is read");
+    let other = read_project_file(&tmp.path().join("berth.toml"), Some(me + 1));
+    assert_eq!(other, Err("does not belong to the environment's owner".to_string()));
 }
