@@ -66,7 +66,8 @@ impl Store {
         Store::open()?.list(now)
     }
 
-    /// The folder at `dir` for the user `uid`, made when missing.
+    /// The folder at `dir` for the user `uid`, made (mode 1777) when missing; one that exists
+    /// must already be shared that way.
     pub fn at(dir: &Path, uid: u32) -> anyhow::Result<Store> {
         match std::fs::create_dir(dir) {
             Ok(()) => {
@@ -96,22 +97,24 @@ impl Store {
                 ),
             ));
         }
+        // A folder that was there already is never widened, even the caller's own: a
+        // `BERTH_LEASE_DIR` naming one's home by mistake must not make it world-writable.
         let mode = meta.mode() & 0o7777;
         if mode & 0o1777 != 0o1777 {
-            if meta.uid() == uid {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777))
-                    .with_context(|| format!("making {} shared (mode 1777)", dir.display()))?;
-            } else {
-                return Err(fail(
-                    Code::Refused,
-                    format!(
-                        "the lease folder {} has mode {mode:o}: leases there would not be shared, or could be \
-                         removed by anyone",
-                        dir.display()
-                    ),
-                    format!("its owner (or root) can fix it with `chmod 1777 {}`", dir.display()),
-                ));
-            }
+            return Err(fail(
+                Code::Refused,
+                format!(
+                    "the lease folder {} has mode {mode:o}: leases there would not be shared, or could be \
+                     removed by anyone",
+                    dir.display()
+                ),
+                format!(
+                    "if it is meant for leases, its owner (or root) can share it with `chmod 1777 {}`; else point \
+                     BERTH_LEASE_DIR at a new folder (berth makes it), or unset it to use {}",
+                    dir.display(),
+                    super::DEFAULT_DIR
+                ),
+            ));
         }
         Ok(Store { dir: dir.to_path_buf(), uid })
     }

@@ -106,6 +106,36 @@ fn hostile_lease_files_are_skipped_or_bounded_and_never_hang_a_reader() {
     assert_eq!(leases[0].record.expires, changed + MAX_SECS, "at most 30 days from when it was written");
     assert_eq!(leases[0].record.note.as_deref(), Some("line one"));
     assert_eq!(leases[0].record.over[0].holder, store::holder_name(me), "names come from the uid");
+
+    // A berth killed mid-write leaves a hidden temporary file: never a lease, and removed by
+    // its owner's next listing once no write can still be under way.
+    let old = dir.join(".berth-lease-1-2-3.json.AbCdEf.tmp");
+    let fresh = dir.join(".berth-lease-1-2-4.json.GhIjKl.tmp");
+    for f in [&old, &fresh] {
+        std::fs::write(f, "{\"gpus\":[3],\"created\":1,\"expires\":9000}").unwrap();
+    }
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(hour_ago).unwrap();
+    assert_eq!(store.list(1_000).unwrap().leases.len(), 1);
+    assert!(!old.exists() && fresh.exists());
+}
+
+/// Regression: a `BERTH_LEASE_DIR` naming an existing folder of one's own (one's home, by
+/// mistake) was made world-writable.
+#[test]
+fn an_existing_folder_is_never_widened_into_a_lease_folder() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let me = std::fs::metadata(&home).unwrap().uid();
+    let err = format!("{:#}", Store::at(&home, me).unwrap_err());
+    assert!(err.contains("has mode 700"), "{err}");
+    assert_eq!(std::fs::metadata(&home).unwrap().mode() & 0o7777, 0o700, "unchanged");
+    std::os::unix::fs::symlink(tmp.path(), tmp.path().join("link")).unwrap();
+    let err = format!("{:#}", Store::at(&tmp.path().join("link"), me).unwrap_err());
+    assert!(err.contains("not a folder"), "{err}");
 }
 
 /// Regression: two users leasing one GPU at the same moment both got it (17 times in 20 on a
