@@ -242,3 +242,27 @@ fn two_users_leasing_one_gpu_at_once_never_both_hold_it() {
         }
     }
 }
+
+/// Regression: B's stopped environment (`devices = 1`, on GPU 3, the only free one) was started
+/// again on GPU 3 after A had leased it, with only "no free GPU was left" said.
+#[test]
+#[cfg_attr(not(berth_root_tests), ignore = "two Unix users need root to make them and switch between them")]
+fn a_stopped_environment_is_not_resumed_on_a_gpu_leased_since() {
+    let (_tmp, leases) = lease_dir();
+    let a = as_user(A, "nvidia-4-shared", &leases);
+    let b = as_user(B, "nvidia-4-shared", &leases);
+    let dir = b.project("resume", "[gpu]\ndevices = 1\n");
+    let first = b.berth(&dir, &["up", "--no-start"]).ok();
+    assert!(first.stderr.contains("chose GPU 3"), "{}", first.stderr);
+    a.berth(a.root.path(), &["lease", "--gpus", "3", "--for", "2h"]).ok();
+    let refused = b.berth(&dir, &["up", "--no-start"]).code(4);
+    assert!(
+        refused.stderr.contains(&format!("while it was stopped: GPU 3 is leased by {A} until")),
+        "{}",
+        refused.stderr
+    );
+    let forced = b.berth(&dir, &["up", "--no-start", "--force"]).ok();
+    assert!(forced.stderr.contains(&format!("took GPU 3 over {A}'s lease")), "{}", forced.stderr);
+    let seen = a.berth(a.root.path(), &["lease", "ls"]).ok();
+    assert!(seen.stdout.contains(&format!("taken over {A}'s lease (--force)")), "{}", seen.stdout);
+}
