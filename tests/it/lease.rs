@@ -254,6 +254,10 @@ fn a_stopped_environment_is_not_resumed_on_a_gpu_leased_since() {
     let dir = b.project("resume", "[gpu]\ndevices = 1\n");
     let first = b.berth(&dir, &["up", "--no-start"]).ok();
     assert!(first.stderr.contains("chose GPU 3"), "{}", first.stderr);
+    // Everyone sees whose environment holds which host GPU.
+    let all = a.berth(a.root.path(), &["ls", "--all-users"]).ok().stdout;
+    let row = all.lines().find(|l| l.contains(&dir.canonicalize().unwrap().display().to_string())).unwrap();
+    assert!(row.contains("nvidia 3") && row.ends_with(B), "{all}");
     a.berth(a.root.path(), &["lease", "--gpus", "3", "--for", "2h"]).ok();
     let refused = b.berth(&dir, &["up", "--no-start"]).code(4);
     assert!(
