@@ -5,6 +5,7 @@
 
 pub mod clean;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod daemon_json;
 pub mod doctor;

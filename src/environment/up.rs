@@ -353,6 +353,8 @@ pub async fn apply(
                 return Ok(result(project, &c, Action::Running));
             }
             if opts.no_start {
+                // `--force` said the GPU is taken, as when the container is made with --no-start.
+                record_takeover(ctx, project, &planned);
                 ctx.out.status(format!("{} exists and is stopped (--no-start)", project.container));
                 return Ok(result(project, &c, Action::Running));
             }

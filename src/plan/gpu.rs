@@ -280,6 +280,27 @@ fn select(
             // Keep what the environment already holds, then free GPUs, then shared ones; another
             // user's lease is never taken by a count (unless forced, and then last).
             let held = |g: &Gpu| ids_of(g).iter().any(|id| prefer.contains(id));
+            // A GPU a stopped environment held, leased by someone else since (a running one's
+            // own GPUs carry no lease claim: the caller leaves them out). Moving it to another
+            // GPU would mean a new container, so it is refused like a listed GPU. Regression:
+            // `up` resumed on another user's leased GPU, saying only "no free GPU was left".
+            let lost: Vec<String> = discrete
+                .iter()
+                .filter(|g| held(g) && leased(g))
+                .map(|g| format!("GPU {} is {}", g.index, claims.leased[&g.index]))
+                .collect();
+            if !lost.is_empty() && !claims.force {
+                return Err(PlanError::Leased {
+                    message: format!(
+                        "the environment's GPU was leased by another user while it was stopped: {}",
+                        lost.join("; ")
+                    ),
+                    hint:
+                        "wait for the lease to end or ask its holder (`berth lease ls`); `berth up --force` \
+                           takes it anyway, and the holder sees it in `berth lease ls`"
+                            .into(),
+                });
+            }
             let mut order: Vec<&Gpu> =
                 discrete.iter().copied().filter(|g| held(g) || !leased(g) || claims.force).collect();
             if order.len() < n {
@@ -321,7 +342,12 @@ fn select(
                 notes.push(format!("chose GPU {}: {}", which.join(", "), passed.join("; ")));
             }
             for s in &chosen {
-                if let Some(why) = claims.why(s.index) {
+                if let Some(l) = claims.leased.get(&s.index) {
+                    notes.push(format!(
+                        "GPU {} is {l}: taken anyway (--force); the holder sees it in `berth lease ls`",
+                        s.index
+                    ));
+                } else if let Some(why) = claims.why(s.index) {
                     notes.push(format!("no free GPU was left: {why}"));
                 }
             }

@@ -174,6 +174,44 @@ fn other_users_leases_are_never_taken_by_a_count_and_refuse_a_list() {
     assert!(taken.gpu.notes[0].contains("taken anyway (--force)"));
 }
 
+/// Regression: a stopped environment with `devices = 1` was started again on the GPU it held
+/// although another user had leased it meanwhile.
+#[test]
+fn a_stopped_environment_does_not_resume_on_a_gpu_another_user_leased_since() {
+    let (facts, _) = host("nvidia-2");
+    let held = facts.gpus[0].uuid.clone().unwrap();
+    let spec = crate::spec::parse_str("[gpu]\ndevices = 1\n", std::path::Path::new("/p/berth.toml")).unwrap();
+    let engine = crate::engine::facts::EngineFacts::default();
+    let user = crate::host::HostUser::fixed(1000, 1000, "carol");
+    let mut claims = crate::plan::GpuClaims {
+        leased: [(0, "leased by alice until 2026-11-30 23:15 UTC (in 52m)".to_string())].into(),
+        ..Default::default()
+    };
+    let plan_with = |claims: &crate::plan::GpuClaims| {
+        let inputs = Inputs {
+            host: &facts,
+            engine: &engine,
+            user: &user,
+            busy: &BusyGpus::new(),
+            claims,
+            prefer: std::slice::from_ref(&held),
+            image: "img",
+            image_kept: &[],
+        };
+        crate::plan::plan(&spec, &inputs)
+    };
+    let refused = plan_with(&claims).unwrap_err();
+    assert!(matches!(refused, PlanError::Leased { .. }), "{refused}");
+    assert!(
+        refused.to_string().contains("while it was stopped: GPU 0 is leased by alice until"),
+        "{refused}"
+    );
+    claims.force = true;
+    let forced = plan_with(&claims).unwrap();
+    assert_eq!(forced.gpu.selected[0].index, 0);
+    assert!(forced.gpu.notes.iter().any(|n| n.contains("GPU 0 is leased by alice") && n.contains("--force")));
+}
+
 #[test]
 fn a_count_keeps_the_gpus_the_environment_already_holds() {
     let (facts, _) = host("nvidia-8");
