@@ -75,3 +75,22 @@ fn doctor_on_recorded_hosts_exits_by_what_it_found() {
     assert_eq!(report["failures"], 0);
     assert!(report["checks"].as_array().unwrap().iter().any(|c| c["id"] == "wsl-gpu" && c["status"] == "ok"));
 }
+
+#[test]
+fn doctor_on_a_podman_gpu_host_lists_the_cdi_names_podman_reads() {
+    // Issue 15 review: on Podman doctor showed Docker's nvidia runtime rows, which Podman never uses.
+    let run = doctor_on("podman-nvidia-2", &["doctor", "--json"]).code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let checks = report["checks"].as_array().expect("checks");
+    let ids: Vec<&str> = checks.iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(ids, ["engine", "socket", "podman-init", "disk", "cgroups", "nvidia-driver", "cdi-spec"]);
+    let cdi = checks.iter().find(|c| c["id"] == "cdi-spec").expect("cdi-spec row");
+    assert_eq!(cdi["status"], "ok");
+    assert!(
+        cdi["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("/etc/cdi/nvidia.yaml names nvidia.com/gpu=0, 1, all"),
+        "{cdi}"
+    );
+}
