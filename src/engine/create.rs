@@ -122,7 +122,9 @@ pub(super) fn create_body(plan: &ContainerPlan, host_ports: &[Option<u16>]) -> C
 /// whose GPUs are CDI names: the same container [`create_body`] asks for, as Podman 4.3's
 /// Docker-compatible handler turns that request into this one (`compat.cliOpts`: the bridge
 /// network unless one is named, the work folder created, CPUs as a quota per 100 ms period, swap
-/// twice the memory limit), plus the CDI names as devices.
+/// twice the memory limit), plus the CDI names as devices. One difference: that handler drops
+/// `Ulimits` on rootless Podman, where this request keeps them (the plan fits them to the
+/// engine's hard limits, `plan::ulimits`).
 pub(super) fn libpod_body(plan: &ContainerPlan, host_ports: &[Option<u16>]) -> serde_json::Value {
     let mounts: Vec<Value> = plan
         .mounts
