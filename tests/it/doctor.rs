@@ -94,3 +94,31 @@ fn doctor_on_a_podman_gpu_host_lists_the_cdi_names_podman_reads() {
         "{cdi}"
     );
 }
+
+#[test]
+fn doctor_gives_an_engine_that_never_answers_ten_seconds_and_reports_it() {
+    // A socket that accepts connections and says nothing: a hung engine.
+    let mut env = TestEnv::new();
+    let sock = env.root.path().join("hung.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    env.env.push(("DOCKER_HOST".into(), format!("unix://{}", sock.display())));
+    let dir = env.root.path().to_path_buf();
+    let started = std::time::Instant::now();
+    let run = env.berth(&dir, &["doctor", "--json"]).code(1);
+    let took = started.elapsed();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let engine = report["checks"].as_array().expect("checks").iter().find(|c| c["id"] == "engine").cloned();
+    let engine = engine.expect("engine row");
+    assert_eq!(engine["status"], "fail");
+    assert!(engine["detail"].as_str().unwrap_or("").contains("did not answer within 10 s"), "{engine}");
+    assert!(
+        took >= std::time::Duration::from_secs(10) && took < std::time::Duration::from_secs(30),
+        "{took:?}"
+    );
+}

@@ -57,7 +57,10 @@ fn start_with(script: &str, dir: &str, user: Option<&str>) -> Service {
 
 /// Rootful Podman's /info waits on its store while another test creates a container or saves
 /// an image (measured 2.5-4.6 s per /info meanwhile on this VM), and `doctor` gives the engine
-/// 10 s in all: the tests that run `doctor` on it hold this exclusively, the others share it.
+/// 10 s in all. `doctor` used to make three such requests (bollard's `/version` negotiation, then
+/// `/version` and `/info`: each of Podman's `/version` answers gathers its whole `info` too) and
+/// ran out of time under load; it now makes one (`/_ping`, then `/info`). The tests that run
+/// `doctor` on Podman still hold this exclusively, the others share it.
 static STORE_BUSY: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 fn doctor_lock() -> std::sync::RwLockWriteGuard<'static, ()> {
