@@ -111,13 +111,36 @@ impl Engine {
         let mut facts =
             facts::from_engine(&info, self.libpod.is_some(), &self.docker.client_version().to_string());
         facts.process = kind::probe(&self.endpoint);
+        self.read_podman_cdi(&mut facts);
+        Ok(facts)
+    }
+
+    /// What a plan needs from the engine. On a local Podman that is all known without `/info`
+    /// (0.2–2 s there): the ping said Podman, its process says rootless or not and its limits,
+    /// and the CDI spec files say which devices it knows. Elsewhere, [`Engine::facts`].
+    pub async fn plan_facts(&self) -> anyhow::Result<EngineFacts> {
+        let process = kind::probe(&self.endpoint);
+        let (Some(libpod), Some(process)) = (&self.libpod, process) else { return self.facts().await };
+        let mut facts = EngineFacts {
+            product: "Podman".into(),
+            server_version: libpod.clone(),
+            api_version: self.docker.client_version().to_string(),
+            rootless: process.uid != 0,
+            process: Some(process),
+            ..Default::default()
+        };
+        self.read_podman_cdi(&mut facts);
+        Ok(facts)
+    }
+
+    /// Podman 4 lists no CDI devices in its API: the spec files it reads say which it knows
+    /// (readable only where it runs on this machine).
+    fn read_podman_cdi(&self, facts: &mut EngineFacts) {
         if facts.is_podman() && self.endpoint.is_local() {
-            // Podman 4 lists no CDI devices in /info: the spec files it reads say which it knows.
             facts.cdi_spec_dirs = crate::host::cdi::SPEC_DIRS.iter().map(|d| d.to_string()).collect();
             facts.cdi_devices =
                 crate::host::cdi::device_names(&crate::host::HostRoot::real(), &facts.cdi_spec_dirs);
         }
-        Ok(facts)
     }
 
     /// Inspect a container by name or id; `None` when it does not exist.
