@@ -111,7 +111,7 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<ExitStatu
     }
     let layers = &peeked.header.image.layers;
     // Podman's load needs every layer file the archive's manifest names, present or not.
-    let held: BTreeSet<String> = if engine.facts().await?.is_podman() {
+    let held: BTreeSet<String> = if engine.is_podman() {
         BTreeSet::new()
     } else {
         engine.all_image_layers().await?.iter().flat_map(|l| chain_ids(l)).collect()
