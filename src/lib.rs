@@ -5,6 +5,7 @@
 
 pub mod clean;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod daemon_json;
 pub mod doctor;
@@ -90,11 +91,9 @@ fn on_server(
 fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> {
     use cli::Command as C;
     match command {
-        C::Init(a) => {
-            init::run(ctx, init::InitOptions { force: a.force, name: a.name, base: a.base }).map(into)
-        }
+        C::Init(a) => init::run(ctx, init::InitOptions { force: a.force, name: a.name, base: a.base }),
         // Exports read only the project file: no engine, no runtime.
-        C::Export(a) => commands::export::run(ctx, export_request(a)).map(into),
+        C::Export(a) => commands::export::run(ctx, export_request(a)),
         C::Up(a) => {
             let opts =
                 up::UpOptions { recreate: a.recreate, force: a.force, no_start: a.no_start, adopt: a.adopt };
@@ -203,18 +202,15 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
             block_on(commands::idle::run(ctx, opts))
         }
         C::SshAgentRelay(a) => block_on(commands::ssh_agent_relay::run(&a.dir, &a.upstream, a.group)),
-        C::Completions(a) => commands::completions::run(ctx, &cli::completions(a.shell)).map(into),
-        C::Man => commands::completions::run(ctx, &cli::man_page()?).map(into),
+        C::Completions(a) => commands::completions::run(ctx, &cli::completions(a.shell)),
+        C::Man => commands::completions::run(ctx, &cli::man_page()?),
         C::Remote(r) => match r.command {
-            cli::RemoteCommand::Add { name, url, force } => {
-                commands::remote::add(ctx, &name, &url, force).map(into)
-            }
-            cli::RemoteCommand::Ls => commands::remote::ls(ctx).map(into),
-            cli::RemoteCommand::Rm { name } => commands::remote::rm(ctx, &name).map(into),
+            cli::RemoteCommand::Add { name, url, force } => commands::remote::add(ctx, &name, &url, force),
+            cli::RemoteCommand::Ls => commands::remote::ls(ctx),
+            cli::RemoteCommand::Rm { name } => commands::remote::rm(ctx, &name),
         },
         C::Fetch(a) => {
             commands::fetch::run(ctx, commands::fetch::FetchOptions { paths: a.paths, force: a.force })
-                .map(into)
         }
         C::ServeOn(a) => serve_on(a),
     }
@@ -251,16 +247,10 @@ fn serve_on(a: cli::ServeOnArgs) -> anyhow::Result<ExitStatus> {
     dispatch(&ctx, cli.command)
 }
 
-fn into<T: Into<ExitStatus>>(done: T) -> ExitStatus {
-    done.into()
-}
-
 /// Run an engine command on the current-thread runtime.
-fn block_on<T: Into<ExitStatus>>(
-    command: impl Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<ExitStatus> {
+fn block_on(command: impl Future<Output = anyhow::Result<ExitStatus>>) -> anyhow::Result<ExitStatus> {
     let rt = commands::runtime()?;
-    let done = rt.block_on(command).map(into);
+    let done = rt.block_on(command);
     // Stray tasks (a stdin reader, a resize watcher) must not keep the process alive.
     rt.shutdown_background();
     done

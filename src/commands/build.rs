@@ -2,6 +2,7 @@
 //! Dockerfile) and print it. Tags are content-addressed, so an unchanged environment is
 //! recognised by one engine lookup, without a build; superseded images stay until `berth clean`.
 
+use super::ExitStatus;
 use serde::Serialize;
 
 use super::{Context, Project};
@@ -21,7 +22,7 @@ struct Built {
     built: bool,
 }
 
-pub async fn run(ctx: &Context, opts: BuildOptions) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, opts: BuildOptions) -> anyhow::Result<ExitStatus> {
     let project = Project::load(ctx)?;
     let host = project.host_facts();
     let resolved = image::resolve(&project.spec, &host)?;
@@ -33,13 +34,14 @@ pub async fn run(ctx: &Context, opts: BuildOptions) -> anyhow::Result<()> {
                 resolved.base
             )),
         }
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     let engine = Engine::connect().await?;
     let built = build::ensure(ctx, &project, &engine, &resolved).await?;
     let image = resolved.built_tag.clone().unwrap_or_else(|| resolved.image.clone());
     if ctx.out.json {
-        return ctx.out.json(&Built { image, built });
+        ctx.out.json(&Built { image, built })?;
+        return Ok(ExitStatus::SUCCESS);
     }
     ctx.out.status(format!("{} {image}", if built { "built" } else { "up to date:" }));
     if resolved.committed {
@@ -48,5 +50,5 @@ pub async fn run(ctx: &Context, opts: BuildOptions) -> anyhow::Result<()> {
             resolved.image
         ));
     }
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }

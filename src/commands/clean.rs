@@ -4,6 +4,7 @@
 //! The decision is `clean::plan` (pure); this file gathers the engine's inventory, asks, and
 //! removes. Nothing without berth's label is ever listed, let alone removed.
 
+use super::ExitStatus;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -38,7 +39,7 @@ pub struct Outcome {
     pub failed: Vec<String>,
 }
 
-pub async fn run(ctx: &Context, opts: CleanOptions) -> anyhow::Result<i32> {
+pub async fn run(ctx: &Context, opts: CleanOptions) -> anyhow::Result<ExitStatus> {
     let engine = Engine::connect().await?;
     let user = HostUser::current();
     let scope = Scope { uid: user.uid, all_users: opts.all_users, force: opts.force };
@@ -70,7 +71,7 @@ pub async fn run(ctx: &Context, opts: CleanOptions) -> anyhow::Result<i32> {
                 Some(true) => {}
                 Some(false) => {
                     ctx.out.status("nothing removed");
-                    return Ok(0);
+                    return Ok(ExitStatus::SUCCESS);
                 }
                 None => {
                     return Err(fail(
@@ -98,7 +99,7 @@ pub async fn run(ctx: &Context, opts: CleanOptions) -> anyhow::Result<i32> {
             ctx.out.warn(f);
         }
     }
-    Ok(if outcome.failed.is_empty() { 0 } else { 1 })
+    Ok(ExitStatus::failure_if(!outcome.failed.is_empty()))
 }
 
 async fn inventory_containers(engine: &Engine) -> anyhow::Result<Vec<ContainerInfo>> {

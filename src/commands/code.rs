@@ -8,6 +8,7 @@
 //! it starts `code`; inside an SSH session on the server (or with `--ssh`, or `--print`) it
 //! prints the command to run on the machine that has VS Code.
 
+use super::ExitStatus;
 use std::process::Command;
 
 use serde::Serialize;
@@ -31,7 +32,7 @@ struct Attach {
     launched: bool,
 }
 
-pub async fn run(ctx: &Context, print: bool, ssh: Option<String>) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, print: bool, ssh: Option<String>) -> anyhow::Result<ExitStatus> {
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
     let running = matches!(project.container(&engine).await?, Some(c) if engine::is_running(&c));
@@ -95,7 +96,7 @@ pub async fn run(ctx: &Context, print: bool, ssh: Option<String>) -> anyhow::Res
             launched: launch,
         })?;
     }
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
 /// VS Code on this machine attaches with the container's own variables: berth writes the

@@ -1,12 +1,13 @@
 //! `berth commit`: snapshot the container's writable layer into an image the environment then
 //! starts from (see [`crate::environment::commit`]).
 
+use super::ExitStatus;
 use super::{Context, Project};
 use crate::engine::Engine;
 use crate::environment::commit;
 use crate::error::{Code, fail};
 
-pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
     let Some(c) = project.container(&engine).await? else {
@@ -16,5 +17,6 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
             "`berth up` creates it",
         ));
     };
-    commit::commit(ctx, &project, &engine, &c).await
+    commit::commit(ctx, &project, &engine, &c).await?;
+    Ok(ExitStatus::SUCCESS)
 }

@@ -4,9 +4,10 @@
 //! `berth man > /usr/local/share/man/man1/berth.1`).
 
 use super::Context;
+use super::ExitStatus;
 
 /// Print generated text as it is.
-pub fn run(ctx: &Context, text: &[u8]) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, text: &[u8]) -> anyhow::Result<ExitStatus> {
     ctx.out.data_bytes(text);
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }

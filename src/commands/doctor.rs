@@ -4,18 +4,19 @@
 //! `BERTH_HOST_ROOT` points it at a recorded host tree instead (see `doctor::collect`).
 
 use super::Context;
+use super::ExitStatus;
 use crate::doctor::{self, Report, Status};
 use crate::host::HostRoot;
 
 /// The exit code: 0 when nothing failed, 1 otherwise.
-pub async fn run(ctx: &Context) -> anyhow::Result<i32> {
+pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let root = HostRoot::from_env();
     let facts = doctor::collect::collect(&root).await;
     let report = Report::new(root.dir().display().to_string(), doctor::diagnose(&facts));
     let code = if report.ok { 0 } else { 1 };
     if ctx.out.json {
         ctx.out.json(&report)?;
-        return Ok(code);
+        return Ok(ExitStatus::from(code));
     }
     if root.is_recorded() {
         ctx.out.status(format!("recorded host {}", root.dir().display()));
@@ -30,5 +31,5 @@ pub async fn run(ctx: &Context) -> anyhow::Result<i32> {
     let skipped = report.checks.iter().filter(|c| c.status == Status::Skip).count();
     let skipped = if skipped > 0 { format!(" ({skipped} not applicable here)") } else { String::new() };
     ctx.out.status(format!("{summary}{skipped}"));
-    Ok(code)
+    Ok(ExitStatus::from(code))
 }

@@ -4,6 +4,7 @@
 //! only when stdin and stdout are both terminals (then stdin is forwarded too), so captured
 //! output never carries `\r`. The environment is brought up first when it is not running.
 
+use super::ExitStatus;
 use std::io::IsTerminal;
 
 use super::Context;
@@ -18,7 +19,7 @@ pub struct ExecOptions {
 }
 
 /// Returns the command's exit code.
-pub async fn run(ctx: &Context, opts: ExecOptions) -> anyhow::Result<i32> {
+pub async fn run(ctx: &Context, opts: ExecOptions) -> anyhow::Result<ExitStatus> {
     if opts.cmd.is_empty() {
         return Err(fail(
             Code::BadInput,
@@ -29,5 +30,5 @@ pub async fn run(ctx: &Context, opts: ExecOptions) -> anyhow::Result<i32> {
     let auto_tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let tty = opts.tty || auto_tty;
     let stdin = opts.interactive || (auto_tty && !opts.tty);
-    run_in(ctx, opts.cmd, stdin, tty).await
+    run_in(ctx, opts.cmd, stdin, tty).await.map(ExitStatus::from)
 }

@@ -5,6 +5,7 @@
 //! is written; a file whose bytes would not change is left untouched. What berth assumed in
 //! place of host facts is in the file's header and on stderr.
 
+use super::ExitStatus;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context as _;
@@ -64,7 +65,7 @@ struct Report<'a> {
     assumptions: &'a [String],
 }
 
-pub fn run(ctx: &Context, req: ExportRequest) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, req: ExportRequest) -> anyhow::Result<ExitStatus> {
     check_flags(&req)?;
     let project = Project::load(ctx)?;
     let spec = &project.spec;
@@ -122,7 +123,7 @@ pub fn run(ctx: &Context, req: ExportRequest) -> anyhow::Result<()> {
     }
     if to_stdout {
         ctx.out.data(&rendered.text);
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     let written = write_if_changed(&path, &rendered.text, req.force)?;
     let shown = path.strip_prefix(&ctx.dir).map(Path::to_path_buf).unwrap_or_else(|_| path.clone());
@@ -140,7 +141,7 @@ pub fn run(ctx: &Context, req: ExportRequest) -> anyhow::Result<()> {
             assumptions: &plan.assumptions,
         })?;
     }
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
 fn check_flags(req: &ExportRequest) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::Context;
+use super::{Context, ExitStatus};
 use crate::error::{Code, fail};
 use crate::output::count;
 use crate::remote::sync::{self, FetchReport};
@@ -19,7 +19,7 @@ pub struct FetchOptions {
 }
 
 /// Without a server there is nothing to fetch from.
-pub fn run(_ctx: &Context, _opts: FetchOptions) -> anyhow::Result<()> {
+pub fn run(_ctx: &Context, _opts: FetchOptions) -> anyhow::Result<ExitStatus> {
     Err(fail(
         Code::BadInput,
         "fetch copies from a server's copy of the project, and no server was named",

@@ -2,6 +2,7 @@
 //! differ from the requirements (added, removed, other version); `--write` records what is
 //! installed as a pinned requirements file.
 
+use super::ExitStatus;
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
@@ -61,7 +62,7 @@ fn requirement_lines(project: &Project) -> anyhow::Result<Vec<String>> {
     Ok(lines)
 }
 
-pub async fn run(ctx: &Context, write: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, write: Option<std::path::PathBuf>) -> anyhow::Result<ExitStatus> {
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
     let running = matches!(project.container(&engine).await?, Some(c) if engine::is_running(&c));
@@ -81,11 +82,12 @@ pub async fn run(ctx: &Context, write: Option<std::path::PathBuf>) -> anyhow::Re
         ctx.out.status(format!("wrote {}", path.display()));
     }
     if ctx.out.json {
-        return ctx.out.json(&drift);
+        ctx.out.json(&drift)?;
+        return Ok(ExitStatus::SUCCESS);
     }
     if drift.is_empty() {
         ctx.out.status("the installed packages match the requirements");
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     let mut rows = Vec::new();
     for p in &drift.added {
@@ -99,5 +101,5 @@ pub async fn run(ctx: &Context, write: Option<std::path::PathBuf>) -> anyhow::Re
     }
     ctx.out.data(table(&["CHANGE", "PACKAGE", "VERSION"], &rows));
     ctx.out.status("keep them: `berth freeze --write requirements.txt` (and `requirements = \"requirements.txt\"` in [image]), or `berth commit`");
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }

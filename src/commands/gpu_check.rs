@@ -2,6 +2,7 @@
 //! Python and torch import, torch sees the GPUs, a small matrix product runs on each, NCCL or
 //! RCCL is there, and `/dev/shm` is as large as berth planned. Exit 1 when a check fails.
 
+use super::ExitStatus;
 use serde::Serialize;
 
 use super::{Context, Project};
@@ -21,7 +22,7 @@ struct Report {
     checks: Vec<Check>,
 }
 
-pub async fn run(ctx: &Context) -> anyhow::Result<i32> {
+pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
     let running = matches!(project.container(&engine).await?, Some(c) if engine::is_running(&c));
@@ -63,7 +64,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<i32> {
             .collect();
         ctx.out.data(table(&["", "CHECK", "DETAIL"], &rows));
     }
-    Ok(if ok { 0 } else { 1 })
+    Ok(ExitStatus::failure_if(!ok))
 }
 
 /// Which `python` `exec` and jobs get, and which `berth shell` gets (`[python] env` chooses).

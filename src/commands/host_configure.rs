@@ -8,6 +8,7 @@
 //! and say how to apply it: a reload when every change is reloadable, else a restart, naming the
 //! running containers it stops (unless live-restore is on) and the berth jobs it interrupts.
 
+use super::ExitStatus;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -79,7 +80,7 @@ pub struct RunningNow {
     pub jobs: Vec<String>,
 }
 
-pub async fn run(ctx: &Context, opts: ConfigureOptions) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, opts: ConfigureOptions) -> anyhow::Result<ExitStatus> {
     // Checked before daemon.json is touched (a refused timer changes nothing), written after it.
     let mut timer = opts.idle_timer.as_ref().map(|t| install_idle_timer(t, true)).transpose()?;
     if let (Some(t), false, true) = (&opts.idle_timer, opts.dry_run, opts.changes.is_empty()) {
@@ -87,7 +88,8 @@ pub async fn run(ctx: &Context, opts: ConfigureOptions) -> anyhow::Result<()> {
     }
     if opts.changes.is_empty() {
         if let Some(t) = &timer {
-            return report_idle_timer(ctx, t);
+            report_idle_timer(ctx, t)?;
+            return Ok(ExitStatus::SUCCESS);
         }
         return Err(fail(
             Code::BadInput,
@@ -143,8 +145,8 @@ pub async fn run(ctx: &Context, opts: ConfigureOptions) -> anyhow::Result<()> {
     };
     report(ctx, &outcome)?;
     match &outcome.idle_timer {
-        Some(t) if !ctx.out.json => report_idle_timer(ctx, t),
-        _ => Ok(()),
+        Some(t) if !ctx.out.json => report_idle_timer(ctx, t).map(|()| ExitStatus::SUCCESS),
+        _ => Ok(ExitStatus::SUCCESS),
     }
 }
 

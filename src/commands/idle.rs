@@ -4,6 +4,7 @@
 //! `--dry-run` says what it would stop and writes nothing; `--json` prints the report.
 
 use super::Context;
+use super::ExitStatus;
 use crate::environment::engine_within;
 use crate::error::{Code, fail};
 use crate::host::HostRoot;
@@ -16,7 +17,7 @@ pub struct IdleOptions {
     pub dry_run: bool,
 }
 
-pub async fn run(ctx: &Context, opts: IdleOptions) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, opts: IdleOptions) -> anyhow::Result<ExitStatus> {
     if !opts.check && !opts.dry_run {
         return Err(fail(
             Code::BadInput,
@@ -27,7 +28,8 @@ pub async fn run(ctx: &Context, opts: IdleOptions) -> anyhow::Result<()> {
     let (engine, _) = engine_within(30).await?;
     let report = check::run(&engine, &HostRoot::from_env(), opts.dry_run).await?;
     if ctx.out.json {
-        return ctx.out.json(&report);
+        ctx.out.json(&report)?;
+        return Ok(ExitStatus::SUCCESS);
     }
     if report.environments.is_empty() {
         ctx.out.status(format!("no running berth environments ({})", report.scope));
@@ -71,5 +73,5 @@ pub async fn run(ctx: &Context, opts: IdleOptions) -> anyhow::Result<()> {
     if report.dry_run {
         ctx.out.status("dry run: nothing was stopped or recorded");
     }
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }

@@ -5,6 +5,7 @@
 //! AMD, a slim Python image without a GPU. It never overwrites a file without `--force`.
 
 use super::Context;
+use super::ExitStatus;
 use crate::error::{Code, fail};
 use crate::host::{HostFacts, HostRoot, Vendor};
 use crate::image::presets;
@@ -17,7 +18,7 @@ pub struct InitOptions {
     pub base: Option<String>,
 }
 
-pub fn run(ctx: &Context, opts: InitOptions) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, opts: InitOptions) -> anyhow::Result<ExitStatus> {
     let path = ctx.dir.join(FILE_NAME);
     if path.exists() && !opts.force {
         return Err(fail(
@@ -35,7 +36,7 @@ pub fn run(ctx: &Context, opts: InitOptions) -> anyhow::Result<()> {
     crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
     ctx.out.status(format!("wrote {} ({what}; base {base})", path.display()));
     ctx.out.status("next: `berth up` creates the environment, `berth shell` opens a shell in it");
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
 /// What the host has, and the base image for it: the image a `preset` would choose here

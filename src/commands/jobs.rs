@@ -1,18 +1,20 @@
 //! `berth jobs`: the project's jobs with state, exit code and diagnosis (`--json`: an array).
 
+use super::ExitStatus;
 use super::{Context, Project};
 use crate::jobs::view::views;
 use crate::output::table;
 
-pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let (project, engine) = Project::existing(ctx).await?;
     let (list, _) = views(&project, &engine).await?;
     if ctx.out.json {
-        return ctx.out.json(&list);
+        ctx.out.json(&list)?;
+        return Ok(ExitStatus::SUCCESS);
     }
     if list.is_empty() {
         ctx.out.status("no jobs yet: `berth run -- CMD` starts one");
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     let rows: Vec<Vec<String>> = list
         .iter()
@@ -31,5 +33,5 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         })
         .collect();
     ctx.out.data(table(&["NAME", "STATE", "EXIT", "STARTED", "FINISHED", "DIAGNOSIS"], &rows));
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! `berth kill N`: stop a job: SIGTERM to its process group, SIGKILL after a grace period.
 
+use super::ExitStatus;
 use std::time::{Duration, Instant};
 
 use super::{Context, Project};
@@ -10,7 +11,7 @@ use crate::jobs::view::find;
 use crate::jobs::view::{ContainerState, orphans, view};
 use crate::jobs::{self, JobState, wrapper};
 
-pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<ExitStatus> {
     let (project, engine) = Project::existing(ctx).await?;
     let found = find(&project, Some(name));
     let c = project.environment(&engine).await?;
@@ -23,7 +24,7 @@ pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
                 Some(id)
                     if orphans(&jobs::list(&project.spec.project_dir), &state).iter().any(|n| n == name) =>
                 {
-                    kill_orphan(ctx, &engine, &id, name, grace).await
+                    kill_orphan(ctx, &engine, &id, name, grace).await.map(|()| ExitStatus::SUCCESS)
                 }
                 _ => Err(e),
             };
@@ -40,7 +41,7 @@ pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
         }
         let why = v.diagnosis.map(|d| d.cause).unwrap_or_default();
         ctx.out.status(format!("job {name} was lost ({why}); no process of it is left"));
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     if v.state != JobState::Running {
         return Err(fail(
@@ -72,7 +73,7 @@ pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
     }
     if let Some(code) = ended(&project, name, Duration::from_secs(grace)).await {
         ctx.out.status(format!("job {name} stopped (exit {code})"));
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     ctx.out.status(format!("job {name} ignored SIGTERM for {grace}s; sending SIGKILL"));
     send("KILL").await?;
@@ -80,7 +81,7 @@ pub async fn run(ctx: &Context, name: &str, grace: u64) -> anyhow::Result<()> {
         Some(code) => ctx.out.status(format!("job {name} killed (exit {code})")),
         None => ctx.out.warn(format!("job {name} did not report an exit after SIGKILL")),
     }
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
 /// Stop a job whose folder was deleted while it ran: it has no pid file or exit status, so it

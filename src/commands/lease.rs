@@ -5,6 +5,7 @@
 //! Run in a project folder, a lease is for that project's environment (its container name is
 //! recorded), so stopping the environment for idleness can release it.
 
+use super::ExitStatus;
 use serde::Serialize;
 
 use super::Context;
@@ -19,12 +20,13 @@ pub enum Action {
     Release { gpus: Option<String> },
 }
 
-pub async fn run(ctx: &Context, action: Action) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, action: Action) -> anyhow::Result<ExitStatus> {
     match action {
-        Action::Take { gpus, duration, note, force } => take(ctx, gpus, duration, note, force),
-        Action::List => list(ctx),
-        Action::Release { gpus } => release(ctx, gpus.as_deref()),
+        Action::Take { gpus, duration, note, force } => take(ctx, gpus, duration, note, force)?,
+        Action::List => list(ctx)?,
+        Action::Release { gpus } => release(ctx, gpus.as_deref())?,
     }
+    Ok(ExitStatus::SUCCESS)
 }
 
 /// Host GPU indices this host has (`BERTH_HOST_ROOT` honoured), with their UUIDs.
@@ -109,7 +111,22 @@ fn take(
         .iter()
         .filter(|l| l.holder_uid == store.uid() && chosen.iter().any(|g| l.covers(*g)))
         .collect();
-    let made = store.create(record)?;
+    // Another user may be leasing the same GPUs this very moment: of the two, at most one stands.
+    let seen: Vec<String> = if force { conflicts.iter().map(|l| l.id.clone()).collect() } else { Vec::new() };
+    let made = match store.create_alone(record, &seen, now)? {
+        Ok(made) => made,
+        Err(raced) => {
+            let raced: Vec<&Lease> = raced.iter().collect();
+            return Err(fail(
+                Code::Refused,
+                format!(
+                    "another user leased at the same moment, so your lease was not kept: {}",
+                    lease::describe_conflicts(&raced, &chosen, now)
+                ),
+                "`berth lease ls` shows who holds what now; lease again, or take it anyway with `--force`",
+            ));
+        }
+    };
     for old in mine {
         let rest: Vec<u32> = old.record.gpus.iter().copied().filter(|g| !chosen.contains(g)).collect();
         if rest.is_empty() {

@@ -3,6 +3,7 @@
 //! With `-f` it follows the log until the job ends and then exits with the job's exit code
 //! (or 1 when the job was interrupted), printing the diagnosis when there is one.
 
+use super::ExitStatus;
 use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use crate::jobs::view::{ContainerState, JobView, find, view};
 use crate::jobs::{self, JobState};
 
 /// Returns the exit code berth should end with.
-pub async fn run(ctx: &Context, name: Option<String>, follow: bool) -> anyhow::Result<i32> {
+pub async fn run(ctx: &Context, name: Option<String>, follow: bool) -> anyhow::Result<ExitStatus> {
     let (project, engine) = Project::existing(ctx).await?;
     let job = find(&project, name.as_deref())?;
     let path = job.log_path();
@@ -22,12 +23,12 @@ pub async fn run(ctx: &Context, name: Option<String>, follow: bool) -> anyhow::R
     loop {
         offset = copy_new(&path, offset, ctx)?;
         let record = jobs::list(&project.spec.project_dir).into_iter().find(|j| j.meta.name == job.meta.name);
-        let Some(record) = record else { return Ok(0) };
+        let Some(record) = record else { return Ok(ExitStatus::SUCCESS) };
         let v = view(&record, &state);
         if !follow || v.state != JobState::Running {
             // The last bytes may have landed between the copy and the state check.
             copy_new(&path, offset, ctx)?;
-            return Ok(finish(ctx, &v, follow));
+            return Ok(ExitStatus::from(finish(ctx, &v, follow)));
         }
         if last_check.elapsed() > Duration::from_secs(1) {
             state =

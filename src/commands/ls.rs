@@ -1,10 +1,13 @@
-//! `berth ls`: the caller's berth environments on this engine (`--all-users`: everyone's).
+//! `berth ls`: the caller's berth environments on this engine (`--all-users`: everyone's), each
+//! with its GPUs as host indices (as `berth top` and `berth lease` number them) where this host
+//! knows them.
 
+use super::ExitStatus;
 use serde::Serialize;
 
 use super::Context;
 use crate::engine::Engine;
-use crate::host::HostUser;
+use crate::host::{HostFacts, HostRoot, HostUser};
 use crate::output::table;
 use crate::plan::{LABEL_PLAN, LABEL_PROJECT, drift::Summary};
 
@@ -17,13 +20,17 @@ pub struct Entry {
     pub image: String,
     pub project: String,
     pub owner: String,
+    /// As the environment's plan records them: `nvidia:GPU-<uuid>,...`, `nvidia:all`, `none`.
     pub gpus: String,
+    /// The same GPUs as host indices, where this host has them.
+    pub host_gpus: Vec<u32>,
 }
 
-pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<ExitStatus> {
     let engine = Engine::connect().await?;
     let user = HostUser::current();
     let list = engine.list_berth((!all_users).then_some(user.uid)).await?;
+    let host = HostFacts::probe(&HostRoot::from_env());
     let entries: Vec<Entry> = list
         .into_iter()
         .map(|c| {
@@ -34,6 +41,7 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
                 .and_then(|p| Summary::from_label(p))
                 .map(|s| s.gpus)
                 .unwrap_or_default();
+            let host_gpus = host_indices(&gpus, &host);
             Entry {
                 name: get("dev.berth.name"),
                 state: c.state.clone(),
@@ -43,21 +51,29 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
                 project: get(LABEL_PROJECT),
                 owner: get("dev.berth.owner"),
                 gpus,
+                host_gpus,
             }
         })
         .collect();
     if ctx.out.json {
-        return ctx.out.json(&entries);
+        ctx.out.json(&entries)?;
+        return Ok(ExitStatus::SUCCESS);
     }
     if entries.is_empty() {
         ctx.out.status("no berth environments here yet; `berth up` in a project folder creates one");
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
-            let mut row =
-                vec![e.name.clone(), e.state.clone(), e.gpus.clone(), e.image.clone(), e.project.clone()];
+            let gpus = match (e.gpus.split_once(':'), e.host_gpus.is_empty()) {
+                (Some((vendor, _)), false) => format!(
+                    "{vendor} {}",
+                    e.host_gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                ),
+                _ => e.gpus.clone(),
+            };
+            let mut row = vec![e.name.clone(), e.state.clone(), gpus, e.image.clone(), e.project.clone()];
             if all_users {
                 row.push(e.owner.clone());
             }
@@ -69,5 +85,23 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
         header.push("OWNER");
     }
     ctx.out.data(table(&header, &rows));
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
+}
+
+/// Host indices of the GPUs a plan summary names (`nvidia:GPU-<uuid>,3`): each UUID or index
+/// this host has; none when any is unknown here (shown as recorded then) or for `all`/`none`.
+fn host_indices(gpus: &str, host: &HostFacts) -> Vec<u32> {
+    let Some((_, ids)) = gpus.split_once(':') else { return Vec::new() };
+    let found: Vec<Option<u32>> = ids
+        .split(',')
+        .map(|id| {
+            host.gpus
+                .iter()
+                .find(|g| {
+                    g.uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(id)) || g.index.to_string() == id
+                })
+                .map(|g| g.index)
+        })
+        .collect();
+    if found.iter().any(Option::is_none) { Vec::new() } else { found.into_iter().flatten().collect() }
 }

@@ -54,14 +54,13 @@ pub struct ExitStatus(i32);
 impl ExitStatus {
     pub const SUCCESS: ExitStatus = ExitStatus(0);
 
+    /// 1 when something the command checked failed (`clean`, `gpu-check`), else success.
+    pub fn failure_if(failed: bool) -> ExitStatus {
+        ExitStatus(i32::from(failed))
+    }
+
     pub fn code(self) -> i32 {
         self.0
-    }
-}
-
-impl From<()> for ExitStatus {
-    fn from((): ()) -> ExitStatus {
-        ExitStatus::SUCCESS
     }
 }
 

@@ -6,6 +6,7 @@
 //! from a laptop through the forward `berth ports --ssh` prints (laptop ports equal host ports).
 //! berth reads the token from the job's private log and writes it nowhere else.
 
+use super::ExitStatus;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -31,7 +32,7 @@ struct Opened {
     opened: bool,
 }
 
-pub async fn run(ctx: &Context, target: &str, print: bool) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, target: &str, print: bool) -> anyhow::Result<ExitStatus> {
     let (project, engine) = Project::existing(ctx).await?;
     let (c, published) = ports::of_environment(&project, &engine).await?;
     if !c.is_running() {
@@ -67,7 +68,8 @@ pub async fn run(ctx: &Context, target: &str, print: bool) -> anyhow::Result<()>
         opened.opened = launch(&opened.url);
     }
     if ctx.out.json {
-        return ctx.out.json(&opened);
+        ctx.out.json(&opened)?;
+        return Ok(ExitStatus::SUCCESS);
     }
     ctx.out.data(format!("{}\n", opened.url));
     if !opened.opened {
@@ -77,7 +79,7 @@ pub async fn run(ctx: &Context, target: &str, print: bool) -> anyhow::Result<()>
             opened.host_port
         ));
     }
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
 /// Warns when the server listens on the container's loopback only (Jupyter's and TensorBoard's

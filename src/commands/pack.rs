@@ -8,6 +8,7 @@
 //! target and renamed only when complete and synced; Ctrl-C removes it, so the target path
 //! never holds a partial pack. An existing file is replaced only with `--force`.
 
+use super::ExitStatus;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,7 +43,7 @@ pub struct PackResult {
     pub seconds: f64,
 }
 
-pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<ExitStatus> {
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
     let reference = project.image()?;
@@ -146,7 +147,7 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<()> {
             seconds,
         })?;
     }
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
 /// `-o FILE` (relative to the current folder; a folder gets `<name>.berth.tar.zst` in it), or

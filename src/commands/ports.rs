@@ -5,6 +5,7 @@
 //! `--json`: `{"container", "running", "ports": [{"container_port", "protocol", "host_ip",
 //! "host_port", "url"}], "ssh": {"argv", "command"} | null}`.
 
+use super::ExitStatus;
 use serde::Serialize;
 
 use super::{Context, Project};
@@ -27,7 +28,7 @@ struct Forward {
     command: String,
 }
 
-pub async fn run(ctx: &Context, ssh: Option<String>) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, ssh: Option<String>) -> anyhow::Result<ExitStatus> {
     let dest = ssh.as_deref().map(Destination::parse).transpose()?;
     let (project, engine) = Project::existing(ctx).await?;
     let (c, list) = ports::of_environment(&project, &engine).await?;
@@ -48,7 +49,8 @@ pub async fn run(ctx: &Context, ssh: Option<String>) -> anyhow::Result<()> {
     let listing =
         Listing { container: c.shown_name().to_string(), running: c.is_running(), ports: list, ssh: forward };
     if ctx.out.json {
-        return ctx.out.json(&listing);
+        ctx.out.json(&listing)?;
+        return Ok(ExitStatus::SUCCESS);
     }
     if !listing.running {
         ctx.out.status(format!(
@@ -61,14 +63,14 @@ pub async fn run(ctx: &Context, ssh: Option<String>) -> anyhow::Result<()> {
         ctx.out.status(
             "run that on your laptop and keep it open; the URLs `berth ports` prints then work there unchanged",
         );
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     if listing.ports.is_empty() {
         ctx.out.status(
             "berth.toml publishes no ports: list them as `ports = [\"8888\"]` (berth picks a free host port \
              on 127.0.0.1 that this environment keeps), then run `berth up --recreate`",
         );
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     let rows: Vec<Vec<String>> = listing
         .ports
@@ -86,5 +88,5 @@ pub async fn run(ctx: &Context, ssh: Option<String>) -> anyhow::Result<()> {
         })
         .collect();
     ctx.out.data(output::table(&["CONTAINER", "HOST", "URL"], &rows));
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }

@@ -5,6 +5,7 @@
 //! registry it belongs to: pushing `pytorch/pytorch:…` back to Docker Hub is never what a
 //! user means by "push my environment".
 
+use super::ExitStatus;
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -26,7 +27,7 @@ pub struct PushResult {
     pub seconds: f64,
 }
 
-pub async fn run(ctx: &Context, reference: Option<String>) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, reference: Option<String>) -> anyhow::Result<ExitStatus> {
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
     let image = project.image()?;
@@ -94,7 +95,7 @@ pub async fn run(ctx: &Context, reference: Option<String>) -> anyhow::Result<()>
             seconds,
         })?;
     }
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
 /// After a failed push: the tag berth added goes again, or points back where it did. An image

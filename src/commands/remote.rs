@@ -1,6 +1,7 @@
 //! `berth remote add NAME ssh://user@host[:port][/path]`, `remote ls`, `remote rm NAME`: the
 //! named servers `berth --on NAME …` reaches (see [`crate::remote`]).
 
+use super::ExitStatus;
 use serde::Serialize;
 
 use super::Context;
@@ -17,7 +18,7 @@ struct Listed {
     base: String,
 }
 
-pub fn add(ctx: &Context, name: &str, url: &str, force: bool) -> anyhow::Result<()> {
+pub fn add(ctx: &Context, name: &str, url: &str, force: bool) -> anyhow::Result<ExitStatus> {
     config::check_name(name)?;
     let parsed = config::parse_url(url)?;
     let mut remotes = Remotes::load()?;
@@ -37,10 +38,10 @@ pub fn add(ctx: &Context, name: &str, url: &str, force: bool) -> anyhow::Result<
         parsed.to_url(),
         parsed.base.as_deref().unwrap_or("~/berth")
     ));
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
-pub fn ls(ctx: &Context) -> anyhow::Result<()> {
+pub fn ls(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let remotes = Remotes::load()?;
     let listed: Vec<Listed> = remotes
         .entries
@@ -54,19 +55,20 @@ pub fn ls(ctx: &Context) -> anyhow::Result<()> {
         })
         .collect();
     if ctx.out.json {
-        return ctx.out.json(&listed);
+        ctx.out.json(&listed)?;
+        return Ok(ExitStatus::SUCCESS);
     }
     if listed.is_empty() {
         ctx.out.status("no servers yet: berth remote add NAME ssh://user@host");
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     let rows: Vec<Vec<String>> =
         listed.iter().map(|l| vec![l.name.clone(), l.url.clone(), l.base.clone()]).collect();
     ctx.out.data(crate::output::table(&["NAME", "ADDRESS", "PROJECTS IN"], &rows));
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
-pub fn rm(ctx: &Context, name: &str) -> anyhow::Result<()> {
+pub fn rm(ctx: &Context, name: &str) -> anyhow::Result<ExitStatus> {
     let mut remotes = Remotes::load()?;
     if remotes.entries.remove(name).is_none() {
         remotes.get(name)?;
@@ -75,5 +77,5 @@ pub fn rm(ctx: &Context, name: &str) -> anyhow::Result<()> {
     ctx.out.status(format!(
         "removed {name} (the projects and environments on that server are left as they are)"
     ));
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }

@@ -5,6 +5,7 @@
 //! the host (see `jobs::wrapper`). `--gpus` narrows the GPUs the job sees among the
 //! environment's, numbered as the container numbers them (0..n-1).
 
+use super::ExitStatus;
 use anyhow::Context as _;
 use serde::Serialize;
 
@@ -31,7 +32,7 @@ struct Started {
     log: String,
 }
 
-pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<ExitStatus> {
     if opts.cmd.is_empty() {
         return Err(fail(
             Code::BadInput,
@@ -160,12 +161,13 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
     }
     let log = dir.join("log").display().to_string();
     if ctx.out.json {
-        return ctx.out.json(&Started { name, container_id, log });
+        ctx.out.json(&Started { name, container_id, log })?;
+        return Ok(ExitStatus::SUCCESS);
     }
     ctx.out.status(format!("started job {name} in {}", project.container));
     ctx.out.status(format!("  follow it: berth logs {name} -f     stop it: berth kill {name}"));
     ctx.out.status(format!("  log on the host: {log}"));
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
 /// The variables that narrow a job's GPUs, and how many it sees.

@@ -7,6 +7,7 @@
 //! that cannot take a partial image (containerd store), or a partial load that fails, gets the
 //! whole image, and berth says so. `--project` writes the pinned `berth.toml` there too.
 
+use super::ExitStatus;
 use std::collections::BTreeSet;
 use std::io::{BufWriter, Write};
 use std::process::ChildStdin;
@@ -53,7 +54,7 @@ pub struct ShipResult {
     pub seconds: f64,
 }
 
-pub async fn run(ctx: &Context, opts: ShipOptions) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, opts: ShipOptions) -> anyhow::Result<ExitStatus> {
     let (destination, port) = match parse_host(&opts.destination) {
         Ok(Endpoint::Ssh { destination, port }) => (destination, port),
         _ => {
@@ -149,7 +150,7 @@ pub async fn run(ctx: &Context, opts: ShipOptions) -> anyhow::Result<()> {
     if ctx.out.json {
         ctx.out.json(&result)?;
     }
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
 /// Refuse early when the remote folder holds a `berth.toml` (unless `force`); the pinned text.

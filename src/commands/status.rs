@@ -1,6 +1,7 @@
 //! `berth status`: this environment: state, image, GPUs, shm, mounts, ports, last exit, and
 //! drift between the container and the file. `--json` prints one object.
 
+use super::ExitStatus;
 use serde::Serialize;
 
 use super::{Context, Project};
@@ -64,7 +65,7 @@ pub struct StatusOptions {
     pub changes: bool,
 }
 
-pub async fn run(ctx: &Context, opts: StatusOptions) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, opts: StatusOptions) -> anyhow::Result<ExitStatus> {
     let (project, engine) = Project::existing(ctx).await?;
     let mut c = project.container(&engine).await?;
     let mut moved_from = None;
@@ -143,10 +144,11 @@ pub async fn run(ctx: &Context, opts: StatusOptions) -> anyhow::Result<()> {
         }
     }
     if ctx.out.json {
-        return ctx.out.json(&st);
+        ctx.out.json(&st)?;
+        return Ok(ExitStatus::SUCCESS);
     }
     ctx.out.data(render(&st));
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
 fn shm_words(bytes: u64, source: ShmSource) -> String {

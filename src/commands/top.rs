@@ -4,12 +4,13 @@
 //! process, in `--json`.
 
 use super::Context;
+use super::ExitStatus;
 use crate::doctor::facts::parse_id;
 use crate::environment::gpu_use;
 use crate::host::{HostFacts, HostRoot, HostUser};
 use crate::top::{self, Viewer};
 
-pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<ExitStatus> {
     let root = HostRoot::from_env();
     let host = HostFacts::probe(&root);
     let viewer_uid = if root.is_recorded() {
@@ -24,10 +25,11 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
     }
     if usage.gpus.is_empty() {
         if ctx.out.json {
-            return ctx.out.json(&usage.gpus);
+            ctx.out.json(&usage.gpus)?;
+            return Ok(ExitStatus::SUCCESS);
         }
         ctx.out.status("no GPUs to show on this host");
-        return Ok(());
+        return Ok(ExitStatus::SUCCESS);
     }
     let now = crate::lease::now();
     match crate::lease::Store::list_if_any(now) {
@@ -35,8 +37,9 @@ pub async fn run(ctx: &Context, all_users: bool) -> anyhow::Result<()> {
         Err(e) => ctx.out.warn(format!("cannot read the GPU leases ({e:#}); they are not shown")),
     }
     if ctx.out.json {
-        return ctx.out.json(&usage.gpus);
+        ctx.out.json(&usage.gpus)?;
+        return Ok(ExitStatus::SUCCESS);
     }
     ctx.out.data(top::render(&usage.gpus));
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }

@@ -12,6 +12,7 @@
 //! an existing one without `--force`, and without the settings that widen access on this host
 //! (`plan::access`) unless `--allow-access` says so.
 
+use super::ExitStatus;
 use std::collections::BTreeSet;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -59,7 +60,7 @@ pub struct UnpackResult {
     pub allowed: Vec<Widening>,
 }
 
-pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<ExitStatus> {
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let file = cwd.join(&opts.file);
     let file = file.canonicalize().unwrap_or(file);
@@ -110,7 +111,7 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
     }
     let layers = &peeked.header.image.layers;
     // Podman's load needs every layer file the archive's manifest names, present or not.
-    let held: BTreeSet<String> = if engine.facts().await?.is_podman() {
+    let held: BTreeSet<String> = if engine.is_podman() {
         BTreeSet::new()
     } else {
         engine.all_image_layers().await?.iter().flat_map(|l| chain_ids(l)).collect()
@@ -182,7 +183,7 @@ pub async fn run(ctx: &Context, opts: UnpackOptions) -> anyhow::Result<()> {
             allowed,
         })?;
     }
-    Ok(())
+    Ok(ExitStatus::SUCCESS)
 }
 
 /// `--expect`: the pack's image id is the one given (in full, or its first 12 or more digits).

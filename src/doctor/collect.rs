@@ -8,10 +8,10 @@
 
 use std::path::PathBuf;
 
-use super::cdi;
 use super::facts::{self, DaemonJson, DaemonJsonState, Disk, DoctorFacts, EngineState};
 use crate::engine::Endpoint;
 use crate::engine::facts::EngineFacts;
+use crate::host::cdi;
 use crate::host::{HostFacts, HostRoot, HostUser};
 
 const SOCKET: &str = "/var/run/docker.sock";
@@ -120,7 +120,10 @@ fn common(
         groups: root.read("/etc/group").map(|t| facts::parse_groups(&t)).unwrap_or_default(),
         daemon_json: DaemonJson { state: read_daemon_json(root, &json_path), path: json_path },
         disk,
-        cdi_specs: cdi::find_specs(root, &spec_dirs),
+        cdi_specs: cdi::find_specs(root, &spec_dirs)
+            .into_iter()
+            .filter(cdi::CdiSpec::is_nvidia_gpu)
+            .collect(),
         nvidia_hook: HOOKS.iter().any(|h| root.exists(h)),
         wsl_kernel: root
             .read_line("/proc/sys/kernel/osrelease")

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::engine::facts::EngineFacts;
+pub use crate::host::cdi::CdiSpec;
 use crate::host::{DeviceNode, HostFacts, HostUser};
 
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ pub struct DoctorFacts {
     pub groups: Vec<GroupEntry>,
     pub daemon_json: DaemonJson,
     pub disk: Option<Disk>,
-    /// NVIDIA CDI spec files found on the host.
+    /// NVIDIA CDI spec files found on the host (kind `nvidia.com/gpu`).
     pub cdi_specs: Vec<CdiSpec>,
     /// `nvidia-container-runtime-hook` is installed: classic `--gpus` works without a runtime
     /// entry in daemon.json.
@@ -98,13 +99,6 @@ impl Disk {
             all => (self.used_bytes * 100).div_ceil(all).min(100),
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CdiSpec {
-    pub path: String,
-    /// Driver versions its library paths carry (`libcuda.so.550.144.03` → `550.144.03`).
-    pub driver_versions: Vec<String>,
 }
 
 /// Parse `/etc/group`.

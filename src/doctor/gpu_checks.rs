@@ -1,6 +1,8 @@
 //! The GPU side of the host: NVIDIA driver, toolkit or CDI, CDI spec freshness and the
 //! `daemon-reload` risk; WSL2's `/dev/dxg`; Docker Desktop, which cannot pass GPUs on Linux.
-//! AMD's checks are in `amd_checks`.
+//! On Podman, which takes NVIDIA GPUs only by CDI names (see `plan::gpu`), the spec files on the
+//! host are the whole story: Docker's runtime and hook rows do not apply. AMD's checks are in
+//! `amd_checks`.
 
 use super::Check;
 use super::amd_checks::{amd_devices, amd_gfx, amd_groups};
@@ -34,7 +36,10 @@ pub fn all(f: &DoctorFacts) -> Vec<Check> {
             out.push(toolkit(f, true));
         }
     }
-    if has_nvidia {
+    if has_nvidia && f.engine.facts().is_some_and(|e| e.is_podman()) {
+        out.push(nvidia_driver(f, &nvidia));
+        out.push(podman_cdi(f, &nvidia));
+    } else if has_nvidia {
         out.push(nvidia_driver(f, &nvidia));
         out.push(toolkit(f, false));
         out.extend(cdi_spec(f));
@@ -146,13 +151,6 @@ fn toolkit(f: &DoctorFacts, wsl: bool) -> Check {
     if f.nvidia_hook {
         return Check::ok("nvidia-toolkit", "nvidia-container-runtime-hook is installed; `--gpus` works");
     }
-    if e.is_podman() {
-        return Check::fail(
-            "nvidia-toolkit",
-            "Podman reaches NVIDIA GPUs only through CDI, and it knows no nvidia.com devices",
-            "install the NVIDIA Container Toolkit, then `sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`",
-        );
-    }
     if e.data_root.starts_with("/var/snap/") {
         return Check::fail(
             "nvidia-toolkit",
@@ -166,6 +164,79 @@ fn toolkit(f: &DoctorFacts, wsl: bool) -> Check {
         "the engine cannot pass NVIDIA GPUs: no nvidia runtime, no toolkit hook, no CDI devices",
         "install the NVIDIA Container Toolkit (package nvidia-container-toolkit from NVIDIA's repository), then \
          `sudo berth host configure --nvidia-runtime` and `sudo systemctl restart docker`",
+    )
+}
+
+/// Podman: which `nvidia.com/gpu` names the spec files on the host give (Podman reads them at
+/// each start), whether they cover every GPU, and whether they match the loaded driver. GPUs
+/// through CDI survive `systemctl daemon-reload`, so that row has nothing to add here.
+fn podman_cdi(f: &DoctorFacts, gpus: &[&Gpu]) -> Check {
+    let dirs = crate::host::cdi::SPEC_DIRS.join(", ");
+    let names: Vec<&String> = f.cdi_specs.iter().flat_map(|s| s.devices.iter()).collect();
+    if names.is_empty() {
+        return Check::fail(
+            "cdi-spec",
+            format!(
+                "Podman passes NVIDIA GPUs only by their CDI names, and no CDI spec names nvidia.com/gpu \
+                 devices (looked in {dirs}): `berth up` refuses GPU environments"
+            ),
+            "install the NVIDIA Container Toolkit (package nvidia-container-toolkit from NVIDIA's repository), \
+             then `sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`",
+        );
+    }
+    let paths: Vec<&str> =
+        f.cdi_specs.iter().filter(|s| !s.devices.is_empty()).map(|s| s.path.as_str()).collect();
+    let regenerate = format!("regenerate it: `sudo nvidia-ctk cdi generate --output={}`", paths[0]);
+    let uncovered: Vec<String> = gpus
+        .iter()
+        .filter(|g| {
+            !names.iter().any(|n| **n == g.index.to_string() || g.uuid.as_ref().is_some_and(|u| *n == u))
+        })
+        .map(|g| g.index.to_string())
+        .collect();
+    if !uncovered.is_empty() {
+        return Check::warn(
+            "cdi-spec",
+            format!(
+                "{} names no device for GPU {} (made before that GPU was added?): environments cannot ask for it",
+                paths.join(", "),
+                uncovered.join(", ")
+            ),
+            regenerate,
+        );
+    }
+    if let Some(driver) = &f.host.nvidia_driver
+        && let Some(stale) = f
+            .cdi_specs
+            .iter()
+            .find(|s| !s.driver_versions.is_empty() && !s.driver_versions.contains(&driver.version))
+    {
+        return Check::warn(
+            "cdi-spec",
+            format!(
+                "{} was generated for driver {}, but {} is loaded: environments using its devices fail to start",
+                stale.path,
+                stale.driver_versions.join(", "),
+                driver.version
+            ),
+            format!(
+                "regenerate it: `sudo nvidia-ctk cdi generate --output={}` (toolkit 1.18+ does it at boot: \
+                 `sudo systemctl enable --now nvidia-cdi-refresh.path`)",
+                stale.path
+            ),
+        );
+    }
+    let short: Vec<&str> = names.iter().filter(|n| !n.starts_with("GPU-")).map(|n| n.as_str()).collect();
+    let uuids = names.len() - short.len();
+    let by_uuid = if uuids > 0 { format!(" and {uuids} by UUID") } else { String::new() };
+    Check::ok(
+        "cdi-spec",
+        format!(
+            "{} names nvidia.com/gpu={}{by_uuid}: Podman passes the GPUs by these names, and they survive \
+             `systemctl daemon-reload`",
+            paths.join(", "),
+            short.join(", ")
+        ),
     )
 }
 

@@ -6,7 +6,6 @@
 //! world-writable; it flags it.
 
 mod amd_checks;
-mod cdi;
 pub mod collect;
 mod engine_checks;
 pub mod engine_kind;

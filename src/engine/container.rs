@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerInspectResponse, ContainerSummary, ImageSummary};
+use bollard::models::{ContainerInspectResponse, ContainerSummary, DeviceRequest, ImageSummary};
 
 /// One container, inspected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,24 +96,27 @@ impl Container {
     }
 }
 
+/// The GPUs a container was given: its device requests, and the CDI names berth gave a Podman
+/// container (kept in a label, since Podman's inspect shows them nowhere).
+fn gpu_requests(requests: Vec<DeviceRequest>, labels: &HashMap<String, String>) -> Vec<GpuRequest> {
+    let mut out: Vec<GpuRequest> = requests
+        .into_iter()
+        .map(|r| GpuRequest { device_ids: r.device_ids.unwrap_or_default(), all: r.count == Some(-1) })
+        .collect();
+    if let Some(names) = labels.get(crate::plan::LABEL_CDI).filter(|n| !n.is_empty()) {
+        let device_ids: Vec<String> = names.split(',').map(str::to_string).collect();
+        let all = device_ids.iter().any(|d| d.ends_with("=all"));
+        out.push(GpuRequest { device_ids, all });
+    }
+    out
+}
+
 impl From<ContainerInspectResponse> for Container {
     fn from(c: ContainerInspectResponse) -> Container {
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
         let hc = c.host_config.unwrap_or_default();
-        let ports = c
-            .network_settings
-            .and_then(|n| n.ports)
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|(inside, binds)| {
-                binds.unwrap_or_default().into_iter().map(move |b| PublishedPort {
-                    inside: inside.clone(),
-                    host_ip: b.host_ip.unwrap_or_default(),
-                    host_port: b.host_port.unwrap_or_default(),
-                })
-            })
-            .collect();
+        let ports = published(c.network_settings.and_then(|n| n.ports));
         let mut mounts: Vec<Mount> = c
             .mounts
             .unwrap_or_default()
@@ -126,19 +129,9 @@ impl From<ContainerInspectResponse> for Container {
             })
             .collect();
         mounts.sort_by(|a, b| a.destination.cmp(&b.destination));
-        let port_bindings = hc
-            .port_bindings
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|(inside, binds)| {
-                binds.unwrap_or_default().into_iter().map(move |b| PublishedPort {
-                    inside: inside.clone(),
-                    host_ip: b.host_ip.unwrap_or_default(),
-                    host_port: b.host_port.unwrap_or_default(),
-                })
-            })
-            .collect();
+        let port_bindings = published(hc.port_bindings.clone());
+        let labels = config.labels.unwrap_or_default();
+        let gpu_requests = gpu_requests(hc.device_requests.unwrap_or_default(), &labels);
         Container {
             id: c.id.unwrap_or_default(),
             name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
@@ -149,7 +142,7 @@ impl From<ContainerInspectResponse> for Container {
             oom_killed: state.oom_killed.unwrap_or(false),
             started_at: state.started_at,
             finished_at: state.finished_at,
-            labels: config.labels.unwrap_or_default(),
+            labels,
             image: config.image,
             user: config.user,
             env: config.env.unwrap_or_default(),
@@ -157,15 +150,7 @@ impl From<ContainerInspectResponse> for Container {
             shm_size: hc.shm_size.map(|s| s as u64),
             ipc_mode: hc.ipc_mode,
             restart_policy: hc.restart_policy.and_then(|p| p.name).map(|n| n.to_string()),
-            gpu_requests: hc
-                .device_requests
-                .unwrap_or_default()
-                .into_iter()
-                .map(|r| GpuRequest {
-                    device_ids: r.device_ids.unwrap_or_default(),
-                    all: r.count == Some(-1),
-                })
-                .collect(),
+            gpu_requests,
             devices: hc.devices.unwrap_or_default().into_iter().filter_map(|d| d.path_on_host).collect(),
             mounts,
             ports,
@@ -247,4 +232,18 @@ impl From<ImageSummary> for ListedImage {
             labels: i.labels,
         }
     }
+}
+
+/// The engine's port map (`"8888/tcp" → [{HostIp, HostPort}]`) as one row per binding.
+fn published(map: Option<bollard::models::PortMap>) -> Vec<PublishedPort> {
+    map.unwrap_or_default()
+        .into_iter()
+        .flat_map(|(inside, binds)| {
+            binds.unwrap_or_default().into_iter().map(move |b| PublishedPort {
+                inside: inside.clone(),
+                host_ip: b.host_ip.unwrap_or_default(),
+                host_port: b.host_port.unwrap_or_default(),
+            })
+        })
+        .collect()
 }

@@ -1,4 +1,6 @@
-//! A [`ContainerPlan`] as the Engine API request that creates it.
+//! A [`ContainerPlan`] as the Engine API request that creates it: Docker's create
+//! ([`create_body`]), or Podman's own ([`libpod_body`]) for a plan with CDI names, which Podman's
+//! Docker-compatible API cannot carry (see `plan::gpu`).
 //!
 //! Pure and deterministic (maps become sorted), so the request itself is what the plan
 //! snapshots show. Nothing here weakens isolation unless the plan carries a `[run]` opt-in:
@@ -10,6 +12,8 @@ use bollard::models::{
     ContainerCreateBody, DeviceMapping, DeviceRequest, HostConfig, Mount, MountType, PortBinding,
     ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
+
+use serde_json::{Map, Value, json};
 
 use crate::plan::ContainerPlan;
 
@@ -114,7 +118,139 @@ pub(super) fn create_body(plan: &ContainerPlan, host_ports: &[Option<u16>]) -> C
     }
 }
 
+/// Podman's own create request (`POST /libpod/containers/create`, a `SpecGenerator`) for a plan
+/// whose GPUs are CDI names: the same container [`create_body`] asks for, as Podman 4.3's
+/// Docker-compatible handler turns that request into this one (`compat.cliOpts`: the bridge
+/// network unless one is named, the work folder created, CPUs as a quota per 100 ms period, swap
+/// twice the memory limit), plus the CDI names as devices. One difference: that handler drops
+/// `Ulimits` on rootless Podman, where this request keeps them (the plan fits them to the
+/// engine's hard limits, `plan::ulimits`).
+pub(super) fn libpod_body(plan: &ContainerPlan, host_ports: &[Option<u16>]) -> serde_json::Value {
+    let mounts: Vec<Value> = plan
+        .mounts
+        .iter()
+        .map(|m| {
+            let mut options = vec!["rbind"];
+            if m.read_only {
+                options.push("ro");
+            }
+            json!({
+                "destination": m.target,
+                "source": m.source.to_string_lossy(),
+                "type": "bind",
+                "options": options,
+            })
+        })
+        .collect();
+    // `host:inside:perms`, the form Podman's own `--device` takes, then the CDI names.
+    let devices: Vec<Value> = plan
+        .devices
+        .iter()
+        .map(|d| {
+            let parts: Vec<&str> = d.split(':').collect();
+            let inside = parts.get(1).copied().unwrap_or(parts[0]);
+            let perms = parts.get(2).copied().unwrap_or("rwm");
+            json!({ "path": format!("{}:{inside}:{perms}", parts[0]) })
+        })
+        .chain(plan.gpu.cdi_devices.iter().map(|name| json!({ "path": name })))
+        .collect();
+    // Unlimited (`-1`) is RLIM_INFINITY in the OCI spec's unsigned limits.
+    let rlimit = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
+    let r_limits: Vec<Value> = plan
+        .ulimits
+        .iter()
+        .map(|(name, v)| json!({ "type": name, "soft": rlimit(*v), "hard": rlimit(*v) }))
+        .collect();
+    let mut portmappings = Vec::new();
+    let mut expose = Map::new();
+    for (i, p) in plan.ports.iter().enumerate() {
+        let host_port = p.host_port.or(host_ports.get(i).copied().flatten()).unwrap_or(0);
+        portmappings.push(json!({
+            "host_ip": p.host_ip,
+            "container_port": p.container_port,
+            "host_port": host_port,
+            "protocol": p.protocol,
+        }));
+        expose.insert(p.container_port.to_string(), json!(p.protocol));
+    }
+    let env: Map<String, Value> = plan.env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let mut body = Map::new();
+    let mut set = |key: &str, value: Value| {
+        body.insert(key.to_string(), value);
+    };
+    set("name", json!(plan.name));
+    set("hostname", json!(plan.hostname));
+    set("image", json!(plan.image));
+    set("labels", json!(plan.labels));
+    set("env", Value::Object(env));
+    set("user", json!(plan.user.user));
+    set("work_dir", json!(plan.workdir));
+    set("create_working_dir", json!(true));
+    set("entrypoint", json!(plan.entrypoint));
+    set("command", json!(plan.cmd));
+    set("init", json!(true));
+    set("restart_policy", json!("unless-stopped"));
+    set("privileged", json!(false));
+    set("terminal", json!(false));
+    set("stdin", json!(false));
+    set("image_volume_mode", json!("anonymous"));
+    set("mounts", json!(mounts));
+    set("devices", json!(devices));
+    set("r_limits", json!(r_limits));
+    match plan.network.as_deref() {
+        None => set("netns", namespace("bridge")),
+        Some(mode @ ("host" | "none" | "bridge")) => set("netns", namespace(mode)),
+        Some(named) => {
+            set("netns", namespace("bridge"));
+            let mut networks = Map::new();
+            networks.insert(named.to_string(), json!({}));
+            set("Networks", Value::Object(networks));
+        }
+    }
+    if let Some(ipc) = plan.ipc.as_deref() {
+        set("ipcns", namespace(ipc));
+    }
+    if !plan.user.group_add.is_empty() {
+        set("groups", json!(plan.user.group_add.iter().map(u32::to_string).collect::<Vec<_>>()));
+    }
+    if plan.shm.bytes > 0 {
+        set("shm_size", json!(plan.shm.bytes));
+    }
+    if !plan.cap_add.is_empty() {
+        set("cap_add", json!(plan.cap_add));
+    }
+    if !portmappings.is_empty() {
+        set("portmappings", json!(portmappings));
+        set("expose", Value::Object(expose));
+    }
+    let mut limits = Map::new();
+    if let Some(m) = plan.memory {
+        limits.insert("memory".into(), json!({ "limit": m, "swap": m.saturating_mul(2) }));
+    }
+    if let Some(c) = plan.cpus {
+        limits.insert("cpu".into(), json!({ "quota": (c * 1e5).round() as i64, "period": 100_000 }));
+    }
+    if !limits.is_empty() {
+        set("resource_limits", Value::Object(limits));
+    }
+    Value::Object(body)
+}
+
+/// A namespace as `SpecGenerator` writes it: `host`, `none`, `private`, `bridge`,
+/// `container:ID`.
+fn namespace(mode: &str) -> Value {
+    match mode.split_once(':') {
+        Some((kind, value)) => json!({ "nsmode": kind, "value": value }),
+        None => json!({ "nsmode": mode }),
+    }
+}
+
 /// The request as JSON (serde_json's maps are sorted), for snapshots.
 pub fn create_body_json(plan: &ContainerPlan) -> serde_json::Value {
     serde_json::to_value(create_body(plan, &[])).unwrap_or_default()
+}
+
+/// Podman's own request ([`libpod_body`]), for snapshots.
+pub fn libpod_body_json(plan: &ContainerPlan) -> serde_json::Value {
+    libpod_body(plan, &[])
 }

@@ -129,7 +129,12 @@ pub fn classify(err: BollardError, endpoint: &Endpoint) -> EngineError {
         }
         return EngineError::Refused { kind: refusal(status, message), status, message: message.clone() };
     }
-    if let Some(io) = io_error(&err) {
+    // berth's own requests (`engine::http`) carry the I/O error itself; bollard's, in its chain.
+    let io = match &err {
+        BollardError::IOError { err } => Some(err),
+        other => io_error(other),
+    };
+    if let Some(io) = io {
         match io.kind() {
             std::io::ErrorKind::PermissionDenied => {
                 return EngineError::Permission {
@@ -164,7 +169,8 @@ fn refusal(status: u16, message: &str) -> Refusal {
         Refusal::BindSourceMissing
     } else if status == 404 {
         Refusal::NotFound
-    } else if status == 409 {
+    } else if status == 409 || message.contains("is already in use") {
+        // Podman answers a taken name with 500 ("the container name \"x\" is already in use").
         Refusal::Conflict
     } else {
         Refusal::Other
@@ -213,6 +219,15 @@ mod tests {
         assert_eq!(
             refused(400, "invalid mount config: bind source path does not exist: /x"),
             Some(Refusal::BindSourceMissing)
+        );
+        assert_eq!(
+            refused(
+                500,
+                "creating container storage: the container name \"x\" is already in use by 40b6. You have to \
+                 remove that container to be able to reuse that name: that name is already in use"
+            ),
+            Some(Refusal::Conflict),
+            "Podman's words for a taken name"
         );
         assert_eq!(refused(500, "something else"), Some(Refusal::Other));
     }

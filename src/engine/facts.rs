@@ -17,9 +17,11 @@ pub struct EngineFacts {
     /// Registered OCI runtimes (`runc`, `nvidia`, ...).
     pub runtimes: Vec<String>,
     pub default_runtime: String,
-    /// CDI spec folders the engine reads (empty: CDI off or unsupported).
+    /// CDI spec folders the engine reads (empty: CDI off or unsupported, or, for Podman, folders
+    /// berth could not read: a remote engine).
     pub cdi_spec_dirs: Vec<String>,
-    /// Fully qualified CDI device names the engine discovered (`nvidia.com/gpu=0`).
+    /// Fully qualified CDI device names the engine knows (`nvidia.com/gpu=0`): Docker lists them
+    /// in `/info`; for Podman, which does not, berth reads the spec files in `cdi_spec_dirs`.
     pub cdi_devices: Vec<String>,
     pub cgroup_driver: String,
     pub cgroup_version: String,
@@ -67,13 +69,9 @@ impl EngineFacts {
     }
 }
 
-/// Facts from the engine's `/info` and `/version` answers.
-pub fn from_engine(
-    info: &bollard::models::SystemInfo,
-    version: &bollard::models::SystemVersion,
-    api_version: &str,
-) -> EngineFacts {
-    let podman = version.components.iter().flatten().any(|c| c.name.to_ascii_lowercase().contains("podman"));
+/// Facts from the engine's `/info` answer; `podman`: the engine said so in `/_ping`'s headers
+/// (`Libpod-Api-Version`), which spares the `/version` request that costs Podman up to a second.
+pub fn from_engine(info: &bollard::models::SystemInfo, podman: bool, api_version: &str) -> EngineFacts {
     let mut runtimes: Vec<String> = info.runtimes.iter().flatten().map(|(k, _)| k.clone()).collect();
     runtimes.sort();
     let mut cdi_devices: Vec<String> =
@@ -82,7 +80,7 @@ pub fn from_engine(
     let security_options = info.security_options.clone().unwrap_or_default();
     EngineFacts {
         product: if podman { "Podman".into() } else { "Docker".into() },
-        server_version: info.server_version.clone().or_else(|| version.version.clone()).unwrap_or_default(),
+        server_version: info.server_version.clone().unwrap_or_default(),
         api_version: api_version.to_string(),
         runtimes,
         default_runtime: info.default_runtime.clone().unwrap_or_default(),

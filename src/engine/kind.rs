@@ -24,6 +24,11 @@ pub struct EngineProcess {
     /// The uid the engine runs as (not 0: a rootless engine).
     pub uid: u32,
     pub limits: HardLimits,
+    /// The engine may give containers hard limits above its own: it runs as root with
+    /// CAP_SYS_RESOURCE (`CapEff` in `/proc/PID/status`). Some VMs and containers withhold that
+    /// capability even from root (the VM of issue 15: "error setting rlimit type 8" for an
+    /// unlimited `memlock`), and a rootless engine never has it in the host's user namespace.
+    pub raises_limits: bool,
 }
 
 /// Hard resource limits; `None`: unlimited or unreadable.
@@ -198,7 +203,20 @@ fn probe_socket(socket: &Path, proc_root: &Path) -> Option<EngineProcess> {
     let dir = proc_root.join(pid.to_string());
     let name = std::fs::read_to_string(dir.join("comm")).ok()?.trim().to_string();
     let limits = std::fs::read_to_string(dir.join("limits")).map(|t| parse_limits(&t)).unwrap_or_default();
-    Some(EngineProcess { name, uid: cred.uid.as_raw(), limits })
+    let uid = cred.uid.as_raw();
+    let raises_limits =
+        uid == 0 && std::fs::read_to_string(dir.join("status")).is_ok_and(|t| has_sys_resource(&t));
+    Some(EngineProcess { name, uid, limits, raises_limits })
+}
+
+/// CAP_SYS_RESOURCE (bit 24) in the `CapEff` line of `/proc/PID/status`.
+fn has_sys_resource(status: &str) -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
 /// The hard column of `/proc/PID/limits`.
@@ -241,11 +259,25 @@ Max locked memory         8388608              8388608              bytes
     }
 
     #[test]
+    fn cap_sys_resource_is_read_from_the_effective_set() {
+        // This VM's root: every capability but CAP_SYS_RESOURCE.
+        assert!(!has_sys_resource("Name:\tdockerd\nCapInh:\t0000000000000000\nCapEff:\t000001fffeffffff\n"));
+        assert!(has_sys_resource("CapEff:\t000001ffffffffff\n"));
+        assert!(!has_sys_resource("CapEff:\t0000000000000000\n"));
+        assert!(!has_sys_resource("no caps here"));
+    }
+
+    #[test]
     fn kinds_come_from_the_product_and_the_engine_user() {
         let facts = |product: &str, rootless: bool, uid: Option<u32>| EngineFacts {
             product: product.into(),
             rootless,
-            process: uid.map(|uid| EngineProcess { name: "x".into(), uid, limits: HardLimits::default() }),
+            process: uid.map(|uid| EngineProcess {
+                name: "x".into(),
+                uid,
+                limits: HardLimits::default(),
+                raises_limits: uid == 0,
+            }),
             ..Default::default()
         };
         assert_eq!(EngineKind::of(&facts("Docker", false, Some(0))), EngineKind::Docker);
@@ -254,7 +286,12 @@ Max locked memory         8388608              8388608              bytes
         assert_eq!(EngineKind::of(&facts("Podman", false, Some(1000))), EngineKind::RootlessPodman);
         // No /info asked: the process name alone says Podman.
         let by_name = EngineFacts {
-            process: Some(EngineProcess { name: "podman".into(), uid: 0, limits: HardLimits::default() }),
+            process: Some(EngineProcess {
+                name: "podman".into(),
+                uid: 0,
+                limits: HardLimits::default(),
+                raises_limits: true,
+            }),
             ..Default::default()
         };
         assert_eq!(EngineKind::of(&by_name), EngineKind::Podman);

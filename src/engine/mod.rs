@@ -11,6 +11,7 @@ pub mod create;
 mod error;
 pub mod exec;
 pub mod facts;
+mod http;
 pub mod images;
 mod inventory;
 pub mod kind;
@@ -52,42 +53,94 @@ pub trait Progress {
 pub struct Engine {
     docker: Docker,
     pub endpoint: Endpoint,
+    /// Where berth's own requests go (`/_ping`, Podman's create): the same socket as bollard's.
+    dial: http::Dial,
+    /// Podman's own API version (`Libpod-Api-Version` in `/_ping`'s answer); `None`: Docker.
+    libpod: Option<String>,
     _ssh: Option<ssh::SshProxy>,
 }
 
+/// How long one request may take (bollard's own timeout for every call berth makes).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Engine {
-    /// Connect to the engine the docker CLI would use, negotiating the API version.
+    /// Connect to the engine the docker CLI would use, negotiating the API version from
+    /// `/_ping`'s headers as the docker CLI does (see [`http`]; `/version` only where they are
+    /// missing).
     pub async fn connect() -> anyhow::Result<Engine> {
         let (endpoint, _source) = connect::resolve()?;
-        let version = bollard::API_DEFAULT_VERSION;
-        let (docker, proxy) = match &endpoint {
-            Endpoint::Unix(path) => {
-                let d = Docker::connect_with_unix(&path.to_string_lossy(), 600, version)
-                    .map_err(|e| explain(e, &endpoint))?;
-                (d, None)
-            }
-            Endpoint::Tcp(addr) => {
-                let d = Docker::connect_with_http(addr, 600, version).map_err(|e| explain(e, &endpoint))?;
-                (d, None)
-            }
+        let (dial, proxy) = match &endpoint {
+            Endpoint::Unix(path) => (http::Dial::Unix(path.clone()), None),
+            Endpoint::Tcp(addr) => (http::Dial::Tcp(addr.clone()), None),
             Endpoint::Ssh { destination, port } => {
                 let proxy = ssh::start(destination, *port)?;
-                let d = Docker::connect_with_unix(&proxy.socket.to_string_lossy(), 600, version)
-                    .map_err(|e| explain(e, &endpoint))?;
-                (d, Some(proxy))
+                (http::Dial::Unix(proxy.socket.clone()), Some(proxy))
             }
         };
-        let docker = docker.negotiate_version().await.map_err(|e| explain(e, &endpoint))?;
-        Ok(Engine { docker, endpoint, _ssh: proxy })
+        let ping = http::request(&dial, "GET", "/_ping", None, REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| explain(e, &endpoint))?;
+        let server = ping.header("api-version").and_then(api_version).filter(|_| ping.status == 200);
+        let version = match &server {
+            Some(v) if v < bollard::API_DEFAULT_VERSION => v,
+            _ => bollard::API_DEFAULT_VERSION,
+        };
+        let secs = REQUEST_TIMEOUT.as_secs();
+        let docker = match &dial {
+            http::Dial::Unix(path) => Docker::connect_with_unix(&path.to_string_lossy(), secs, version),
+            http::Dial::Tcp(url) => Docker::connect_with_http(url, secs, version),
+        }
+        .map_err(|e| explain(e, &endpoint))?;
+        let docker = match server {
+            Some(_) => docker,
+            // Something answered without an API version: bollard's negotiation says what it is.
+            None => docker.negotiate_version().await.map_err(|e| explain(e, &endpoint))?,
+        };
+        let libpod = ping.header("libpod-api-version").map(str::to_string);
+        Ok(Engine { docker, endpoint, dial, libpod, _ssh: proxy })
     }
 
-    /// The engine's own facts (product, version, runtimes, CDI devices).
+    /// Whether the engine is Podman (it said so in `/_ping`'s headers).
+    pub fn is_podman(&self) -> bool {
+        self.libpod.is_some()
+    }
+
+    /// The engine's own facts (product, version, runtimes, CDI devices): one `/info`.
     pub async fn facts(&self) -> anyhow::Result<EngineFacts> {
         let info = self.docker.info().await.map_err(|e| explain(e, &self.endpoint))?;
-        let version = self.docker.version().await.map_err(|e| explain(e, &self.endpoint))?;
-        let mut facts = facts::from_engine(&info, &version, &self.docker.client_version().to_string());
+        let mut facts =
+            facts::from_engine(&info, self.libpod.is_some(), &self.docker.client_version().to_string());
         facts.process = kind::probe(&self.endpoint);
+        self.read_podman_cdi(&mut facts);
         Ok(facts)
+    }
+
+    /// What a plan needs from the engine. On a local Podman that is all known without `/info`
+    /// (0.2–2 s there): the ping said Podman, its process says rootless or not and its limits,
+    /// and the CDI spec files say which devices it knows. Elsewhere, [`Engine::facts`].
+    pub async fn plan_facts(&self) -> anyhow::Result<EngineFacts> {
+        let process = kind::probe(&self.endpoint);
+        let (Some(libpod), Some(process)) = (&self.libpod, process) else { return self.facts().await };
+        let mut facts = EngineFacts {
+            product: "Podman".into(),
+            server_version: libpod.clone(),
+            api_version: self.docker.client_version().to_string(),
+            rootless: process.uid != 0,
+            process: Some(process),
+            ..Default::default()
+        };
+        self.read_podman_cdi(&mut facts);
+        Ok(facts)
+    }
+
+    /// Podman 4 lists no CDI devices in its API: the spec files it reads say which it knows
+    /// (readable only where it runs on this machine).
+    fn read_podman_cdi(&self, facts: &mut EngineFacts) {
+        if facts.is_podman() && self.endpoint.is_local() {
+            facts.cdi_spec_dirs = crate::host::cdi::SPEC_DIRS.iter().map(|d| d.to_string()).collect();
+            facts.cdi_devices =
+                crate::host::cdi::device_names(&crate::host::HostRoot::real(), &facts.cdi_spec_dirs);
+        }
     }
 
     /// Inspect a container by name or id; `None` when it does not exist.
@@ -120,11 +173,47 @@ impl Engine {
         plan: &ContainerPlan,
         host_ports: &[Option<u16>],
     ) -> Result<String, EngineError> {
+        if !plan.gpu.cdi_devices.is_empty() {
+            return self.create_libpod(plan, host_ports).await;
+        }
         let opts = CreateContainerOptionsBuilder::default().name(&plan.name).build();
         match self.docker.create_container(Some(opts), create::create_body(plan, host_ports)).await {
             Ok(r) => Ok(r.id),
             Err(e) => Err(error::classify(e, &self.endpoint)),
         }
+    }
+
+    /// Create through Podman's own API (`/libpod/containers/create`): the only request of
+    /// Podman 4 that takes CDI names (see `plan::gpu`). `v4.0.0` is the oldest libpod API
+    /// Podman 5 still serves.
+    async fn create_libpod(
+        &self,
+        plan: &ContainerPlan,
+        host_ports: &[Option<u16>],
+    ) -> Result<String, EngineError> {
+        let body = create::libpod_body(plan, host_ports).to_string();
+        let path = "/v4.0.0/libpod/containers/create";
+        let answer = http::request(&self.dial, "POST", path, Some(body.as_bytes()), REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| error::classify(e, &self.endpoint))?;
+        if let Some(refusal) = answer.refusal() {
+            return Err(error::classify(refusal, &self.endpoint));
+        }
+        let id = serde_json::from_slice::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string));
+        id.ok_or_else(|| {
+            error::classify(
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: answer.status,
+                    message: format!(
+                        "Podman's create answered without a container id: {}",
+                        String::from_utf8_lossy(&answer.body)
+                    ),
+                },
+                &self.endpoint,
+            )
+        })
     }
 
     /// Commit a container as `repo:tag` (paused meanwhile), with these image labels.
@@ -243,6 +332,12 @@ impl Engine {
         }
         Ok(busy)
     }
+}
+
+/// `1.41` as bollard's version type.
+fn api_version(text: &str) -> Option<bollard::ClientVersion> {
+    let (major, minor) = text.trim().split_once('.')?;
+    Some(bollard::ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? })
 }
 
 /// Turn an engine error into a message with a cause and a fix (see [`error::classify`]).

@@ -4,17 +4,14 @@
 //!
 //! With `BERTH_HOST_ROOT` it reads a recorded host instead: `nvidia-smi/query-gpu.csv` and
 //! `nvidia-smi/query-compute-apps.csv` (the two queries' outputs), `containers.json` (the
-//! engine's `/containers/json?all=1`), and procfs/sysfs/job files below it.
+//! engine's `/containers/json?all=1`; without it the engine is asked), and procfs/sysfs/job
+//! files below it.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use crate::host::{HostFacts, HostRoot, Vendor};
-use crate::plan::{LABEL_MANAGED, LABEL_PROJECT};
+use crate::plan::LABEL_PROJECT;
 use crate::top::{self, ContainerMeta, GpuUse, ProcUse, Viewer, sources};
-
-const GPU_QUERY: &str = "--query-gpu=index,uuid,name,memory.used,memory.total";
-const APPS_QUERY: &str = "--query-compute-apps=pid,used_memory,gpu_uuid";
 
 /// Every GPU with its processes, and what could not be seen (said, never guessed).
 #[derive(Debug, Default)]
@@ -31,17 +28,17 @@ pub async fn collect(root: &HostRoot, host: &HostFacts, viewer: Viewer) -> Usage
     let has_nvidia =
         host.gpus_of(Vendor::Nvidia).next().is_some() || host.nvidia_driver.is_some() || host.wsl.is_some();
     if has_nvidia {
-        match (nvidia_smi(root, GPU_QUERY), nvidia_smi(root, APPS_QUERY)) {
-            (Ok(g), Ok(a)) => {
-                usage.gpus = top::parse_nvidia_gpus(&g);
-                for (pid, mib, uuid) in top::parse_nvidia_apps(&a) {
+        match sources::nvidia_smi(root) {
+            Ok((gpus, procs)) => {
+                usage.gpus = gpus;
+                for (pid, mib, uuid) in procs {
                     if let Some(i) = usage.gpus.iter().position(|g| g.uuid.as_deref() == Some(uuid.as_str()))
                     {
                         apps.push((pid, mib, i));
                     }
                 }
             }
-            (Err(e), _) | (_, Err(e)) => usage.unseen.push(format!("cannot list NVIDIA GPU processes: {e}")),
+            Err(e) => usage.unseen.push(format!("cannot list NVIDIA GPU processes: {e}")),
         }
     }
     let amd: Vec<_> = host.gpus_of(Vendor::Amd).collect();
@@ -68,7 +65,7 @@ pub async fn collect(root: &HostRoot, host: &HostFacts, viewer: Viewer) -> Usage
             .container
             .as_ref()
             .and_then(|id| containers.iter().find(|c| &c.id == id))
-            .filter(|c| c.labels.get(LABEL_MANAGED).map(String::as_str) == Some("true"))
+            .filter(|c| c.is_berth())
             .and_then(|c| c.labels.get(LABEL_PROJECT));
         if let Some(p) = project
             && !jobs.contains_key(p)
@@ -111,40 +108,12 @@ pub async fn collect(root: &HostRoot, host: &HostFacts, viewer: Viewer) -> Usage
     usage
 }
 
-/// One nvidia-smi query's CSV: run it, or read it from a recorded host.
-fn nvidia_smi(root: &HostRoot, query: &str) -> Result<String, String> {
-    if root.is_recorded() {
-        let file = if query == GPU_QUERY { "query-gpu.csv" } else { "query-compute-apps.csv" };
-        let path = root.dir().join("nvidia-smi").join(file);
-        return std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()));
-    }
-    // WSL keeps nvidia-smi beside the Windows driver's libraries, often off PATH.
-    let mut last = String::new();
-    for program in ["nvidia-smi", "/usr/lib/wsl/lib/nvidia-smi"] {
-        match Command::new(program).args([query, "--format=csv,noheader,nounits"]).output() {
-            Ok(out) if out.status.success() => return Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
-            Ok(out) => {
-                let text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                let err = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string();
-                return Err(format!("nvidia-smi failed: {err}"));
-            }
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(format!("nvidia-smi is not installed or not on PATH ({last}); it comes with the NVIDIA driver"))
-}
-
 /// Every container the engine knows (a recorded host: its `containers.json`); none, with a
 /// note, when the engine cannot be asked: GPU processes are still listed.
 async fn containers(root: &HostRoot, unseen: &mut Vec<String>) -> Vec<ContainerMeta> {
-    let list: Vec<crate::engine::Listed> = if root.is_recorded() {
-        std::fs::read_to_string(root.dir().join("containers.json"))
-            .map(|t| crate::engine::listed_from_json(&t))
-            .unwrap_or_default()
+    let recorded = root.dir().join("containers.json");
+    let list: Vec<crate::engine::Listed> = if root.is_recorded() && recorded.exists() {
+        std::fs::read_to_string(&recorded).map(|t| crate::engine::listed_from_json(&t)).unwrap_or_default()
     } else {
         let listed = match super::engine_within(10).await {
             Ok((engine, _)) => engine.all_containers(false).await,
@@ -177,7 +146,7 @@ pub async fn claims(
     let now = crate::lease::now();
     match crate::lease::Store::list_if_any(now) {
         Ok(listing) => {
-            for l in listing.leases.iter().filter(|l| l.holder_uid != uid && l.record.expires > now) {
+            for l in crate::lease::others(&listing.leases, uid, now) {
                 for g in l.record.gpus.iter().filter(|g| !held.contains(g)) {
                     claims.leased.entry(*g).or_insert_with(|| format!("leased by {}", l.holder_words(now)));
                 }

@@ -120,11 +120,15 @@ async fn plan_with(
     // Engine facts only change NVIDIA plans (CDI); skipping /info keeps a no-op `up` fast.
     let wants_nvidia = spec.gpu.vendor == VendorChoice::Gpu(Vendor::Nvidia)
         || (spec.gpu.vendor == VendorChoice::Auto && host.gpus_of(Vendor::Nvidia).next().is_some());
-    // The engine's process (no API call) tells Podman apart and the limits it can apply.
+    // The ping and the engine's process (no API call) tell Podman apart and the limits it can apply.
     let facts = if wants_nvidia {
-        engine.facts().await?
+        engine.plan_facts().await?
     } else {
-        EngineFacts { process: engine::kind::probe(&engine.endpoint), ..Default::default() }
+        EngineFacts {
+            product: if engine.is_podman() { "Podman".into() } else { String::new() },
+            process: engine::kind::probe(&engine.endpoint),
+            ..Default::default()
+        }
     };
     let busy =
         if matches!(spec.gpu.devices, DeviceSelection::Count(_)) && spec.gpu.vendor != VendorChoice::None {
@@ -353,6 +357,8 @@ pub async fn apply(
                 return Ok(result(project, &c, Action::Running));
             }
             if opts.no_start {
+                // `--force` said the GPU is taken, as when the container is made with --no-start.
+                record_takeover(ctx, project, &planned);
                 ctx.out.status(format!("{} exists and is stopped (--no-start)", project.container));
                 return Ok(result(project, &c, Action::Running));
             }

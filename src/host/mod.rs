@@ -5,6 +5,7 @@
 //! be read is simply absent from the facts.
 
 mod amd;
+pub mod cdi;
 mod memory;
 mod nvidia;
 mod root;

@@ -77,7 +77,8 @@ pub async fn run(engine: &Engine, root: &HostRoot, dry_run: bool) -> anyhow::Res
             continue;
         }
         let project = engine::label(&c, LABEL_PROJECT).unwrap_or_default().to_string();
-        let (spec, note) = idle_spec(&project);
+        let owner_uid = engine::label(&c, LABEL_OWNER_UID).and_then(|u| u.parse::<u32>().ok());
+        let (spec, note) = idle_spec(&project, if all_users { owner_uid.or(Some(u32::MAX)) } else { None });
         let policy = Policy::of(spec.as_ref(), &host);
         let mut checked = Checked {
             environment: engine::label(&c, LABEL_NAME).unwrap_or(&c.name).to_string(),
@@ -157,13 +158,51 @@ pub async fn run(engine: &Engine, root: &HostRoot, dry_run: bool) -> anyhow::Res
 
 /// The environment's `[idle]`, read from its berth.toml now (an edit applies at the next check);
 /// none, with a note, when the file cannot be read: the host's default applies then. The error
-/// itself is not repeated: run by root, it could quote a file its owner may not read.
-fn idle_spec(project: &str) -> (Option<crate::spec::IdleSpec>, Option<String>) {
+/// itself is not repeated: run by root, it could quote a file its owner may not read. Run by
+/// root, only a file of the environment's owner (`owner`) counts.
+fn idle_spec(project: &str, owner: Option<u32>) -> (Option<crate::spec::IdleSpec>, Option<String>) {
     let file = Path::new(project).join(crate::spec::FILE_NAME);
-    match crate::spec::load_existing(&file) {
-        Ok(spec) => (Some(spec.idle), None),
-        Err(_) => (None, Some(format!("{} cannot be read; the host's default applies", file.display()))),
+    let text = read_project_file(&file, owner);
+    match text.as_deref().map(|t| crate::spec::parse_portable(t, &file)) {
+        Ok(Ok(spec)) => (Some(spec.idle), None),
+        Ok(Err(_)) => (None, Some(format!("{} cannot be read; the host's default applies", file.display()))),
+        Err(why) => (None, Some(format!("{} {why}; the host's default applies", file.display()))),
     }
+}
+
+/// The largest berth.toml the check reads.
+const MAX_PROJECT_FILE: u64 = 1 << 20;
+
+/// A project file a user controls, read by a check that may run as root: a plain file (a link
+/// is followed, a FIFO or device is not read, and opening never waits), at most
+/// [`MAX_PROJECT_FILE`] bytes, and, when `owner` is given, owned by that uid. Regression: a
+/// berth.toml made a FIFO hung root's check for every user, a link to /dev/zero made it read
+/// without end, a link to a root-only file had root parse it for the user.
+pub fn read_project_file(file: &Path, owner: Option<u32>) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(file)
+        .map_err(|e| format!("cannot be opened ({})", e.kind()))?;
+    let meta = f.metadata().map_err(|e| format!("cannot be read ({})", e.kind()))?;
+    if !meta.is_file() {
+        return Err("is not a plain file".into());
+    }
+    if meta.len() > MAX_PROJECT_FILE {
+        return Err(format!("is over {} bytes", MAX_PROJECT_FILE));
+    }
+    if let Some(uid) = owner
+        && meta.uid() != uid
+    {
+        return Err("does not belong to the environment's owner".into());
+    }
+    let mut text = String::new();
+    f.take(MAX_PROJECT_FILE)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot be read ({})", e.kind()))?;
+    Ok(text)
 }
 
 /// What a stop released: the leases, or why they could not be (the stop itself stands).
@@ -198,21 +237,27 @@ async fn stop(
 fn hold_lock(project: &Path) -> Result<Option<std::fs::File>, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = crate::state::lock(project);
-    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+    // Nor waited on: a FIFO in its place would hold the check for everyone.
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
     };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("{} is not a plain file; the next check decides", path.display()));
+    }
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(_) => Err("a berth command (up, stop, run) is working on it; the next check decides".into()),
     }
 }
 
-/// Releases the GPU leases recorded for the stopped environment (`crate::lease`): its owner's,
-/// or, run by root, anyone's taken for it.
+/// Releases the GPU leases recorded for the stopped environment (`crate::lease`): the caller's,
+/// or, run by root, its owner's (never another user's lease that merely names it).
 fn release_gpu_leases(c: &engine::Container) -> Released {
-    match crate::lease::release_for_environment(&c.name) {
+    let owner = engine::label(c, LABEL_OWNER_UID).and_then(|u| u.parse::<u32>().ok());
+    match crate::lease::release_for_environment(&c.name, owner) {
         Ok(list) => Ok(list
             .iter()
             .map(|l| {

@@ -22,6 +22,7 @@ mod tests;
 
 use serde::Serialize;
 
+pub use crate::clock::{now, rfc3339};
 pub use policy::{HostIdle, Policy};
 pub use record::Record;
 
@@ -92,22 +93,6 @@ pub fn idle_since(record: Option<&Record>, started: Option<u64>, now: u64) -> u6
     let Some(r) = record else { return now };
     let seen = r.last_busy.unwrap_or(0).max(r.first_seen);
     seen.max(started.unwrap_or(0)).min(now)
-}
-
-/// Seconds since the epoch now, or, in debug builds only, `BERTH_NOW` (seconds since the epoch):
-/// a test hook that lets the integration tests move the idle clock forward.
-pub fn now() -> u64 {
-    if cfg!(debug_assertions)
-        && let Some(t) = std::env::var("BERTH_NOW").ok().and_then(|v| v.trim().parse().ok())
-    {
-        return t;
-    }
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// RFC 3339 (UTC, seconds) of seconds since the epoch.
-pub fn rfc3339(secs: u64) -> String {
-    crate::jobs::store::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// Seconds since the epoch of an engine timestamp (`2026-11-30T22:10:05.123456789Z`).

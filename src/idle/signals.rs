@@ -13,9 +13,6 @@ use crate::engine::Engine;
 use crate::engine::exec::RunningExec;
 use crate::host::{HostFacts, HostRoot, Vendor};
 
-const GPU_QUERY: &str = "--query-gpu=index,uuid,utilization.gpu";
-const APPS_QUERY: &str = "--query-compute-apps=pid,used_memory,gpu_uuid";
-
 /// Sessions and jobs among a container's running execs: a job's wrapper is a job, anything else
 /// (`berth shell`, `berth exec`, `docker exec`, VS Code's attach) a session.
 pub fn exec_signals(execs: &[RunningExec]) -> Vec<Signal> {
@@ -75,20 +72,6 @@ impl GpuUse {
     }
 }
 
-/// One GPU's utilisation: `(index, uuid, percent)`.
-pub type GpuUtil = (u32, String, Option<u32>);
-
-/// `0, GPU-..., 37` lines of `nvidia-smi --query-gpu=index,uuid,utilization.gpu`.
-pub fn parse_utilization(csv: &str) -> Vec<GpuUtil> {
-    csv.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            let [index, uuid, util] = f[..] else { return None };
-            Some((index.parse().ok()?, uuid.to_string(), util.parse().ok()))
-        })
-        .collect()
-}
-
 /// Each container's GPU signals: memory its processes hold per GPU, and the utilisation of
 /// each GPU it has a process on when above `threshold` percent. `apps` are `(pid, MiB, GPU
 /// index)`; `container_of` maps a host pid to its container id.
@@ -121,8 +104,8 @@ pub fn gpu_signals(
         .collect()
 }
 
-/// Reads the host's GPU use once: NVIDIA through nvidia-smi (a recorded host: its
-/// `nvidia-smi/query-gpu-utilization.csv` and `query-compute-apps.csv`), AMD through KFD.
+/// Reads the host's GPU use once: NVIDIA through nvidia-smi (`top`'s reading, the same two
+/// queries), AMD through KFD.
 pub fn read_gpus(root: &HostRoot, threshold: u32) -> GpuUse {
     let host = HostFacts::probe(root);
     let mut utils: Vec<(u32, Option<u32>)> = Vec::new();
@@ -130,19 +113,16 @@ pub fn read_gpus(root: &HostRoot, threshold: u32) -> GpuUse {
     let has_nvidia =
         host.gpus_of(Vendor::Nvidia).next().is_some() || host.nvidia_driver.is_some() || host.wsl.is_some();
     if has_nvidia {
-        let gpus = crate::top::sources::nvidia_smi(root, GPU_QUERY, "query-gpu-utilization.csv");
-        let procs = crate::top::sources::nvidia_smi(root, APPS_QUERY, "query-compute-apps.csv");
-        match (gpus, procs) {
-            (Ok(g), Ok(a)) => {
-                let g = parse_utilization(&g);
-                for (pid, mib, uuid) in crate::top::parse_nvidia_apps(&a) {
-                    if let Some((index, _, _)) = g.iter().find(|(_, u, _)| *u == uuid) {
-                        apps.push((pid, mib, *index));
+        match crate::top::sources::nvidia_smi(root) {
+            Ok((gpus, procs)) => {
+                for (pid, mib, uuid) in procs {
+                    if let Some(g) = gpus.iter().find(|g| g.uuid.as_deref() == Some(uuid.as_str())) {
+                        apps.push((pid, mib, g.index));
                     }
                 }
-                utils.extend(g.into_iter().map(|(i, _, p)| (i, p)));
+                utils.extend(gpus.iter().map(|g| (g.index, g.utilization_percent)));
             }
-            (Err(e), _) | (_, Err(e)) => return GpuUse { by_container: BTreeMap::new(), unknown: Some(e) },
+            Err(e) => return GpuUse { by_container: BTreeMap::new(), unknown: Some(e) },
         }
     }
     let amd: Vec<_> = host.gpus_of(Vendor::Amd).collect();

@@ -1,5 +1,7 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use super::policy::HostIdle;
-use super::signals::{exec_signals, gpu_signals, parse_utilization, vscode_signal};
+use super::signals::{exec_signals, gpu_signals, vscode_signal};
 use super::*;
 use crate::engine::exec::RunningExec;
 use crate::spec::{IdleSpec, StopAfter};
@@ -119,9 +121,11 @@ fn job_wrappers_are_jobs_and_every_other_exec_is_a_session() {
 
 #[test]
 fn gpu_memory_and_busy_gpus_are_the_containers_whose_processes_use_them() {
-    let utils = parse_utilization("0, GPU-a, 97\n1, GPU-b, 3\n2, GPU-c, [N/A]\n");
-    assert_eq!(utils[2], (2, "GPU-c".into(), None));
-    let utils: Vec<(u32, Option<u32>)> = utils.into_iter().map(|(i, _, p)| (i, p)).collect();
+    let gpus = crate::top::parse_nvidia_gpus(
+        "0, GPU-a, A, 1, 2, 97\n1, GPU-b, B, 1, 2, 3\n2, GPU-c, C, 1, 2, [N/A]\n",
+    );
+    assert_eq!(gpus[2].utilization_percent, None);
+    let utils: Vec<(u32, Option<u32>)> = gpus.iter().map(|g| (g.index, g.utilization_percent)).collect();
     let apps =
         [(100, Some(1000), 0), (101, Some(24), 0), (200, Some(512), 1), (300, None, 2), (400, Some(9), 1)];
     let of = |pid: u32| match pid {
@@ -164,4 +168,35 @@ fn the_timer_runs_the_check_as_root_every_five_minutes() {
         "{}",
         cron[0].1
     );
+}
+
+/// Regression: root's check read each environment's berth.toml as its owner left it: a FIFO
+/// hung the check for every user, a link to /dev/zero read without end.
+#[test]
+fn a_project_file_that_is_no_plain_file_of_its_owner_is_not_read() {
+    use super::check::read_project_file;
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let me = std::fs::metadata(tmp.path()).unwrap().uid();
+    let fifo = tmp.path().join("fifo.toml");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let zero = tmp.path().join("zero.toml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let fine = tmp.path().join("berth.toml");
+    std::fs::write(&fine, "[idle]\nstop-after = \"4h\"\n").unwrap();
+    let linked = tmp.path().join("linked.toml");
+    std::os::unix::fs::symlink(&fine, &linked).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let got = [&fifo, &zero, &fine, &linked].map(|f| read_project_file(f, Some(me)));
+        tx.send(got).unwrap();
+    });
+    let [fifo, zero, fine, linked] =
+        rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the read hung");
+    assert_eq!(fifo, Err("is not a plain file".to_string()));
+    assert_eq!(zero, Err("is not a plain file".to_string()));
+    assert!(fine.unwrap().contains("4h"));
+    assert!(linked.is_ok(), "a berth.toml that is a link to the owner's file is read");
+    let other = read_project_file(&tmp.path().join("berth.toml"), Some(me + 1));
+    assert_eq!(other, Err("does not belong to the environment's owner".to_string()));
 }

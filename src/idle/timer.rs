@@ -52,7 +52,7 @@ impl Scheduler {
 /// `(file name, contents)` of every file to install, for the berth binary at `berth`.
 pub fn files(scheduler: Scheduler, berth: &Path) -> Vec<(&'static str, String)> {
     let bin = berth.display();
-    // The shared lease folder: the check releases a stopped environment's leases there.
+    // The shared lease folder (root's /var/tmp): the check releases a stopped environment's leases there.
     let leases = crate::lease::DEFAULT_DIR;
     match scheduler {
         Scheduler::Systemd => vec![

@@ -230,6 +230,7 @@ mod tests {
             selected: vec![],
             all: true,
             device_requests: vec![],
+            cdi_devices: vec![],
             devices: vec![],
             group_ids: vec![],
             wsl_lib: None,

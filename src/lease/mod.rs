@@ -1,15 +1,20 @@
 //! GPU leases: a time-boxed claim on host GPUs, visible to every user of the machine, with no
 //! central server and no setup step.
 //!
-//! The shared record is one file per lease in a world-writable folder with the sticky bit
-//! (`/var/tmp/berth-leases`, mode 1777, made by whoever leases first; `BERTH_LEASE_DIR` points
-//! elsewhere). The kernel's rules for such a folder are the lease rules: anyone may add a file,
-//! only its owner (or root) may replace or remove it. So the **holder is the file's owner uid as
-//! the filesystem reports it**, never a name written in the file: a lease cannot be forged or
-//! released by another user without that user's own uid showing as the holder. Each file is
-//! written atomically (complete or absent after a crash) and carries its own expiry: an expired
-//! lease is ignored by every reader and removed by its holder's next berth command, so nothing
-//! needs to run for a lease to end. Files that cannot be read or parsed are skipped and named.
+//! The shared record is one file per lease, `berth-lease-<id>.json`, in `/var/tmp`: a folder
+//! every Linux system has, world-writable with the sticky bit and owned by root
+//! (`BERTH_LEASE_DIR` points elsewhere; berth makes that one mode 1777). The kernel's rules for
+//! such a folder are the lease rules: anyone may add a file, only its owner (or root) may
+//! replace or remove it. So the **holder is the file's owner uid as the filesystem reports it**,
+//! never a name written in the file: a lease cannot be forged or released by another user
+//! without that user's own uid showing as the holder. Because root owns the folder, no user can
+//! remove or rename another's lease, or put a link or a closed folder where the leases live (a
+//! folder of berth's own, made by whoever leased first, would give them all of that). Each
+//! file is written atomically (complete or absent after a crash) and carries its own expiry,
+//! never more than [`MAX_SECS`] after the file was written: an expired lease is ignored by every
+//! reader and removed by its holder's next berth command, so nothing needs to run for a lease to
+//! end. Files that cannot be read or parsed are skipped and named. Two users leasing one GPU at
+//! the same moment do not both get it ([`Store::create_alone`]).
 //!
 //! `BERTH_HOST_ROOT` chooses which GPUs exist (the indices a lease may name); the record itself
 //! lives outside that root. Pure rules (durations, conflicts, the words for a holder) are here;
@@ -22,13 +27,15 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
+use crate::spec::duration::format_rough;
+
 pub use store::{Store, release_for_environment};
 
 /// Where leases live unless `BERTH_LEASE_DIR` says otherwise.
-pub const DEFAULT_DIR: &str = "/var/tmp/berth-leases";
+pub const DEFAULT_DIR: &str = "/var/tmp";
 /// The longest lease berth writes: a claim nobody renews must not hold a GPU for a season.
 pub const MAX_SECS: u64 = 30 * 86_400;
-/// The longest note kept.
+/// The longest note kept (a longer one written by hand is cut there when read).
 pub const MAX_NOTE: usize = 200;
 
 /// What a lease file holds. Nothing in it says who the holder is: that is the file's owner.
@@ -89,72 +96,29 @@ impl Lease {
 
 /// `2026-11-30 23:15 UTC (in 52m)`.
 pub fn until(expires: u64, now: u64) -> String {
-    let at = crate::jobs::store::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires));
+    let at = crate::clock::rfc3339(expires);
     let shown = at.get(..16).map(|s| s.replace('T', " ")).unwrap_or(at);
-    let rel = if expires > now { format!("in {}", format_secs(expires - now)) } else { "expired".into() };
+    let rel = if expires > now { format!("in {}", format_rough(expires - now)) } else { "expired".into() };
     format!("{shown} UTC ({rel})")
 }
 
-/// Now, in Unix seconds. `BERTH_NOW` (Unix seconds) replaces the clock in debug builds only,
-/// for tests: a release build never lets a caller move time to see a lease as expired.
-pub fn now() -> u64 {
-    if cfg!(debug_assertions)
-        && let Some(t) = std::env::var("BERTH_NOW").ok().and_then(|v| v.trim().parse().ok())
-    {
-        return t;
-    }
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
+pub use crate::clock::now;
 
-/// `8h`, `90m`, `2d`, `1h30m`, `45s` → seconds. Refuses zero and more than [`MAX_SECS`].
+/// `--for 8h` (`berth.toml`'s duration syntax: `30m`, `8h`, `2d`, `1h30m`) → seconds. Refuses
+/// zero and more than [`MAX_SECS`].
 pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let total = crate::spec::duration::parse_duration(text)?;
     let t = text.trim();
-    let bad = || format!("`{t}` is not a duration: use a number with a unit, such as 30m, 8h, 2d or 1h30m");
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        digits.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return Err(bad()),
-        };
-        total = n.checked_mul(unit).and_then(|x| total.checked_add(x)).ok_or_else(bad)?;
-    }
-    if !digits.is_empty() || t.is_empty() {
-        return Err(bad());
-    }
     if total == 0 {
         return Err(format!("`{t}` is no time at all: a lease needs a duration, such as 8h"));
     }
     if total > MAX_SECS {
         return Err(format!(
             "`{t}` is longer than berth's longest lease ({}): lease again before it ends",
-            format_secs(MAX_SECS)
+            format_rough(MAX_SECS)
         ));
     }
     Ok(total)
-}
-
-/// `3d4h`, `52m`, `40s`: the two largest units.
-pub fn format_secs(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m"),
-        (0, _, 0) => format!("{h}h"),
-        (0, _, _) => format!("{h}h{m}m"),
-        (_, 0, _) => format!("{d}d"),
-        _ => format!("{d}d{h}h"),
-    }
 }
 
 /// `0,2` / `0, 2` / `1` → indices, each one a GPU in `known` (host indices).
@@ -179,12 +143,23 @@ pub fn parse_gpus(text: &str, known: &[u32]) -> Result<Vec<u32>, String> {
     Ok(out)
 }
 
-/// Other users' leases (not expired at `now`) on any of `gpus`.
-pub fn foreign_on<'a>(leases: &'a [Lease], gpus: &[u32], uid: u32, now: u64) -> Vec<&'a Lease> {
+/// Other users' leases not expired at `now` that still hold against `uid`: not those `uid`
+/// already took over (`--force`, recorded in a lease of theirs that has not ended), so that a
+/// GPU taken once is not refused again to the job or the `up` that follows.
+pub fn others(leases: &[Lease], uid: u32, now: u64) -> impl Iterator<Item = &Lease> {
+    let taken: Vec<&str> = leases
+        .iter()
+        .filter(|l| l.holder_uid == uid && l.record.expires > now)
+        .flat_map(|l| l.record.over.iter().map(|o| o.id.as_str()))
+        .collect();
     leases
         .iter()
-        .filter(|l| l.holder_uid != uid && l.record.expires > now && gpus.iter().any(|g| l.covers(*g)))
-        .collect()
+        .filter(move |l| l.holder_uid != uid && l.record.expires > now && !taken.contains(&l.id.as_str()))
+}
+
+/// [`others`] on any of `gpus`.
+pub fn foreign_on<'a>(leases: &'a [Lease], gpus: &[u32], uid: u32, now: u64) -> Vec<&'a Lease> {
+    others(leases, uid, now).filter(|l| gpus.iter().any(|g| l.covers(*g))).collect()
 }
 
 /// `GPU 1 is leased by alice until … (note: "…")`, one line per lease and GPU asked for.

@@ -1,15 +1,19 @@
 //! Which GPUs an environment gets and how the engine is asked for them.
 //!
-//! NVIDIA: the device request `docker run --gpus` sends (empty driver, `[["gpu"]]`), or CDI names
-//! when the engine lists `nvidia.com/gpu` devices. AMD: `/dev/kfd` plus only the chosen render
-//! nodes, with their numeric group ids. WSL2: `/dev/dxg` and the driver library folder.
-//! Integrated GPUs are never picked by `all` or a count, only when listed.
+//! NVIDIA on Docker: the device request `docker run --gpus` sends (empty driver, `[["gpu"]]`), or
+//! a `cdi` request when the engine lists `nvidia.com/gpu` devices. NVIDIA on Podman: CDI names
+//! passed as devices (`podman --device nvidia.com/gpu=0`), refused before anything is created
+//! when no spec on the host names them. AMD: `/dev/kfd` plus only the chosen render nodes, with
+//! their numeric group ids. WSL2: `/dev/dxg` and the driver library folder. Integrated GPUs are
+//! never picked by `all` or a count, only when listed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use crate::engine::facts::EngineFacts;
+use crate::engine::kind::EngineKind;
+use crate::host::cdi::{NVIDIA_GPU, SPEC_DIRS};
 use crate::host::{DeviceNode, Gpu, HostFacts, Vendor};
 use crate::spec::{DeviceSelection, GpuRef, VendorChoice};
 
@@ -53,6 +57,8 @@ pub struct GpuPlan {
     /// True when the whole set was asked for (`devices = "all"`).
     pub all: bool,
     pub device_requests: Vec<DeviceRequestPlan>,
+    /// CDI device names passed as devices (`nvidia.com/gpu=0`): how Podman takes NVIDIA GPUs.
+    pub cdi_devices: Vec<String>,
     /// Host device nodes passed as devices (same path inside).
     pub devices: Vec<String>,
     /// Numeric group ids owning those nodes that the user needs.
@@ -133,6 +139,7 @@ pub fn plan_gpus(
         selected: Vec::new(),
         all: matches!(selection, DeviceSelection::All),
         device_requests: Vec::new(),
+        cdi_devices: Vec::new(),
         devices: Vec::new(),
         group_ids: Vec::new(),
         wsl_lib: None,
@@ -156,7 +163,11 @@ pub fn plan_gpus(
         GpuMode::Nvidia => {
             let gpus: Vec<&Gpu> = host.gpus_of(Vendor::Nvidia).collect();
             plan.selected = select(&gpus, selection, busy, claims, prefer, &mut plan.notes)?;
-            plan.device_requests.push(nvidia_request(&plan.selected, plan.all, engine));
+            if EngineKind::of(engine).is_podman() {
+                plan.cdi_devices = podman_cdi_names(&plan.selected, plan.all, engine)?;
+            } else {
+                plan.device_requests.push(nvidia_request(&plan.selected, plan.all, engine));
+            }
         }
         GpuMode::Amd => {
             let gpus: Vec<&Gpu> = host.gpus_of(Vendor::Amd).collect();
@@ -280,6 +291,27 @@ fn select(
             // Keep what the environment already holds, then free GPUs, then shared ones; another
             // user's lease is never taken by a count (unless forced, and then last).
             let held = |g: &Gpu| ids_of(g).iter().any(|id| prefer.contains(id));
+            // A GPU a stopped environment held, leased by someone else since (a running one's
+            // own GPUs carry no lease claim: the caller leaves them out). Moving it to another
+            // GPU would mean a new container, so it is refused like a listed GPU. Regression:
+            // `up` resumed on another user's leased GPU, saying only "no free GPU was left".
+            let lost: Vec<String> = discrete
+                .iter()
+                .filter(|g| held(g) && leased(g))
+                .map(|g| format!("GPU {} is {}", g.index, claims.leased[&g.index]))
+                .collect();
+            if !lost.is_empty() && !claims.force {
+                return Err(PlanError::Leased {
+                    message: format!(
+                        "the environment's GPU was leased by another user while it was stopped: {}",
+                        lost.join("; ")
+                    ),
+                    hint:
+                        "wait for the lease to end or ask its holder (`berth lease ls`); `berth up --force` \
+                           takes it anyway, and the holder sees it in `berth lease ls`"
+                            .into(),
+                });
+            }
             let mut order: Vec<&Gpu> =
                 discrete.iter().copied().filter(|g| held(g) || !leased(g) || claims.force).collect();
             if order.len() < n {
@@ -321,7 +353,12 @@ fn select(
                 notes.push(format!("chose GPU {}: {}", which.join(", "), passed.join("; ")));
             }
             for s in &chosen {
-                if let Some(why) = claims.why(s.index) {
+                if let Some(l) = claims.leased.get(&s.index) {
+                    notes.push(format!(
+                        "GPU {} is {l}: taken anyway (--force); the holder sees it in `berth lease ls`",
+                        s.index
+                    ));
+                } else if let Some(why) = claims.why(s.index) {
                     notes.push(format!("no free GPU was left: {why}"));
                 }
             }
@@ -392,10 +429,79 @@ fn select(
     Ok(out)
 }
 
+/// The CDI names Podman gets for the chosen GPUs: `nvidia.com/gpu=all`, or each GPU by its UUID
+/// where the spec names it (UUIDs keep naming the same card when indices shift), else its index.
+///
+/// Podman 4's Docker-compatible API drops device requests of every driver without a word, and
+/// `HostConfig.Devices` cannot carry a CDI name there (checked on 4.3.1: the container comes up
+/// without GPUs, or the create fails with "stat nvidia.com/gpu=0: no such file or directory";
+/// containers/podman#25171 made 5.5 read `cdi` requests). So the engine passes these names to
+/// Podman's own create, and a name no spec on the host gives is refused here, before anything is
+/// created: Podman itself would only fail at start ("unresolvable CDI devices").
+fn podman_cdi_names(
+    chosen: &[SelectedGpu],
+    all: bool,
+    engine: &EngineFacts,
+) -> Result<Vec<String>, PlanError> {
+    let name = |id: &str| format!("{NVIDIA_GPU}={id}");
+    // Spec folders berth could not read (a remote engine): Podman's start says what is missing.
+    let checked = !engine.cdi_spec_dirs.is_empty();
+    let known = |n: &String| !checked || engine.cdi_devices.contains(n);
+    let looked = if checked { engine.cdi_spec_dirs.join(", ") } else { SPEC_DIRS.join(", ") };
+    let spec_names: Vec<&str> = engine
+        .cdi_devices
+        .iter()
+        .filter_map(|d| d.strip_prefix(NVIDIA_GPU).and_then(|r| r.strip_prefix('=')))
+        .collect();
+    if checked && spec_names.is_empty() {
+        return Err(PlanError::Gpu {
+            message: format!(
+                "Podman passes NVIDIA GPUs only by their CDI names, and no CDI spec on this host names \
+                 {NVIDIA_GPU} devices (looked in {looked}), so Podman cannot give the environment its GPUs"
+            ),
+            hint: "generate the spec with the NVIDIA Container Toolkit: `sudo nvidia-ctk cdi generate \
+                   --output=/etc/cdi/nvidia.yaml`, then run `berth up` again (`berth doctor` lists the \
+                   devices Podman knows); or set `gpu.vendor = \"none\"` in berth.toml to run on the CPU"
+                .into(),
+        });
+    }
+    let mut names = Vec::new();
+    let mut missing = Vec::new();
+    if all {
+        let n = name("all");
+        if known(&n) { names.push(n) } else { missing.push("`all`".to_string()) }
+    }
+    for s in chosen.iter().filter(|_| !all) {
+        let by_uuid = s.uuid.as_deref().map(name).filter(|n| checked && engine.cdi_devices.contains(n));
+        let n = by_uuid.unwrap_or_else(|| name(&s.index.to_string()));
+        if known(&n) {
+            names.push(n);
+        } else {
+            missing.push(match &s.uuid {
+                Some(u) => format!("GPU {} ({u})", s.index),
+                None => format!("GPU {}", s.index),
+            });
+        }
+    }
+    if !missing.is_empty() {
+        return Err(PlanError::Gpu {
+            message: format!(
+                "the CDI spec on this host names no device for {} (it names {NVIDIA_GPU}={}): Podman could \
+                 not give the environment that GPU",
+                missing.join(", "),
+                spec_names.join(", ")
+            ),
+            hint: "regenerate it for the GPUs this host has now: `sudo nvidia-ctk cdi generate \
+                   --output=/etc/cdi/nvidia.yaml`, then run `berth up` again"
+                .into(),
+        });
+    }
+    Ok(names)
+}
+
 fn nvidia_request(chosen: &[SelectedGpu], all: bool, engine: &EngineFacts) -> DeviceRequestPlan {
-    // Podman ignores `--gpus`-style requests and speaks CDI only (containers/podman#22645).
-    if engine.has_cdi_vendor("nvidia.com") || engine.is_podman() {
-        let name = |id: &str| format!("nvidia.com/gpu={id}");
+    if engine.has_cdi_vendor("nvidia.com") {
+        let name = |id: &str| format!("{NVIDIA_GPU}={id}");
         let ids = if all {
             vec![name("all")]
         } else {

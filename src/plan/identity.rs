@@ -24,10 +24,12 @@ pub const LABEL_OWNER_UID: &str = "dev.berth.owner-uid";
 pub const LABEL_HASH: &str = "dev.berth.config-hash";
 pub const LABEL_PLAN: &str = "dev.berth.plan";
 pub const LABEL_VERSION: &str = "dev.berth.version";
+/// The CDI names a Podman container was given (comma-separated): Podman's inspect shows none.
+pub const LABEL_CDI: &str = "dev.berth.cdi-devices";
 
 /// Labels only containers carry (an image made from a container must not inherit them).
-pub const CONTAINER_ONLY_LABELS: [&str; 6] =
-    [LABEL_HASH, LABEL_PLAN, LABEL_FILE, LABEL_NAME, LABEL_OWNER, LABEL_VERSION];
+pub const CONTAINER_ONLY_LABELS: [&str; 7] =
+    [LABEL_HASH, LABEL_PLAN, LABEL_FILE, LABEL_NAME, LABEL_OWNER, LABEL_VERSION, LABEL_CDI];
 
 /// `berth-<owner>-<name>-<8 hex of sha256(path)>`.
 pub fn container_name(owner: &str, name: &str, project_dir: &Path) -> String {
@@ -66,6 +68,9 @@ pub(super) fn stamp(plan: &mut ContainerPlan, spec: &Spec, user: &HostUser) {
     labels.insert(LABEL_HASH.to_string(), hash.clone());
     labels.insert(LABEL_PLAN.to_string(), json);
     labels.insert(LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string());
+    if !plan.gpu.cdi_devices.is_empty() {
+        labels.insert(LABEL_CDI.to_string(), plan.gpu.cdi_devices.join(","));
+    }
     plan.labels = labels;
     plan.config_hash = hash;
 }

@@ -17,8 +17,8 @@ mod ulimits;
 pub use account::{setup_script, sh_quote};
 pub use gpu::{BusyGpus, DeviceRequestPlan, GpuClaims, GpuMode, GpuPlan, SelectedGpu};
 pub use identity::{
-    CONTAINER_ONLY_LABELS, LABEL_HASH, LABEL_MANAGED, LABEL_NAME, LABEL_OWNER, LABEL_OWNER_UID, LABEL_PLAN,
-    LABEL_PROJECT, container_name,
+    CONTAINER_ONLY_LABELS, LABEL_CDI, LABEL_HASH, LABEL_MANAGED, LABEL_NAME, LABEL_OWNER, LABEL_OWNER_UID,
+    LABEL_PLAN, LABEL_PROJECT, container_name,
 };
 
 use std::collections::BTreeMap;

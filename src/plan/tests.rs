@@ -97,13 +97,13 @@ fn nvidia_with_cdi_uses_cdi_names() {
     assert_eq!(all.gpu.device_requests[0].device_ids, vec!["nvidia.com/gpu=all".to_string()]);
 }
 
-#[test]
-fn podman_gets_cdi_names_even_without_discovered_devices() {
-    let (facts, mut engine) = host("nvidia-2");
-    engine.product = "Podman".into();
-    let spec = parse_str("[gpu]\ndevices = [0]\n", &Path::new(PROJECT).join("berth.toml")).unwrap();
+/// Podman's recorded engine facts with `edit` applied.
+fn plan_on_podman(toml: &str, edit: impl FnOnce(&mut EngineFacts)) -> Result<ContainerPlan, PlanError> {
+    let (facts, mut engine) = host("podman-nvidia-2");
+    edit(&mut engine);
+    let spec = parse_str(toml, &Path::new(PROJECT).join("berth.toml")).unwrap();
     let user = HostUser::fixed(1000, 1000, "alice");
-    let plan = plan(
+    plan(
         &spec,
         &Inputs {
             host: &facts,
@@ -116,9 +116,74 @@ fn podman_gets_cdi_names_even_without_discovered_devices() {
             image_kept: &[],
         },
     )
+}
+
+#[test]
+fn podman_gets_cdi_names_as_devices_never_a_device_request() {
+    // Issue 15 review: Podman 4.3's Docker-compatible API dropped the device request and the
+    // environment came up without GPUs.
+    let plan = plan_on_podman("[gpu]\ndevices = [0]\n", |_| {}).unwrap();
+    assert!(plan.gpu.device_requests.is_empty(), "{:?}", plan.gpu.device_requests);
+    // The spec names GPU 0 by its UUID too, which keeps naming the same card.
+    assert_eq!(plan.gpu.cdi_devices, ["nvidia.com/gpu=GPU-6513270e-269e-4d37-b2a7-4de452e6b438"]);
+    assert_eq!(plan.labels[LABEL_CDI], "nvidia.com/gpu=GPU-6513270e-269e-4d37-b2a7-4de452e6b438");
+    let all = plan_on_podman("", |_| {}).unwrap();
+    assert_eq!(all.gpu.cdi_devices, ["nvidia.com/gpu=all"]);
+    // A spec that names GPUs by index only: the index.
+    let by_index =
+        plan_on_podman("[gpu]\ndevices = [1]\n", |e| e.cdi_devices.retain(|d| !d.contains("GPU-"))).unwrap();
+    assert_eq!(by_index.gpu.cdi_devices, ["nvidia.com/gpu=1"]);
+    // Docker on the same host keeps its device request.
+    let docker = plan_on("nvidia-2", "[gpu]\ndevices = [0]\n", &[], &[]).unwrap();
+    assert!(docker.gpu.cdi_devices.is_empty() && !docker.labels.contains_key(LABEL_CDI));
+    assert_eq!(docker.gpu.device_requests.len(), 1);
+}
+
+#[test]
+fn podman_without_a_cdi_spec_is_refused_with_the_command_that_makes_one() {
+    let err = plan_on_podman("", |e| e.cdi_devices.clear()).unwrap_err();
+    assert!(err.to_string().contains("no CDI spec on this host names nvidia.com/gpu devices"), "{err}");
+    assert!(err.to_string().contains("(looked in /etc/cdi, /var/run/cdi)"), "{err}");
+    assert!(
+        err.hint().contains("sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"),
+        "{}",
+        err.hint()
+    );
+    // Another kind's devices do not count.
+    let err = plan_on_podman("", |e| e.cdi_devices = vec!["amd.com/gpu=0".into()]).unwrap_err();
+    assert!(matches!(err, PlanError::Gpu { .. }), "{err}");
+}
+
+#[test]
+fn podman_with_a_spec_missing_the_chosen_gpu_says_which() {
+    let err = plan_on_podman("[gpu]\ndevices = [1]\n", |e| {
+        e.cdi_devices = vec!["nvidia.com/gpu=0".into(), "nvidia.com/gpu=all".into()];
+    })
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("names no device for GPU 1 (GPU-d23f0824-128b-4f33-8c5c-7fd0a6a3a450) (it names nvidia.com/gpu=0, all)"),
+        "{text}"
+    );
+    let err = plan_on_podman("", |e| e.cdi_devices = vec!["nvidia.com/gpu=0".into()]).unwrap_err();
+    assert!(err.to_string().contains("names no device for `all`"), "{err}");
+}
+
+#[test]
+fn podman_whose_spec_folders_berth_cannot_read_gets_index_names_unchecked() {
+    // A remote engine: its own start says what is missing.
+    let plan = plan_on_podman("[gpu]\ndevices = [1]\n", |e| {
+        e.cdi_spec_dirs.clear();
+        e.cdi_devices.clear();
+    })
     .unwrap();
-    assert_eq!(plan.gpu.device_requests[0].driver, "cdi");
-    assert_eq!(plan.gpu.device_requests[0].device_ids, vec!["nvidia.com/gpu=0".to_string()]);
+    assert_eq!(plan.gpu.cdi_devices, ["nvidia.com/gpu=1"]);
+}
+
+#[test]
+fn podmans_own_create_request_is_stable() {
+    let plan = plan_on_podman(FULL, |_| {}).unwrap();
+    insta::assert_json_snapshot!("libpod-podman-nvidia-2", crate::engine::create::libpod_body_json(&plan));
 }
 
 #[test]
@@ -172,6 +237,44 @@ fn other_users_leases_are_never_taken_by_a_count_and_refuse_a_list() {
     let forced = crate::plan::GpuClaims { force: true, ..claims };
     let taken = plan_with("[gpu]\ndevices = [0]\n", &forced).unwrap();
     assert!(taken.gpu.notes[0].contains("taken anyway (--force)"));
+}
+
+/// Regression: a stopped environment with `devices = 1` was started again on the GPU it held
+/// although another user had leased it meanwhile.
+#[test]
+fn a_stopped_environment_does_not_resume_on_a_gpu_another_user_leased_since() {
+    let (facts, _) = host("nvidia-2");
+    let held = facts.gpus[0].uuid.clone().unwrap();
+    let spec = crate::spec::parse_str("[gpu]\ndevices = 1\n", std::path::Path::new("/p/berth.toml")).unwrap();
+    let engine = crate::engine::facts::EngineFacts::default();
+    let user = crate::host::HostUser::fixed(1000, 1000, "carol");
+    let mut claims = crate::plan::GpuClaims {
+        leased: [(0, "leased by alice until 2026-11-30 23:15 UTC (in 52m)".to_string())].into(),
+        ..Default::default()
+    };
+    let plan_with = |claims: &crate::plan::GpuClaims| {
+        let inputs = Inputs {
+            host: &facts,
+            engine: &engine,
+            user: &user,
+            busy: &BusyGpus::new(),
+            claims,
+            prefer: std::slice::from_ref(&held),
+            image: "img",
+            image_kept: &[],
+        };
+        crate::plan::plan(&spec, &inputs)
+    };
+    let refused = plan_with(&claims).unwrap_err();
+    assert!(matches!(refused, PlanError::Leased { .. }), "{refused}");
+    assert!(
+        refused.to_string().contains("while it was stopped: GPU 0 is leased by alice until"),
+        "{refused}"
+    );
+    claims.force = true;
+    let forced = plan_with(&claims).unwrap();
+    assert_eq!(forced.gpu.selected[0].index, 0);
+    assert!(forced.gpu.notes.iter().any(|n| n.contains("GPU 0 is leased by alice") && n.contains("--force")));
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! Resource limits the engine can apply.
 //!
 //! A container cannot get a hard limit above the engine process's own where the host forbids
-//! raising it (a rootless engine always; some VMs even for root). Two cases matter:
+//! raising it (a rootless engine always; root without CAP_SYS_RESOURCE, as in some VMs). Two
+//! cases matter:
 //! - Podman fills in `nofile` (1048576) and `nproc` (4194304) itself when a create leaves them
 //!   out, and the start then fails where the host caps them lower ("error setting rlimit type 7:
 //!   operation not permitted"). berth asks for them itself, at most the engine's hard limits.
-//! - On a rootless engine, berth's own GPU defaults (`memlock` unlimited, a 64 MiB stack) are
-//!   capped at the engine's hard limits. What berth.toml's `[run] ulimits` ask for is never changed.
+//! - Where the engine cannot raise limits, berth's own GPU defaults (`memlock` unlimited, a
+//!   64 MiB stack) are capped at the engine's hard limits ("error setting rlimit type 8"
+//!   otherwise). What berth.toml's `[run] ulimits` ask for is never changed.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +22,7 @@ const PODMAN_DEFAULTS: [(&str, u64); 2] = [("nofile", 1_048_576), ("nproc", 4_19
 pub fn fit_engine(ulimits: &mut BTreeMap<String, i64>, engine: &EngineFacts) {
     let Some(process) = &engine.process else { return };
     let kind = EngineKind::of(engine);
-    if kind.is_rootless() {
+    if kind.is_rootless() || !process.raises_limits {
         for (name, value) in ulimits.iter_mut() {
             if let Some(hard) = process.limits.get(name)
                 && (*value < 0 || *value as u64 > hard)
@@ -58,6 +60,8 @@ mod tests {
                 name: name.into(),
                 uid,
                 limits: HardLimits { nofile, nproc, memlock, stack: None },
+                // Root with CAP_SYS_RESOURCE, as on most hosts.
+                raises_limits: uid == 0,
             }),
             ..Default::default()
         }
@@ -89,6 +93,20 @@ mod tests {
         let mut u = gpu_defaults();
         fit_engine(&mut u, &EngineFacts { product: "Podman".into(), ..Default::default() });
         assert_eq!(u, gpu_defaults());
+    }
+
+    #[test]
+    fn root_without_cap_sys_resource_gets_gpu_defaults_capped_too() {
+        // The VM of issue 15: Docker and rootful Podman failed at start with "error setting rlimit
+        // type 8" for an unlimited memlock above their hard 8 MiB.
+        let mut facts = engine("dockerd", 0, Some(20_000), None, Some(8 << 20));
+        if let Some(p) = facts.process.as_mut() {
+            p.raises_limits = false;
+        }
+        let mut u = gpu_defaults();
+        fit_engine(&mut u, &facts);
+        assert_eq!(u["memlock"], 8 << 20);
+        assert_eq!(u["stack"], 67_108_864);
     }
 
     #[test]

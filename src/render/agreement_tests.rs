@@ -186,7 +186,10 @@ fn compose_export_and_up_agree_on_every_recorded_host() {
                 GpuMode::Nvidia => {
                     assert!(up_gpu_nodes.is_empty(), "{at}: NVIDIA GPUs are a device request");
                     assert!(text.contains("driver: nvidia"), "{at}: compose reserves NVIDIA GPUs");
-                    assert!(!up.gpu.device_requests.is_empty(), "{at}: up requests NVIDIA GPUs");
+                    assert!(
+                        !up.gpu.device_requests.is_empty() || !up.gpu.cdi_devices.is_empty(),
+                        "{at}: up requests NVIDIA GPUs (a device request; CDI names on Podman)"
+                    );
                 }
                 GpuMode::Wsl => assert_eq!(up_gpu_nodes, vec!["/dev/dxg"], "{at}: WSL2's device"),
                 GpuMode::None => {

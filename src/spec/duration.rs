@@ -54,6 +54,19 @@ pub fn format_duration(mut secs: u64) -> String {
     out
 }
 
+/// `3d4h`, `52m`, `40s`: the two largest units, rounded down, for "ends in ..." (never exact).
+pub fn format_rough(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m"),
+        (0, _, 0) => format!("{h}h"),
+        (0, _, _) => format!("{h}h{m}m"),
+        (_, 0, _) => format!("{d}d"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +89,13 @@ mod tests {
             assert_eq!(parse_duration(&format_duration(n)), Ok(n), "{n}");
         }
         assert_eq!(format_duration(5_400), "1h30m");
+    }
+
+    #[test]
+    fn rough_durations_keep_the_two_largest_units() {
+        assert_eq!(format_rough(3 * 86_400 + 4 * 3600 + 5), "3d4h");
+        assert_eq!(format_rough(52 * 60 + 3), "52m");
+        assert_eq!(format_rough(3600 + 120), "1h2m");
+        assert_eq!(format_rough(40), "40s");
     }
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::plan::{LABEL_MANAGED, LABEL_NAME, LABEL_OWNER, LABEL_OWNER_UID, LABEL_PROJECT};
+use crate::plan::{LABEL_HASH, LABEL_MANAGED, LABEL_NAME, LABEL_OWNER, LABEL_OWNER_UID, LABEL_PROJECT};
 
 /// One GPU and what runs on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,6 +26,9 @@ pub struct GpuUse {
     pub name: String,
     pub used_mib: Option<u64>,
     pub total_mib: Option<u64>,
+    /// Percent of the last sample period a kernel ran on it (nvidia-smi's `utilization.gpu`);
+    /// unknown where the driver does not say (AMD through sysfs, some virtual GPUs).
+    pub utilization_percent: Option<u32>,
     pub processes: Vec<ProcUse>,
     /// Leases on it that have not ended (`berth lease`).
     pub leases: Vec<LeaseMark>,
@@ -130,6 +133,16 @@ pub struct ContainerMeta {
     pub labels: BTreeMap<String, String>,
 }
 
+impl ContainerMeta {
+    /// Whether berth created it: its labels say managed and carry a plan hash. A plain `docker
+    /// run` of an image berth built or committed inherits the image's `managed` and project
+    /// labels, and is still not an environment.
+    pub fn is_berth(&self) -> bool {
+        self.labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
+            && self.labels.get(LABEL_HASH).is_some_and(|h| !h.is_empty())
+    }
+}
+
 /// Running jobs of one project: `(name, process group inside the container)`.
 pub type Jobs = Vec<(String, u32)>;
 
@@ -140,13 +153,18 @@ pub struct Viewer {
     pub all_users: bool,
 }
 
-/// `0, GPU-..., NVIDIA RTX A6000, 29520, 49140` lines of
-/// `nvidia-smi --query-gpu=index,uuid,name,memory.used,memory.total --format=csv,noheader,nounits`.
+/// `0, GPU-..., NVIDIA RTX A6000, 29520, 49140, 87` lines of [`sources::NVIDIA_GPU_QUERY`]
+/// (`--format=csv,noheader,nounits`); a line without the last field (an older recording) has
+/// its utilisation unknown, as has `[N/A]`.
 pub fn parse_nvidia_gpus(csv: &str) -> Vec<GpuUse> {
     csv.lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            let [index, uuid, name, used, total] = f[..] else { return None };
+            let (index, uuid, name, used, total, util) = match f[..] {
+                [index, uuid, name, used, total] => (index, uuid, name, used, total, ""),
+                [index, uuid, name, used, total, util] => (index, uuid, name, used, total, util),
+                _ => return None,
+            };
             Some(GpuUse {
                 index: index.parse().ok()?,
                 vendor: "nvidia",
@@ -154,6 +172,7 @@ pub fn parse_nvidia_gpus(csv: &str) -> Vec<GpuUse> {
                 name: name.to_string(),
                 used_mib: used.parse().ok(),
                 total_mib: total.parse().ok(),
+                utilization_percent: util.parse().ok(),
                 processes: Vec::new(),
                 leases: Vec::new(),
                 used_without_lease: false,
@@ -209,7 +228,7 @@ pub fn who(
         return Who::UnknownContainer { id: id.chars().take(12).collect() };
     };
     let get = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
-    if get(LABEL_MANAGED) != "true" {
+    if !c.is_berth() {
         return Who::Container { container: c.name.clone() };
     }
     let owner = get(LABEL_OWNER);
@@ -250,7 +269,8 @@ pub fn render(gpus: &[GpuUse]) -> String {
             (None, Some(t)) => format!("? / {t} MiB"),
             _ => "memory unknown".to_string(),
         };
-        out.push_str(&format!("GPU {}  {}  {memory}\n", g.index, g.name));
+        let busy = g.utilization_percent.map(|p| format!("  {p}% busy")).unwrap_or_default();
+        out.push_str(&format!("GPU {}  {}  {memory}{busy}\n", g.index, crate::output::escape(&g.name)));
         for l in &g.leases {
             let note =
                 l.note.as_ref().map(|n| format!(" ({})", crate::output::escape(n))).unwrap_or_default();

@@ -8,6 +8,12 @@ use std::collections::BTreeMap;
 use super::{GpuUse, Jobs, ProcInfo, container_id};
 use crate::host::{Gpu, HostRoot};
 
+/// What nvidia-smi is asked about each GPU (`top` shows it all; the idle check reads the
+/// utilisation); a recorded host keeps the answer in `nvidia-smi/query-gpu.csv`.
+pub const NVIDIA_GPU_QUERY: &str = "--query-gpu=index,uuid,name,memory.used,memory.total,utilization.gpu";
+/// The processes on the GPUs; recorded in `nvidia-smi/query-compute-apps.csv`.
+pub const NVIDIA_APPS_QUERY: &str = "--query-compute-apps=pid,used_memory,gpu_uuid";
+
 /// Ancestors followed at most (a container's process tree is shallow; this bounds a loop).
 const MAX_DEPTH: usize = 64;
 
@@ -88,9 +94,20 @@ pub fn running_jobs(root: &HostRoot, project: &str) -> Jobs {
         .collect()
 }
 
+/// `(pid, MiB, GPU uuid)`: one process on an NVIDIA GPU as nvidia-smi lists it.
+pub type NvidiaProcess = (u32, Option<u64>, String);
+
+/// The GPUs ([`NVIDIA_GPU_QUERY`]) and their processes ([`NVIDIA_APPS_QUERY`]) as nvidia-smi
+/// answers, or as a recorded host keeps them; an error says why they could not be read.
+pub fn nvidia_smi(root: &HostRoot) -> Result<(Vec<GpuUse>, Vec<NvidiaProcess>), String> {
+    let gpus = nvidia_smi_query(root, NVIDIA_GPU_QUERY, "query-gpu.csv")?;
+    let apps = nvidia_smi_query(root, NVIDIA_APPS_QUERY, "query-compute-apps.csv")?;
+    Ok((super::parse_nvidia_gpus(&gpus), super::parse_nvidia_apps(&apps)))
+}
+
 /// One nvidia-smi query's CSV (`--format=csv,noheader,nounits`): run it, or, on a recorded host,
 /// read `nvidia-smi/<recorded>` below it.
-pub fn nvidia_smi(root: &HostRoot, query: &str, recorded: &str) -> Result<String, String> {
+fn nvidia_smi_query(root: &HostRoot, query: &str, recorded: &str) -> Result<String, String> {
     if root.is_recorded() {
         let path = root.dir().join("nvidia-smi").join(recorded);
         return std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()));
@@ -148,6 +165,7 @@ pub fn amd_usage(root: &HostRoot, gpus: &[&Gpu]) -> (Vec<GpuUse>, Vec<GpuProcess
                 }),
                 used_mib: used.map(|b| b.div_ceil(MIB)),
                 total_mib: g.vram_bytes.map(|b| b / MIB),
+                utilization_percent: None,
                 processes: Vec::new(),
                 leases: Vec::new(),
                 used_without_lease: false,

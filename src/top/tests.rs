@@ -13,6 +13,10 @@ fn nvidia_smi_csv_parses_and_unknown_memory_stays_unknown() {
     assert_eq!((gpus[0].index, gpus[0].uuid.as_deref(), gpus[0].used_mib), (0, Some("GPU-aaa"), Some(29734)));
     assert_eq!(gpus[1].name, "NVIDIA H100 80GB HBM3");
     assert_eq!((gpus[1].used_mib, gpus[1].total_mib), (None, None));
+    assert_eq!(gpus[0].utilization_percent, None, "a recording without utilisation");
+    let busy =
+        parse_nvidia_gpus("0, GPU-aaa, NVIDIA RTX A6000, 29734, 49140, 87\n1, GPU-bbb, X, 1, 2, [N/A]\n");
+    assert_eq!((busy[0].utilization_percent, busy[1].utilization_percent), (Some(87), None));
     let apps = parse_nvidia_apps("412345, 20000, GPU-aaa\n77, [N/A], GPU-bbb\n");
     assert_eq!(apps, [(412345, Some(20000), "GPU-aaa".to_string()), (77, None, "GPU-bbb".to_string())]);
 }
@@ -49,6 +53,7 @@ fn container_ids_come_from_every_cgroup_layout() {
 fn berth_container(id: &str, name: &str, owner: &str, uid: u32, project: &str) -> ContainerMeta {
     let labels = [
         (LABEL_MANAGED, "true"),
+        (crate::plan::LABEL_HASH, "sha256:5f0c"),
         (LABEL_NAME, name),
         (LABEL_OWNER, owner),
         (LABEL_OWNER_UID, &uid.to_string()),
@@ -69,6 +74,12 @@ fn processes_are_named_by_environment_job_container_or_host() {
         berth_container(&other, "llm", "bob", 1001, "/home/bob/llm"),
         ContainerMeta { id: foreign.clone(), name: "jupyter".into(), labels: BTreeMap::new() },
     ];
+    // A plain `docker run` of an image berth committed carries the image's labels, not a plan.
+    let mut from_image = berth_container(&"e".repeat(64), "sdcnet", "alice", 1000, "/home/alice/sdcnet");
+    from_image.labels.remove(crate::plan::LABEL_HASH);
+    from_image.labels.remove(LABEL_NAME);
+    from_image.name = "serve-copy".into();
+    let containers = [containers, vec![from_image]].concat();
     let jobs: BTreeMap<String, Jobs> = [
         ("/home/alice/sdcnet".to_string(), vec![("train".to_string(), 7)]),
         ("/home/bob/llm".to_string(), vec![("serve".to_string(), 9)]),
@@ -104,6 +115,11 @@ fn processes_are_named_by_environment_job_container_or_host() {
         Who::UnknownContainer { id: "dddddddddddd".into() }
     );
     assert_eq!(who(&proc(None, &[]), &containers, &jobs, alice), Who::Host);
+    assert_eq!(
+        who(&proc(Some(&"e".repeat(64)), &[1]), &containers, &jobs, alice),
+        Who::Container { container: "serve-copy".into() },
+        "regression: named as alice's environment"
+    );
 }
 
 #[test]

@@ -75,3 +75,50 @@ fn doctor_on_recorded_hosts_exits_by_what_it_found() {
     assert_eq!(report["failures"], 0);
     assert!(report["checks"].as_array().unwrap().iter().any(|c| c["id"] == "wsl-gpu" && c["status"] == "ok"));
 }
+
+#[test]
+fn doctor_on_a_podman_gpu_host_lists_the_cdi_names_podman_reads() {
+    // Issue 15 review: on Podman doctor showed Docker's nvidia runtime rows, which Podman never uses.
+    let run = doctor_on("podman-nvidia-2", &["doctor", "--json"]).code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let checks = report["checks"].as_array().expect("checks");
+    let ids: Vec<&str> = checks.iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(ids, ["engine", "socket", "podman-init", "disk", "cgroups", "nvidia-driver", "cdi-spec"]);
+    let cdi = checks.iter().find(|c| c["id"] == "cdi-spec").expect("cdi-spec row");
+    assert_eq!(cdi["status"], "ok");
+    assert!(
+        cdi["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("/etc/cdi/nvidia.yaml names nvidia.com/gpu=0, 1, all"),
+        "{cdi}"
+    );
+}
+
+#[test]
+fn doctor_gives_an_engine_that_never_answers_ten_seconds_and_reports_it() {
+    // A socket that accepts connections and says nothing: a hung engine.
+    let mut env = TestEnv::new();
+    let sock = env.root.path().join("hung.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    env.env.push(("DOCKER_HOST".into(), format!("unix://{}", sock.display())));
+    let dir = env.root.path().to_path_buf();
+    let started = std::time::Instant::now();
+    let run = env.berth(&dir, &["doctor", "--json"]).code(1);
+    let took = started.elapsed();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let engine = report["checks"].as_array().expect("checks").iter().find(|c| c["id"] == "engine").cloned();
+    let engine = engine.expect("engine row");
+    assert_eq!(engine["status"], "fail");
+    assert!(engine["detail"].as_str().unwrap_or("").contains("did not answer within 10 s"), "{engine}");
+    assert!(
+        took >= std::time::Duration::from_secs(10) && took < std::time::Duration::from_secs(30),
+        "{took:?}"
+    );
+}

@@ -72,7 +72,12 @@ fn nvidia_plan_becomes_the_gpus_device_request() {
     assert_eq!(ids.len(), 1);
     assert!(ids[0].as_str().unwrap().starts_with("GPU-"), "{ids:?}");
     let ulimits = c["HostConfig"]["Ulimits"].as_array().unwrap();
-    assert!(ulimits.iter().any(|u| u["Name"] == "memlock" && u["Soft"] == -1));
+    // Unlimited, unless the engine may not raise limits (root without CAP_SYS_RESOURCE, as in
+    // this VM): then its own hard limit, which is what a start can apply.
+    let memlock = ulimits.iter().find(|u| u["Name"] == "memlock").expect("a memlock ulimit");
+    let (raises, hard) = dockerd_memlock();
+    let expected = if raises { -1 } else { hard.map_or(-1, |h| h as i64) };
+    assert_eq!((memlock["Soft"].as_i64(), memlock["Hard"].as_i64()), (Some(expected), Some(expected)));
 
     // Starting it on this GPU-less engine fails with the cause and the fix.
     let r = env.berth(&dir, &["up"]).code(1);
@@ -120,4 +125,25 @@ fn an_unknown_gpu_index_is_bad_input() {
     let r = env.berth(&dir, &["up"]).code(2);
     assert!(r.stderr.contains("GPU 9"), "{}", r.stderr);
     assert!(env.containers_of(&dir).is_empty());
+}
+
+/// Whether the Docker engine here may raise hard limits (root with CAP_SYS_RESOURCE), and its
+/// own hard `memlock` (`None`: unlimited), read from the process behind the socket.
+fn dockerd_memlock() -> (bool, Option<u64>) {
+    let stream = std::os::unix::net::UnixStream::connect("/var/run/docker.sock").expect("docker.sock");
+    let cred = rustix::net::sockopt::socket_peercred(&stream).expect("peer");
+    let dir = format!("/proc/{}", cred.pid.as_raw_nonzero());
+    let status = std::fs::read_to_string(format!("{dir}/status")).expect("status");
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .unwrap_or(0);
+    let limits = std::fs::read_to_string(format!("{dir}/limits")).expect("limits");
+    let hard = limits
+        .lines()
+        .find(|l| l.starts_with("Max locked memory"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|v| v.parse().ok());
+    (cred.uid.as_raw() == 0 && caps & (1 << 24) != 0, hard)
 }

@@ -1,7 +1,8 @@
 //! Idle environments: `berth idle --check` with an injected clock (`BERTH_NOW`) stops an
 //! environment with no session, job or GPU use past its stop-after, keeping its writable layer
-//! (`up` resumes it); one with a running job or an open `berth shell` stays up. And the timer
-//! `host configure --idle-timer` installs, by content.
+//! (`up` resumes it); one with a running job, an open `berth shell` or GPU memory held stays up,
+//! and containers berth did not make are never touched. And the timer `host configure
+//! --idle-timer` installs, by content.
 //!
 //! The scenarios share one test: a check acts for every environment of its user, so two idle
 //! tests running at once would stop each other's.
@@ -14,9 +15,11 @@ use crate::support::*;
 
 const H: u64 = 3_600;
 
+/// The check at `at`, on this machine with nvidia-smi's answer recorded (`live_gpu_host`).
 fn check(env: &TestEnv, dir: &std::path::Path, at: u64, extra: &[&str]) -> serde_json::Value {
     let mut cmd = env.command(dir, &["idle", "--check", "--json"]);
     cmd.args(extra).env("BERTH_NOW", at.to_string());
+    cmd.env("BERTH_HOST_ROOT", env.root.path().join("live-host"));
     let out = cmd.stdin(Stdio::null()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
@@ -41,7 +44,7 @@ fn status(env: &TestEnv, dir: &std::path::Path, at: u64) -> serde_json::Value {
 }
 
 #[test]
-fn idle_past_stop_after_is_stopped_and_kept_while_a_job_or_a_shell_is_not() {
+fn idle_past_stop_after_is_stopped_and_kept_while_a_job_a_shell_or_gpu_memory_is_not() {
     let mut env = TestEnv::new();
     let leases = env.root.path().join("leases");
     env.env.push(("BERTH_LEASE_DIR".into(), leases.display().to_string()));
@@ -49,9 +52,28 @@ fn idle_past_stop_after_is_stopped_and_kept_while_a_job_or_a_shell_is_not() {
     let idle = env.project("idle-quiet", toml);
     let busy_job = env.project("idle-job", toml);
     let busy_shell = env.project("idle-shell", toml);
-    for d in [&idle, &busy_job, &busy_shell] {
+    let busy_gpu = env.project("idle-gpu", toml);
+    for d in [&idle, &busy_job, &busy_shell, &busy_gpu] {
         env.berth(d, &["up"]).ok();
     }
+    // Containers berth did not make: a plain one, and one carrying the labels of an image berth
+    // committed (for a project whose berth.toml asks to be stopped when idle).
+    let tag = env.root.path().file_name().unwrap().to_string_lossy().to_lowercase();
+    let plain = PlainContainer::run(&format!("{tag}-plain"), &[], &["sleep", "600"]);
+    let copied = env.project("idle-copy", toml);
+    let project = format!("dev.berth.project={}", copied.canonicalize().unwrap().display());
+    let copy = PlainContainer::run(
+        &format!("{tag}-copy"),
+        &["dev.berth.managed=true", &project, &format!("dev.berth.owner-uid={}", whoami_uid())],
+        &["sleep", "600"],
+    );
+    // A process left running in idle-gpu (its init, standing for a training a shell started
+    // before it closed) holds 1000 MiB on GPU 0.
+    let gpu_pid: u32 = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &env.containers_of(&busy_gpu)[0]])
+        .trim()
+        .parse()
+        .unwrap();
+    live_gpu_host(env.root.path(), &[(gpu_pid, 1000, 0)]);
     env.berth(&idle, &["exec", "--", "sh", "-c", "echo written-before > /idle-marker"]).ok();
     let id = env.inspect(&idle)["Id"].as_str().unwrap().to_string();
     // A lease taken in the project is for its environment (GPU indices of a recorded host).
@@ -59,6 +81,25 @@ fn idle_past_stop_after_is_stopped_and_kept_while_a_job_or_a_shell_is_not() {
     let mut lease = env.command(&idle, &["lease", "--gpus", "1", "--for", "8h"]);
     let out = lease.env("BERTH_HOST_ROOT", &host).stdin(Stdio::null()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Another user's lease naming the same environment (written by hand; a second real user
+    // needs root): root's check, which releases the environment's owner's leases with it,
+    // leaves that one alone.
+    let theirs = leases.join("berth-lease-theirs.json");
+    if cfg!(berth_root_tests) {
+        let other = real_user("berth-lease-a");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(env.root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let name = env.inspect(&idle)["Name"].as_str().unwrap().trim_start_matches('/').to_string();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let forged =
+            format!(r#"{{"gpus":[0],"created":{now},"expires":{},"environment":"{name}"}}"#, now + 20 * H);
+        let wrote = std::process::Command::new("setpriv")
+            .args([&format!("--reuid={other}"), &format!("--regid={other}"), "--clear-groups", "sh", "-c"])
+            .arg(format!("printf '%s' '{forged}' > {}", theirs.display()))
+            .status()
+            .unwrap();
+        assert!(wrote.success());
+    }
 
     env.berth(&busy_job, &["run", "--name", "sleeper", "--", "sleep", "600"]).ok();
     let pid = busy_job.join(".berth/jobs/sleeper/pid");
@@ -83,6 +124,13 @@ fn idle_past_stop_after_is_stopped_and_kept_while_a_job_or_a_shell_is_not() {
     assert_eq!(entry(&first, &busy_job)["verdict"], "busy");
     assert!(entry(&first, &busy_job)["signals"].to_string().contains("job sleeper"), "{first}");
     assert!(entry(&first, &busy_shell)["signals"].to_string().contains("session (terminal"), "{first}");
+    assert!(
+        entry(&first, &busy_gpu)["signals"].to_string().contains("GPU memory (1000 MiB on GPU 0)"),
+        "{first}"
+    );
+    let names: Vec<&str> =
+        first["environments"].as_array().unwrap().iter().map(|e| e["container"].as_str().unwrap()).collect();
+    assert!(!names.contains(&plain.name.as_str()) && !names.contains(&copy.name.as_str()), "{names:?}");
 
     // status says when it stops, and what keeps the others alive.
     let st = status(&env, &idle, now + H);
@@ -105,11 +153,21 @@ fn idle_past_stop_after_is_stopped_and_kept_while_a_job_or_a_shell_is_not() {
         "GPUs 1 (".to_string() + &whoami() + ")",
         "{later}"
     );
+    assert_eq!(entry(&later, &idle)["released_leases"].as_array().map(Vec::len), Some(1), "{later}");
+    if cfg!(berth_root_tests) {
+        assert!(theirs.exists(), "regression: root's check released another user's lease naming it");
+    }
     let left: serde_json::Value =
         serde_json::from_str(&env.berth(&idle, &["lease", "ls", "--json"]).ok().stdout).unwrap();
     assert!(!left.to_string().contains("\"gpus\":[1]"), "the lease is gone: {left}");
     assert_eq!(entry(&later, &busy_job)["action"], "kept", "{later}");
     assert_eq!(entry(&later, &busy_shell)["action"], "kept", "{later}");
+    assert_eq!(entry(&later, &busy_gpu)["action"], "kept", "{later}");
+    assert_eq!(env.inspect(&busy_gpu)["State"]["Running"], true);
+    for c in [&plain, &copy] {
+        let running = docker_ok(&["inspect", "-f", "{{.State.Running}}", &c.id]);
+        assert_eq!(running.trim(), "true", "{} was left alone", c.name);
+    }
     let after = env.inspect(&idle);
     assert_eq!(after["State"]["Running"], false, "stopped");
     assert_eq!(after["Id"], id.as_str(), "the same container: never removed");
@@ -210,6 +268,11 @@ fn idle_without_check_says_what_to_do() {
     let env = TestEnv::new();
     let r = env.berth(env.root.path(), &["idle"]).code(2);
     assert!(r.stderr.contains("berth idle --check"), "{}", r.stderr);
+}
+
+fn whoami_uid() -> String {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn whoami() -> String {

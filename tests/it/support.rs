@@ -206,3 +206,111 @@ pub fn is_root() -> bool {
             .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
             .unwrap_or(false)
 }
+
+/// The uid of the real Unix user `name`, made with `useradd` (no home, no login) when missing:
+/// for tests where a user's name must show (a lease's holder), not only a uid. Needs root; tests
+/// that call it carry `#[cfg_attr(not(berth_root_tests), ignore = "why")]`. Parallel tests may
+/// add users at once, and `useradd` refuses while another holds /etc/passwd's lock: it retries.
+pub fn real_user(name: &str) -> u32 {
+    let uid = || {
+        let out = Command::new("id").args(["-u", name]).output().expect("id");
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().expect("uid"))
+    };
+    for _ in 0..50 {
+        if let Some(u) = uid() {
+            return u;
+        }
+        let _ = Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin", name]).status();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    uid().unwrap_or_else(|| panic!("cannot make the user {name} (useradd)"))
+}
+
+/// A host root for `BERTH_HOST_ROOT` that is this machine with GPUs: the recorded `nvidia-2`'s
+/// two GPUs (sysfs, driver), nvidia-smi's answers naming the real processes `on_gpus`
+/// (`(host pid, MiB, GPU index)`), and this machine's own procfs (each pid a link to `/proc`),
+/// users and `/tmp` (where test projects live). No `containers.json`: berth asks the real engine
+/// which containers exist. Build it after the processes start: later pids are not linked.
+pub fn live_gpu_host(at: &Path, on_gpus: &[(u32, u64, u32)]) -> PathBuf {
+    let recorded = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hosts/nvidia-2");
+    let root = at.join("live-host");
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("nvidia-smi")).unwrap();
+    let copied = Command::new("cp").arg("-a").arg(recorded.join("sys")).arg(&root).status().unwrap();
+    assert!(copied.success());
+    let copied =
+        Command::new("cp").arg("-a").arg(recorded.join("proc/driver")).arg(root.join("proc")).status();
+    assert!(copied.unwrap().success());
+    std::fs::copy("/etc/passwd", root.join("etc/passwd")).unwrap();
+    std::os::unix::fs::symlink("/tmp", root.join("tmp")).unwrap();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            std::os::unix::fs::symlink(entry.path(), root.join("proc").join(&name)).unwrap();
+        }
+    }
+    let gpus = std::fs::read_to_string(recorded.join("nvidia-smi/query-gpu.csv")).unwrap();
+    std::fs::write(root.join("nvidia-smi/query-gpu.csv"), &gpus).unwrap();
+    set_gpu_processes(&root, on_gpus);
+    root
+}
+
+/// Replace what nvidia-smi says runs on the GPUs of a [`live_gpu_host`].
+pub fn set_gpu_processes(root: &Path, on_gpus: &[(u32, u64, u32)]) {
+    let gpus = std::fs::read_to_string(root.join("nvidia-smi/query-gpu.csv")).unwrap();
+    let uuid = |index: u32| -> String {
+        let line = gpus.lines().find(|l| l.starts_with(&format!("{index},"))).expect("a GPU of nvidia-2");
+        line.split(',').nth(1).unwrap().trim().to_string()
+    };
+    let apps: String =
+        on_gpus.iter().map(|(pid, mib, gpu)| format!("{pid}, {mib}, {}\n", uuid(*gpu))).collect();
+    std::fs::write(root.join("nvidia-smi/query-compute-apps.csv"), apps).unwrap();
+}
+
+/// The host pid of the process in container `id` whose command line starts with `command`
+/// (`docker top`; a job's wrapper also names the command, later in its line).
+pub fn host_pid_in(id: &str, command: &str) -> u32 {
+    for _ in 0..50 {
+        let out = docker_ok(&["top", id, "-eo", "pid,args"]);
+        let found = out.lines().skip(1).find_map(|l| {
+            let (pid, args) = l.trim().split_once(char::is_whitespace)?;
+            args.trim_start().starts_with(command).then(|| pid.parse().unwrap())
+        });
+        if let Some(pid) = found {
+            return pid;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no `{command}` in container {id}");
+}
+
+/// A container berth did not make (`docker run -d`), removed when dropped.
+pub struct PlainContainer {
+    pub name: String,
+    pub id: String,
+}
+
+impl PlainContainer {
+    pub fn run(name: &str, labels: &[&str], cmd: &[&str]) -> PlainContainer {
+        let mut args = vec!["run", "-d", "--name", name];
+        for l in labels {
+            args.extend(["--label", l]);
+        }
+        args.push(IMAGE);
+        args.extend(cmd);
+        let id = docker_ok(&args).trim().to_string();
+        PlainContainer { name: name.to_string(), id }
+    }
+
+    /// The host pid of its main process.
+    pub fn pid(&self) -> u32 {
+        docker_ok(&["inspect", "-f", "{{.State.Pid}}", &self.id]).trim().parse().unwrap()
+    }
+}
+
+impl Drop for PlainContainer {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.id]);
+    }
+}
