@@ -38,6 +38,10 @@ for i in $(seq 200); do head -c 8192 /dev/urandom | base64 >"src/m$i.py"; done
 head -c $((20 << 20)) /dev/urandom >data/blob.bin
 cleanup() {
   "$berth" --on srv down --force -q >/dev/null 2>&1 || true
+  # The shared connection would stay 15 minutes: closed now.
+  for s in "$work/run/berth/"ssh-*; do
+    [ -S "$s" ] && ssh -F "$srv/ssh_config" -o "ControlPath=$s" -O exit srv >/dev/null 2>&1 || true
+  done
   kill "$watch" 2>/dev/null || true
   sleep 1
   rm -rf "$work" /home/berthsrv/berth/"$name"-*

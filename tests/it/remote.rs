@@ -44,10 +44,35 @@ fn server() -> &'static Server {
     })
 }
 
+/// A laptop ([`laptop`]); when it goes, so do its ssh processes (the shared connection would
+/// otherwise stay 15 minutes), each stopped by its pid.
+struct Laptop(TestEnv);
+
+impl std::ops::Deref for Laptop {
+    type Target = TestEnv;
+    fn deref(&self) -> &TestEnv {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Laptop {
+    fn deref_mut(&mut self) -> &mut TestEnv {
+        &mut self.0
+    }
+}
+
+impl Drop for Laptop {
+    fn drop(&mut self) {
+        for pid in laptop_ssh_pids(&self.0) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
 /// A laptop: its own home, config and private runtime folder, BERTH_SSH pointing at the
 /// server's ssh config, and the servers named `srv` (no GPUs), `gpu` (two AMD GPUs recorded)
 /// and `bare` (no berth there).
-fn laptop() -> TestEnv {
+fn laptop() -> Laptop {
     let srv = server();
     let mut env = TestEnv::new();
     let run = env.root.path().join("run");
@@ -59,7 +84,7 @@ fn laptop() -> TestEnv {
     for (name, host) in [("srv", "srv"), ("gpu", "srv-amd"), ("bare", "bare")] {
         env.berth(&home, &["remote", "add", name, &format!("ssh://{host}")]).ok();
     }
-    env
+    Laptop(env)
 }
 
 fn uid_of(user: &str) -> u32 {
