@@ -620,7 +620,7 @@ async fn create_and_start(
         std::fs::create_dir_all(&m.source)
             .with_context(|| format!("creating the mount source {}", m.source.display()))?;
     }
-    let ports = pick_ports(project, plan, engine, earlier).await?;
+    let ports = pick_ports(ctx, project, plan, engine, earlier).await?;
     let (id, made_here) = match engine.create(plan, &ports).await {
         Ok(id) => (id, true),
         // Lost a race with another berth (or a foreign container took the name): look again.
@@ -727,6 +727,7 @@ async fn start(ctx: &Context, engine: &Engine, plan: &ContainerPlan, id: &str) -
 /// last create), else the port derived from who asks, skipping ports any container on the
 /// engine holds (any user's, stopped ones too) and ports bound on this host.
 async fn pick_ports(
+    ctx: &Context,
     project: &Project,
     plan: &ContainerPlan,
     engine: &Engine,
@@ -765,6 +766,17 @@ async fn pick_ports(
                 .with_context(|| format!("finding a free port on {}", p.host_ip))?
                 .port(),
         };
+        if let Some(&before) = had.first()
+            && !had.contains(&chosen)
+        {
+            // The URL and the laptop's `ssh -L` line change with it: say so rather than let an
+            // open tunnel silently reach nothing (or whoever holds the old port now).
+            ctx.out.warn(format!(
+                "host port {before}, which {inside} had, is taken by another program or container: \
+                 {inside} is now at {}:{chosen} (a laptop's forward needs the new line: `berth ports --ssh`)",
+                crate::ports::url::url_host(&p.host_ip)
+            ));
+        }
         taken.insert(chosen);
         out.push(Some(chosen));
     }

@@ -115,10 +115,17 @@ fn a_port_held_by_a_stopped_container_or_a_host_program_is_not_taken() {
         env.berth(&dir, &["down"]).ok();
         docker_ok(&["rm", "-f", &name]);
         let listener = std::net::TcpListener::bind(("127.0.0.1", second)).unwrap();
-        env.berth(&dir, &["up"]).ok();
+        let up = env.berth(&dir, &["up"]).ok();
         let (_, third, _) = port_8888(&env, &dir);
         // The record's port is bound: back to the preferred one, free again.
         assert_eq!(third, first, "{first} {second} {third}");
+        // And the user hears that the URL (and a laptop's forward) changed.
+        assert!(
+            up.stderr.contains(&format!("host port {second}, which 8888/tcp had, is taken"))
+                && up.stderr.contains(&format!("8888/tcp is now at 127.0.0.1:{third}")),
+            "{}",
+            up.stderr
+        );
         drop(listener);
     });
     docker(&["rm", "-f", &name]);
@@ -355,6 +362,22 @@ fn open_finds_a_jupyter_style_url_with_its_token_and_keeps_the_token_out_of_bert
         std::thread::sleep(Duration::from_millis(250));
     }
     env.berth(&dir, &["kill", "local"]).ok();
+}
+
+#[test]
+fn a_ports_record_rewritten_inside_the_container_cannot_open_a_privileged_host_port() {
+    let env = TestEnv::new();
+    let dir = env.project("ports-tamper", BARE);
+    env.berth(&dir, &["up"]).ok();
+    let (_, first, _) = port_8888(&env, &dir);
+    // `.berth` is mounted read-write inside: whatever runs there can rewrite the record.
+    let forged = r#"echo '{"127.0.0.1:8888/tcp": 81}' > /berth/state/ports.json"#;
+    env.berth(&dir, &["exec", "--", "sh", "-c", forged]).ok();
+    env.berth(&dir, &["down"]).ok();
+    env.berth(&dir, &["up"]).ok();
+    let (ip, port, _) = port_8888(&env, &dir);
+    assert_eq!((ip.as_str(), port), ("127.0.0.1", first), "the forged port 81 was taken");
+    env.berth(&dir, &["down"]).ok();
 }
 
 #[test]
