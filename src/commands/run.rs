@@ -132,6 +132,8 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
         0o600,
     )?;
 
+    // The caller's part before anything runs inside (see `environment::exec::run_in`).
+    let session = session_env(&project, &ctx.out);
     if crate::jobs::view::sees(&engine, &container_id, &wrapper::inside_dir(&name)).await == Some(false) {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(fail(
@@ -146,7 +148,7 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
     }
     // The Python environment's variables first: a `from-host` variable of the same name wins.
     let mut env = python::session_env(&project, &engine, &c, &ctx.out).await;
-    env.extend(session_env(&project, &ctx.out));
+    env.extend(session);
     env.extend(gpu_env);
     let req = ExecRequest {
         container: container_id.clone(),

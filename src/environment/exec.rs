@@ -17,12 +17,15 @@ pub async fn run_in(ctx: &Context, cmd: Vec<String>, stdin: bool, tty: bool) -> 
         up::apply(ctx, &project, &engine, up::UpOptions::default()).await?;
         c = project.container(&engine).await?;
     }
-    // The Python environment's variables first: a `from-host` variable of the same name wins.
+    // The caller's part first (it takes away a socket forwarding-off left behind before the
+    // image's shell runs to find the Python environment); in the list the Python environment's
+    // variables come first, so a `from-host` variable of the same name wins.
+    let session = session_env(&project, &ctx.out);
     let mut env = match &c {
         Some(c) => super::python::session_env(&project, &engine, c, &ctx.out).await,
         None => Vec::new(),
     };
-    env.extend(session_env(&project, &ctx.out));
+    env.extend(session);
     let req = ExecRequest {
         container: project.container.clone(),
         cmd,

@@ -319,6 +319,8 @@ pub async fn apply(
     engine: &Engine,
     opts: UpOptions,
 ) -> anyhow::Result<UpResult> {
+    // Before anything runs inside: no relay left from before serves a folder that says no.
+    crate::ssh_agent::keep_out(&project.spec);
     let existing = project.container(engine).await?;
     let mut planned = plan_forced(project, engine, existing.as_ref(), opts.force).await?;
     for note in planned.plan.gpu.notes.iter().chain(&planned.warnings) {

@@ -33,7 +33,7 @@ use std::time::Duration;
 use crate::host::HostUser;
 use crate::jobs::private::{self, Sharing};
 use crate::output::Printer;
-use crate::spec::Spec;
+use crate::spec::{Spec, UserMode};
 
 /// The hidden subcommand that runs the relay.
 pub const RELAY_COMMAND: &str = "ssh-agent-relay";
@@ -49,8 +49,7 @@ pub fn inside() -> String {
 pub fn session_env(spec: &Spec, user: &HostUser, out: &Printer) -> Vec<String> {
     let mut env = git_identity(spec);
     if !spec.ssh.agent {
-        // Switched off: a relay left from before stops at its next check.
-        remove_socket(&spec.project_dir);
+        keep_out(spec);
         return env;
     }
     let Some(upstream) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else {
@@ -65,6 +64,10 @@ pub fn session_env(spec: &Spec, user: &HostUser, out: &Printer) -> Vec<String> {
         return env;
     }
     let sharing = Sharing::of(&spec.user, user);
+    if let Some(why) = unreachable_for(&spec.user, sharing, user.gid) {
+        out.warn(why);
+        return env;
+    }
     match ensure_relay(&spec.project_dir, sharing, &upstream) {
         Ok(()) => {
             if !spec.env.iter().any(|v| v.key == "SSH_AUTH_SOCK") {
@@ -74,6 +77,22 @@ pub fn session_env(spec: &Spec, user: &HostUser, out: &Printer) -> Vec<String> {
         Err(e) => out.warn(format!("your ssh-agent is not forwarded into the environment: {e:#}")),
     }
     env
+}
+
+/// Why the container's user could not open the relay's socket, when it could not: an image
+/// user (another uid than the caller's) reaches it through the caller's primary group only, and
+/// berth opens nothing to a group other users share (`jobs::private::Sharing`). Said, rather than
+/// handing the session an `SSH_AUTH_SOCK` that answers "Permission denied".
+fn unreachable_for(mode: &UserMode, sharing: Sharing, gid: u32) -> Option<String> {
+    match (mode, sharing) {
+        (UserMode::Named(name), Sharing::Owner) => Some(format!(
+            "the image user {name} cannot reach your ssh-agent: berth opens its socket to your primary \
+             group only when no other user shares it, and gid {gid} is shared; this session runs without \
+             an agent (run berth with a group of your own, `sg GROUP -c 'berth ...'`, or use `[user] as = \
+             \"host\"`)"
+        )),
+        _ => None,
+    }
 }
 
 /// `GIT_AUTHOR_*` and `GIT_COMMITTER_*` as the host's git would use them here: the caller's own
@@ -179,6 +198,17 @@ fn serving(dir: &Path) -> Option<Vec<String>> {
     words.get(1..).map(<[String]>::to_vec)
 }
 
+/// With forwarding off, the socket a relay from before still serves goes (its relay exits at
+/// its next check), before anything runs inside: `up` calls this before it starts the container
+/// (and runs the image's shell to set up the account), sessions before their first exec. So an
+/// environment whose `berth.toml` says `agent = false` (an unpacked one, written so) never meets
+/// the agent of the environment that used the folder before.
+pub fn keep_out(spec: &Spec) {
+    if !spec.ssh.agent {
+        remove_socket(&spec.project_dir);
+    }
+}
+
 /// Removes the relay's socket (a socket only, never followed): its relay exits at its next check.
 pub fn remove_socket(project_dir: &Path) {
     let path = crate::state::ssh_agent(project_dir).join(crate::state::SSH_AGENT_SOCKET);
@@ -195,6 +225,16 @@ mod tests {
     #[test]
     fn the_socket_inside_is_under_the_mounted_state_folder() {
         assert_eq!(inside(), "/berth/state/ssh-agent/agent.sock");
+    }
+
+    #[test]
+    fn an_image_user_without_a_group_of_the_callers_own_is_told_it_gets_no_agent() {
+        let dev = UserMode::Named("dev".into());
+        let why = unreachable_for(&dev, Sharing::Owner, 100).expect("unreachable");
+        assert!(why.contains("image user dev") && why.contains("gid 100"), "{why}");
+        assert_eq!(unreachable_for(&dev, Sharing::Group(1000), 1000), None);
+        assert_eq!(unreachable_for(&UserMode::Host, Sharing::Owner, 100), None);
+        assert_eq!(unreachable_for(&UserMode::Root, Sharing::Owner, 100), None);
     }
 
     #[test]

@@ -345,3 +345,45 @@ fn git_over_ssh_works_from_shell_and_from_a_job_and_no_key_is_inside() {
     assert_eq!(grep.code, 1, "found the key in: {}", grep.stdout);
     env.berth(&dir, &["down", "--force"]).ok();
 }
+
+#[test]
+fn forwarding_off_takes_the_socket_away_before_anything_runs_inside() {
+    let mut env = TestEnv::new();
+    let agent = Agent::start(&env.root.path().join("agent"));
+    env.env.push(("SSH_AUTH_SOCK".into(), agent.sock.display().to_string()));
+    // The image's `env`, as berth runs it to find the Python environment, notes whether the
+    // relay's socket is there (berth's first exec in a session).
+    let path = "/workspace/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let dir = project(&env, "agent-first", &format!("[env]\nPATH = \"{path}\"\n"));
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    let spy = "#!/bin/sh\n[ -S /berth/state/ssh-agent/agent.sock ] && echo present >> /workspace/seen || \
+               echo gone >> /workspace/seen\nexec /usr/bin/env \"$@\"\n";
+    std::fs::write(dir.join("bin/env"), spy).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("bin/env"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = dir.join(".berth/ssh-agent/agent.sock");
+    let on = std::fs::read_to_string(dir.join("berth.toml")).unwrap();
+    let off = format!("[ssh]\nagent = false\n{on}");
+
+    env.berth(&dir, &["exec", "--", "ssh-add", "-l"]).ok();
+    assert!(socket.exists(), "the relay serves the environment");
+    // Forwarding switched off (or a pack unpacked with --force over this folder): the next
+    // session's first look inside already finds no socket.
+    std::fs::write(dir.join("berth.toml"), &off).unwrap();
+    let _ = std::fs::remove_file(dir.join(".berth/python.json"));
+    let _ = std::fs::remove_file(dir.join("seen"));
+    env.berth(&dir, &["exec", "--", "true"]).ok();
+    let seen = std::fs::read_to_string(dir.join("seen")).unwrap();
+    assert!(!seen.is_empty() && seen.lines().all(|l| l == "gone"), "{seen}");
+
+    // `up` alone, with no session after it, takes it away too: starting the container runs the
+    // image's shell (the account's setup) before any session.
+    std::fs::write(dir.join("berth.toml"), &on).unwrap();
+    env.berth(&dir, &["exec", "--", "ssh-add", "-l"]).ok();
+    assert!(socket.exists());
+    env.berth(&dir, &["stop"]).ok();
+    std::fs::write(dir.join("berth.toml"), &off).unwrap();
+    env.berth(&dir, &["up"]).ok();
+    assert!(!socket.exists(), "a relay from before still serves an environment that says no");
+    env.berth(&dir, &["down", "--force"]).ok();
+}
