@@ -32,13 +32,7 @@ struct Started {
 }
 
 pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<()> {
-    if opts.cmd.is_empty() {
-        return Err(fail(
-            Code::BadInput,
-            "no command given",
-            "put the command after `--`: berth run -- python train.py",
-        ));
-    }
+    crate::environment::exec::check_command("run", &opts.cmd)?;
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
     // A job's log and status live in this machine's .berth folder.
