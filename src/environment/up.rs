@@ -585,7 +585,8 @@ pub fn lock(project: &Project) -> anyhow::Result<File> {
         crate::fsutil::io_failure(&crate::state::dir(&project.spec.project_dir), "create the folder", &e)
     })?;
     let path = crate::state::lock(&project.spec.project_dir);
-    let file = File::create(&path).map_err(|e| crate::fsutil::io_failure(&path, "create", &e))?;
+    let file = crate::fsutil::open_own_file(&path, false, 0o600)
+        .map_err(|e| crate::fsutil::io_failure(&path, "create", &e))?;
     file.lock().with_context(|| format!("locking {}", path.display()))?;
     Ok(file)
 }

@@ -209,12 +209,20 @@ pub fn keep_out(spec: &Spec) {
     }
 }
 
-/// Removes the relay's socket (a socket only, never followed): its relay exits at its next check.
+/// Removes the relay's socket (a socket only; no link on the way is followed): its relay exits
+/// at its next check. `.berth` is writable inside the container, so `ssh-agent` there may be a
+/// link planted to a folder of the user's (`~/.ssh`, where an `agent.sock` may be their agent's
+/// own): each folder is opened without following a link, and the socket removed from it.
 pub fn remove_socket(project_dir: &Path) {
-    let path = crate::state::ssh_agent(project_dir).join(crate::state::SSH_AGENT_SOCKET);
-    use std::os::unix::fs::FileTypeExt;
-    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(&path);
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY;
+    let Ok(state) = rustix::fs::open(crate::state::dir(project_dir), flags, Mode::empty()) else { return };
+    let Ok(dir) = rustix::fs::openat(&state, crate::state::SSH_AGENT, flags, Mode::empty()) else { return };
+    let socket = crate::state::SSH_AGENT_SOCKET;
+    if rustix::fs::statat(&dir, socket, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Socket)
+    {
+        let _ = rustix::fs::unlinkat(&dir, socket, AtFlags::empty());
     }
 }
 
@@ -235,6 +243,26 @@ mod tests {
         assert_eq!(unreachable_for(&dev, Sharing::Group(1000), 1000), None);
         assert_eq!(unreachable_for(&UserMode::Host, Sharing::Owner, 100), None);
         assert_eq!(unreachable_for(&UserMode::Root, Sharing::Owner, 100), None);
+    }
+
+    #[test]
+    fn removing_the_socket_never_follows_a_link_planted_in_berths_folder() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let project = root.path().join("p");
+        let victim = root.path().join("dot-ssh");
+        std::fs::create_dir_all(project.join(".berth")).expect("mkdir");
+        std::fs::create_dir_all(&victim).expect("mkdir");
+        let _theirs = std::os::unix::net::UnixListener::bind(victim.join("agent.sock")).expect("bind");
+        std::os::unix::fs::symlink(&victim, crate::state::ssh_agent(&project)).expect("symlink");
+        remove_socket(&project);
+        assert!(victim.join("agent.sock").exists(), "the user's own agent socket was removed");
+        // The relay's own socket in a real folder goes.
+        std::fs::remove_file(crate::state::ssh_agent(&project)).expect("rm link");
+        std::fs::create_dir(crate::state::ssh_agent(&project)).expect("mkdir");
+        let own = crate::state::ssh_agent(&project).join(crate::state::SSH_AGENT_SOCKET);
+        let _relay = std::os::unix::net::UnixListener::bind(&own).expect("bind");
+        remove_socket(&project);
+        assert!(!own.exists());
     }
 
     #[test]
