@@ -152,9 +152,9 @@ pub struct OpenArgs {
 
 #[derive(Debug, Args)]
 pub struct SshAgentRelayArgs {
-    /// The agent's socket on the host.
-    #[arg(long, value_name = "SOCK")]
-    pub upstream: PathBuf,
+    /// An agent's socket on the host (repeated: the first that answers serves a connection).
+    #[arg(long, value_name = "SOCK", required = true)]
+    pub upstream: Vec<PathBuf>,
     /// A group that may connect too (an image user's).
     #[arg(long, value_name = "GID")]
     pub group: Option<u32>,

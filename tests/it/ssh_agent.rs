@@ -387,3 +387,72 @@ fn forwarding_off_takes_the_socket_away_before_anything_runs_inside() {
     assert!(!socket.exists(), "a relay from before still serves an environment that says no");
     env.berth(&dir, &["down", "--force"]).ok();
 }
+
+/// The command lines of the relays serving `dir`'s socket (berth's own: not a process inside a
+/// container that calls itself one, which the host's `ps` lists too).
+fn relays_of(dir: &Path) -> Vec<String> {
+    let out = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let want = dir.join(".berth/ssh-agent").display().to_string();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("ssh-agent-relay") && l.ends_with(&want))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_job_keeps_its_agent_when_a_later_shorter_session_re_pointed_the_relay_and_ended() {
+    let env = TestEnv::new();
+    let first = Agent::start(&env.root.path().join("agent-a"));
+    let second = Agent::start(&env.root.path().join("agent-b"));
+    let a = with_agent(&env, &first);
+    let dir = project(&a, "agent-two", "");
+    // A job started from the first session (say in tmux), using the agent a while later.
+    let job = "sleep 4; ssh-add -l";
+    a.berth(&dir, &["run", "--name", "later", "--", "sh", "-c", job]).ok();
+    // A second login (its own forwarded agent) runs a command, then logs out.
+    let b = with_agent(&env, &second);
+    let listed = b.berth(&dir, &["exec", "--", "ssh-add", "-l"]).ok();
+    assert!(listed.stdout.contains(&second.fingerprint()), "{}", listed.stdout);
+    second.stop();
+    // The first session's agent still lives: the job reaches it.
+    let log = a.berth(&dir, &["logs", "-f", "later"]);
+    assert_eq!(log.code, 0, "the job lost its agent: {} {}", log.stdout, log.stderr);
+    assert!(log.stdout.contains(&first.fingerprint()), "{}", log.stdout);
+    a.berth(&dir, &["down", "--force"]).ok();
+}
+
+#[test]
+fn a_relay_impostor_inside_the_container_cannot_hand_the_next_relay_another_host_socket() {
+    ensure_python_image();
+    let mut env = TestEnv::new();
+    let agent = Agent::start(&env.root.path().join("agent"));
+    env.env.push(("SSH_AUTH_SOCK".into(), agent.sock.display().to_string()));
+    let dir = env.project(
+        &unique("agent-impostor"),
+        &format!("[image]\nbase = \"{PYTHON_IMAGE}\"\n[cache]\npip = false\nhuggingface = false\n"),
+    );
+    env.berth(&dir, &["exec", "--", "true"]).ok();
+    assert!(dir.join(".berth/ssh-agent/agent.sock").exists(), "a relay serves the environment");
+    // A process inside takes the socket's place with the command line of a relay whose "agent"
+    // is the engine's socket.
+    let forge = format!(
+        "import os, socket\nd = '/berth/state/ssh-agent'\ns = socket.socket(socket.AF_UNIX)\n\
+         s.bind(d + '/fake'); s.listen(8); os.rename(d + '/fake', d + '/agent.sock')\n\
+         os.set_inheritable(s.fileno(), True)\nopen('/workspace/forged', 'w').close()\n\
+         os.execv('/bin/sh', ['berth', '-c', 'sleep 60; true', 'ssh-agent-relay', '--upstream', \
+         '/var/run/docker.sock', '{}'])\n",
+        dir.join(".berth/ssh-agent").display()
+    );
+    env.berth(&dir, &["run", "--name", "impostor", "--", "python3", "-c", &forge]).ok();
+    assert!(wait_until(10, || dir.join("forged").exists()), "the impostor did not start");
+    // The next session starts a relay of its own, serving its own agent only.
+    env.berth(&dir, &["exec", "--", "true"]).ok();
+    let relays = relays_of(&dir);
+    assert!(!relays.is_empty(), "no relay serves the environment");
+    for r in &relays {
+        assert!(!r.contains("docker.sock"), "a relay forwards to the engine's socket: {r}");
+    }
+    env.berth(&dir, &["kill", "impostor"]).ok();
+    env.berth(&dir, &["down", "--force"]).ok();
+}
