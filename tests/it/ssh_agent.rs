@@ -31,16 +31,33 @@ struct Agent {
 
 impl Agent {
     fn start(dir: &Path) -> Agent {
+        Agent::start_as(dir, None)
+    }
+
+    /// The key, the agent and `ssh-add` as the user `as_user` (uid, gid) when given.
+    fn start_as(dir: &Path, as_user: Option<(u32, u32)>) -> Agent {
         std::fs::create_dir_all(dir).expect("agent dir");
+        let cmd = |program: &str| match as_user {
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.args([&format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", program]);
+                c
+            }
+            None => Command::new(program),
+        };
         let key = dir.join("id_test");
+        // ssh-keygen wants a passwd entry for its user: made here, then given to the user.
         let ok = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "berth-agent-test", "-f"])
             .arg(&key)
             .status()
             .expect("ssh-keygen");
         assert!(ok.success());
+        if let Some((uid, gid)) = as_user {
+            chown_tree(dir, uid, gid);
+        }
         let sock = dir.join("agent.sock");
-        let out = Command::new("ssh-agent").arg("-s").arg("-a").arg(&sock).output().expect("ssh-agent");
+        let out = cmd("ssh-agent").arg("-s").arg("-a").arg(&sock).output().expect("ssh-agent");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let pid = text
             .split("SSH_AGENT_PID=")
@@ -49,8 +66,7 @@ impl Agent {
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no agent pid in {text}"));
         let agent = Agent { sock, pid, key };
-        let added =
-            Command::new("ssh-add").arg(&agent.key).env("SSH_AUTH_SOCK", &agent.sock).output().unwrap();
+        let added = cmd("ssh-add").arg(&agent.key).env("SSH_AUTH_SOCK", &agent.sock).output().unwrap();
         assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
         agent
     }
@@ -455,4 +471,52 @@ fn a_relay_impostor_inside_the_container_cannot_hand_the_next_relay_another_host
     }
     env.berth(&dir, &["kill", "impostor"]).ok();
     env.berth(&dir, &["down", "--force"]).ok();
+}
+
+#[test]
+#[cfg_attr(not(berth_root_tests), ignore = "switching to another uid needs root")]
+fn a_user_who_is_not_root_reaches_their_agent_as_themselves_and_as_an_image_user() {
+    ensure_gitssh_image();
+    // The image with a user of its own (uid 1000), made once from the test image.
+    let dev_image = "berth-test/gitssh-dev:1";
+    if !docker(&["image", "inspect", dev_image]).status.success() {
+        let mut child = Command::new("docker")
+            .args(["build", "-q", "-t", dev_image, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let dockerfile = format!("FROM {GITSSH_IMAGE}\nRUN useradd -m -u 1000 dev\n");
+        child.stdin.take().unwrap().write_all(dockerfile.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "could not build {dev_image}");
+    }
+    let mut env = TestEnv::new();
+    env.as_user = Some((4242, 4242, "alice".into()));
+    let as_host = project(&env, "agent-alice", "");
+    let as_dev = env.project(
+        &unique("agent-alice-dev"),
+        &format!(
+            "[image]\nbase = \"{dev_image}\"\n[user]\nas = \"dev\"\n[cache]\npip = false\nhuggingface = false\n"
+        ),
+    );
+    let agent = Agent::start_as(&env.root.path().join("agent"), Some((4242, 4242)));
+    env.env.push(("SSH_AUTH_SOCK".into(), agent.sock.display().to_string()));
+    for (dir, user) in [(&as_host, "alice"), (&as_dev, "dev")] {
+        let listed = env.berth(dir, &["exec", "--", "sh", "-c", "id -un; ssh-add -l"]).ok();
+        assert!(listed.stdout.starts_with(&format!("{user}\n")), "{}", listed.stdout);
+        assert!(listed.stdout.contains(&agent.fingerprint()), "{user}: {} {}", listed.stdout, listed.stderr);
+        env.berth(dir, &["run", "--name", "keys", "--", "ssh-add", "-l"]).ok();
+        let log = env.berth(dir, &["logs", "-f", "keys"]);
+        assert_eq!(log.code, 0, "{user}'s job: {} {}", log.stdout, log.stderr);
+        assert!(log.stdout.contains(&agent.fingerprint()), "{}", log.stdout);
+    }
+    // Private all the same: the folder and socket are alice's (and, for dev, her own group's).
+    use std::os::unix::fs::MetadataExt;
+    let meta = |p: &Path| std::fs::symlink_metadata(p).unwrap();
+    let sock = |d: &Path| d.join(".berth/ssh-agent/agent.sock");
+    assert_eq!((meta(&sock(&as_host)).uid(), meta(&sock(&as_host)).mode() & 0o777), (4242, 0o600));
+    assert_eq!((meta(&sock(&as_dev)).gid(), meta(&sock(&as_dev)).mode() & 0o777), (4242, 0o660));
+    for dir in [&as_host, &as_dev] {
+        env.berth(dir, &["down", "--force"]).ok();
+    }
 }
