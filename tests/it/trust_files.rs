@@ -370,6 +370,15 @@ fn links_planted_in_berth_folder_from_inside_never_make_berth_truncate_or_delete
     env.berth(&dir, &["exec", "--", "sh", "-c", &plant]).ok();
     env.berth(&dir, &["stop"]).ok();
     env.berth(&dir, &["up"]).ok();
+    // A session with an agent: the planted link is replaced by berth's own folder, never followed.
+    let mut session = env.command(&dir, &["exec", "--", "true"]);
+    session.env("SSH_AUTH_SOCK", outside.join("agent.sock"));
+    let out = session.stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("not forwarded"), "the link keeps the agent out: {stderr}");
+    let folder = std::fs::symlink_metadata(dir.join(".berth/ssh-agent")).unwrap();
+    assert!(folder.is_dir(), "berth's own folder again");
     env.berth(&dir, &["down", "--force"]).ok();
     assert_eq!(
         std::fs::read_to_string(outside.join("precious")).unwrap(),
