@@ -151,9 +151,9 @@ pub struct OpenArgs {
 
 #[derive(Debug, Args)]
 pub struct SshAgentRelayArgs {
-    /// The agent's socket on the host.
-    #[arg(long, value_name = "SOCK")]
-    pub upstream: PathBuf,
+    /// An agent's socket on the host (repeated: the first that answers serves a connection).
+    #[arg(long, value_name = "SOCK", required = true)]
+    pub upstream: Vec<PathBuf>,
     /// A group that may connect too (an image user's).
     #[arg(long, value_name = "GID")]
     pub group: Option<u32>,
@@ -587,9 +587,10 @@ pub struct CompletionsArgs {
     pub shell: ShellArg,
 }
 
-/// The completion script for `shell`, generated from these definitions (clap_complete).
+/// The completion script for `shell`, generated from these definitions (clap_complete), without
+/// the hidden internal commands (`ssh-agent-relay`, `sync-receive`, `sync-send`): clap_complete
+/// offers every subcommand, so `berth s<TAB>` would suggest them.
 pub fn completions(shell: ShellArg) -> Vec<u8> {
-    use clap::CommandFactory;
     use clap_complete::Shell;
     let shell = match shell {
         ShellArg::Bash => Shell::Bash,
@@ -597,8 +598,29 @@ pub fn completions(shell: ShellArg) -> Vec<u8> {
         ShellArg::Fish => Shell::Fish,
     };
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "berth", &mut out);
+    clap_complete::generate(shell, &mut visible_command(), "berth", &mut out);
     out
+}
+
+/// `berth`'s command line as a user sees it: the same name, version, options and commands, less
+/// the hidden ones (clap can add subcommands to a command, not take them away).
+fn visible_command() -> clap::Command {
+    use clap::CommandFactory;
+    let full = Cli::command();
+    let mut cmd = clap::Command::new("berth")
+        .bin_name("berth")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(full.is_subcommand_required_set());
+    if let Some(about) = full.get_about() {
+        cmd = cmd.about(about.clone());
+    }
+    for arg in full.get_arguments() {
+        cmd = cmd.arg(arg.clone());
+    }
+    for sub in full.get_subcommands().filter(|s| !s.is_hide_set()) {
+        cmd = cmd.subcommand(sub.clone());
+    }
+    cmd
 }
 
 /// berth(1) in roff, generated from these definitions (clap_mangen): the synopsis, every

@@ -105,6 +105,36 @@ pub fn create_state_dir(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A file berth writes in its own folders (a lock, the build log), opened for writing (made
+/// with `mode` when missing) without following a link. `.berth` is writable from inside the
+/// container, so a link planted there must never make berth truncate or write what it points
+/// to (for a root caller, `/etc/shadow`): a link in the way is removed, never its target; a
+/// FIFO or a device is an error, before anything is written.
+pub fn open_own_file(path: &Path, truncate: bool, mode: u32) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(truncate)
+            .mode(mode)
+            // Non-blocking: opening a FIFO with no reader fails instead of waiting forever.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+    };
+    let file = match open() {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            std::fs::remove_file(path)?;
+            open()?
+        }
+        other => other?,
+    };
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}
+
 /// An I/O error on berth's own files (`.berth/`), with the path, what berth keeps there and
 /// the fix.
 pub fn io_failure(path: &Path, doing: &str, e: &std::io::Error) -> anyhow::Error {
@@ -133,6 +163,34 @@ pub fn io_failure(path: &Path, doing: &str, e: &std::io::Error) -> anyhow::Error
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn an_own_file_never_writes_through_a_planted_link_or_into_a_fifo() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let precious = dir.path().join("precious");
+        std::fs::write(&precious, "keep me").expect("write");
+        let lock = dir.path().join("lock");
+        std::os::unix::fs::symlink(&precious, &lock).expect("symlink");
+        let mut f = open_own_file(&lock, true, 0o600).expect("opens");
+        f.write_all(b"log").expect("write");
+        assert_eq!(std::fs::read_to_string(&precious).expect("read"), "keep me");
+        assert!(!std::fs::symlink_metadata(&lock).expect("meta").is_symlink());
+        assert_eq!(std::fs::read_to_string(&lock).expect("read"), "log");
+        assert_eq!(std::fs::metadata(&lock).expect("meta").mode() & 0o777, 0o600);
+        // Reopened without truncating, an existing file keeps what it holds.
+        drop(open_own_file(&lock, false, 0o600).expect("opens"));
+        assert_eq!(std::fs::read_to_string(&lock).expect("read"), "log");
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        assert!(open_own_file(&fifo, true, 0o600).is_err(), "a FIFO without a reader must not hang");
+    }
 
     #[test]
     fn replaces_whole_files_with_the_asked_mode() {

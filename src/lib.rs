@@ -203,7 +203,7 @@ fn dispatch(ctx: &Context, command: cli::Command) -> anyhow::Result<ExitStatus> 
         }
         C::SshAgentRelay(a) => block_on(commands::ssh_agent_relay::run(&a.dir, &a.upstream, a.group)),
         C::Completions(a) => commands::completions::run(ctx, &cli::completions(a.shell)),
-        C::Man => commands::completions::run(ctx, &cli::man_page()?),
+        C::Man => commands::man::run(ctx),
         C::Remote(r) => match r.command {
             cli::RemoteCommand::Add { name, url, force } => commands::remote::add(ctx, &name, &url, force),
             cli::RemoteCommand::Ls => commands::remote::ls(ctx),

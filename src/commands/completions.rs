@@ -1,13 +1,12 @@
-//! `berth completions bash|zsh|fish` and `berth man`: text generated from the command line's
-//! own definitions (`cli::completions`, `cli::man_page`), printed on stdout so it can be
-//! sourced or installed (`berth completions bash > /etc/bash_completion.d/berth`,
-//! `berth man > /usr/local/share/man/man1/berth.1`).
+//! `berth completions bash|zsh|fish`: the shell's completion script, generated from the command
+//! line's own definitions (`cli::completions`), printed on stdout so it can be sourced or
+//! installed (`berth completions bash > /etc/bash_completion.d/berth`).
 
 use super::Context;
 use super::ExitStatus;
 
-/// Print generated text as it is.
-pub fn run(ctx: &Context, text: &[u8]) -> anyhow::Result<ExitStatus> {
-    ctx.out.data_bytes(text);
+/// Print the script `cli::completions` generated for the chosen shell.
+pub fn run(ctx: &Context, script: &[u8]) -> anyhow::Result<ExitStatus> {
+    ctx.out.data_bytes(script);
     Ok(ExitStatus::SUCCESS)
 }

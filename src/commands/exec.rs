@@ -8,8 +8,7 @@ use super::ExitStatus;
 use std::io::IsTerminal;
 
 use super::Context;
-use crate::environment::exec::run_in;
-use crate::error::{Code, fail};
+use crate::environment::exec::{check_command, run_in};
 
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
@@ -20,13 +19,7 @@ pub struct ExecOptions {
 
 /// Returns the command's exit code.
 pub async fn run(ctx: &Context, opts: ExecOptions) -> anyhow::Result<ExitStatus> {
-    if opts.cmd.is_empty() {
-        return Err(fail(
-            Code::BadInput,
-            "no command given",
-            "put the command after `--`: berth exec -- python train.py",
-        ));
-    }
+    check_command("exec", &opts.cmd)?;
     let auto_tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let tty = opts.tty || auto_tty;
     let stdin = opts.interactive || (auto_tty && !opts.tty);

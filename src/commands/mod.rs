@@ -25,6 +25,7 @@ pub mod kill;
 pub mod lease;
 pub mod logs;
 pub mod ls;
+pub mod man;
 pub mod on;
 pub mod open;
 pub mod pack;

@@ -167,7 +167,11 @@ fn tail(path: &std::path::Path) -> String {
 }
 
 /// Hands the URL to the desktop's browser when this session has one (not over SSH); whether
-/// it did. The URL is an argument, never run through a shell.
+/// it did. The URL is an argument, never run through a shell. A URL with a query (Jupyter's
+/// token) is never an argument: every user of the machine reads a process's arguments (`ps`),
+/// and a browser started by the opener keeps them for its life. The browser gets a page in the
+/// caller's private runtime folder instead, which sends it on (Jupyter's own
+/// `jpserver-*-open.html` for the same reason); without such a folder berth only prints.
 fn launch(url: &str) -> bool {
     if std::env::var_os("SSH_CONNECTION").is_some() {
         return false;
@@ -179,11 +183,78 @@ fn launch(url: &str) -> bool {
     } else {
         return false;
     };
+    let target = if url.contains(['?', '#']) {
+        match redirect_page(url) {
+            Some(page) => page,
+            None => return false,
+        }
+    } else {
+        url.to_string()
+    };
     std::process::Command::new(opener)
-        .arg(url)
+        .arg(target)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// `file://…/berth-open.html` in the caller's runtime folder (`$XDG_RUNTIME_DIR`, or macOS's
+/// per-user `$TMPDIR`; it must be the caller's own and closed to others), a 0600 page that sends
+/// the browser to `url`. `None` when there is no such folder or the page cannot be written.
+fn redirect_page(url: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let var = if cfg!(target_os = "macos") { "TMPDIR" } else { "XDG_RUNTIME_DIR" };
+    let dir = std::path::PathBuf::from(std::env::var_os(var)?);
+    let meta = std::fs::metadata(&dir).ok()?;
+    if !dir.is_absolute()
+        || !meta.is_dir()
+        || meta.uid() != crate::host::HostUser::current().uid
+        || meta.mode() & 0o077 != 0
+    {
+        return None;
+    }
+    let page = dir.join("berth-open.html");
+    crate::fsutil::write_atomic(&page, redirect_html(url).as_bytes(), 0o600).ok()?;
+    Some(file_url(&page))
+}
+
+/// The page: a refresh to `url` and a link for a browser that does not follow it. `url` holds
+/// only URL characters (`ports::url`); `&` is the one HTML needs escaped in an attribute.
+fn redirect_html(url: &str) -> String {
+    let url = url.replace('&', "&amp;");
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>berth open</title></head>\n\
+         <body><p><a href=\"{url}\">{url}</a></p></body></html>\n"
+    )
+}
+
+/// `file://` and the path, every byte outside `A-Za-z0-9/._-~` percent-encoded.
+fn file_url(path: &std::path::Path) -> String {
+    let mut out = String::from("file://");
+    for b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(b) {
+            out.push(char::from(*b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redirect_page_sends_the_browser_on_and_its_address_is_a_plain_file_url() {
+        let html = redirect_html("http://127.0.0.1:24567/lab?token=ab&x=1");
+        assert!(html.contains("content=\"0;url=http://127.0.0.1:24567/lab?token=ab&amp;x=1\""), "{html}");
+        assert_eq!(
+            file_url(std::path::Path::new("/run/user/1000/my dir/berth-open.html")),
+            "file:///run/user/1000/my%20dir/berth-open.html"
+        );
+    }
 }

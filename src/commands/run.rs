@@ -33,13 +33,7 @@ struct Started {
 }
 
 pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<ExitStatus> {
-    if opts.cmd.is_empty() {
-        return Err(fail(
-            Code::BadInput,
-            "no command given",
-            "put the command after `--`: berth run -- python train.py",
-        ));
-    }
+    crate::environment::exec::check_command("run", &opts.cmd)?;
     let project = Project::load(ctx)?;
     let engine = Engine::connect().await?;
     // A job's log and status live in this machine's .berth folder.
@@ -133,6 +127,8 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<ExitStatus> 
         0o600,
     )?;
 
+    // The caller's part before anything runs inside (see `environment::exec::run_in`).
+    let session = session_env(&project, &ctx.out);
     if crate::jobs::view::sees(&engine, &container_id, &wrapper::inside_dir(&name)).await == Some(false) {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(fail(
@@ -147,7 +143,7 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<ExitStatus> 
     }
     // The Python environment's variables first: a `from-host` variable of the same name wins.
     let mut env = python::session_env(&project, &engine, &c, &ctx.out).await;
-    env.extend(session_env(&project, &ctx.out));
+    env.extend(session);
     env.extend(gpu_env);
     let req = ExecRequest {
         container: container_id.clone(),

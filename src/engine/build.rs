@@ -29,8 +29,8 @@ impl Engine {
         if let Some(dir) = req.log.parent() {
             crate::fsutil::create_state_dir(dir)?;
         }
-        let mut log =
-            std::fs::File::create(req.log).map_err(|e| crate::fsutil::io_failure(req.log, "write", &e))?;
+        let mut log = crate::fsutil::open_own_file(req.log, true, 0o600)
+            .map_err(|e| crate::fsutil::io_failure(req.log, "write", &e))?;
         let opts = BuildImageOptionsBuilder::default()
             .dockerfile(req.dockerfile)
             .t(req.tag)

@@ -323,6 +323,8 @@ pub async fn apply(
     engine: &Engine,
     opts: UpOptions,
 ) -> anyhow::Result<UpResult> {
+    // Before anything runs inside: no relay left from before serves a folder that says no.
+    crate::ssh_agent::keep_out(&project.spec);
     let existing = project.container(engine).await?;
     let mut planned = plan_forced(project, engine, existing.as_ref(), opts.force).await?;
     for note in planned.plan.gpu.notes.iter().chain(&planned.warnings) {
@@ -589,7 +591,8 @@ pub fn lock(project: &Project) -> anyhow::Result<File> {
         crate::fsutil::io_failure(&crate::state::dir(&project.spec.project_dir), "create the folder", &e)
     })?;
     let path = crate::state::lock(&project.spec.project_dir);
-    let file = File::create(&path).map_err(|e| crate::fsutil::io_failure(&path, "create", &e))?;
+    let file = crate::fsutil::open_own_file(&path, false, 0o600)
+        .map_err(|e| crate::fsutil::io_failure(&path, "create", &e))?;
     file.lock().with_context(|| format!("locking {}", path.display()))?;
     Ok(file)
 }
@@ -626,7 +629,7 @@ async fn create_and_start(
         std::fs::create_dir_all(&m.source)
             .with_context(|| format!("creating the mount source {}", m.source.display()))?;
     }
-    let ports = pick_ports(project, plan, engine, earlier).await?;
+    let ports = pick_ports(ctx, project, plan, engine, earlier).await?;
     let (id, made_here) = match engine.create(plan, &ports).await {
         Ok(id) => (id, true),
         // Lost a race with another berth (or a foreign container took the name): look again.
@@ -733,6 +736,7 @@ async fn start(ctx: &Context, engine: &Engine, plan: &ContainerPlan, id: &str) -
 /// last create), else the port derived from who asks, skipping ports any container on the
 /// engine holds (any user's, stopped ones too) and ports bound on this host.
 async fn pick_ports(
+    ctx: &Context,
     project: &Project,
     plan: &ContainerPlan,
     engine: &Engine,
@@ -771,6 +775,17 @@ async fn pick_ports(
                 .with_context(|| format!("finding a free port on {}", p.host_ip))?
                 .port(),
         };
+        if let Some(&before) = had.first()
+            && !had.contains(&chosen)
+        {
+            // The URL and the laptop's `ssh -L` line change with it: say so rather than let an
+            // open tunnel silently reach nothing (or whoever holds the old port now).
+            ctx.out.warn(format!(
+                "host port {before}, which {inside} had, is taken by another program or container: \
+                 {inside} is now at {}:{chosen} (a laptop's forward needs the new line: `berth ports --ssh`)",
+                crate::ports::url::url_host(&p.host_ip)
+            ));
+        }
         taken.insert(chosen);
         out.push(Some(chosen));
     }

@@ -157,6 +157,11 @@ fn private_dir(dir: &Path, sharing: Sharing) -> io::Result<()> {
 pub fn ssh_agent_dir(project_dir: &Path, sharing: Sharing) -> io::Result<PathBuf> {
     state_dir(project_dir, sharing)?;
     let dir = crate::state::ssh_agent(project_dir);
+    // berth never makes a link there: one planted from inside the container goes (the link,
+    // never what it points to), so it cannot keep the agent out of the environment for good.
+    if is_symlink(&dir) {
+        fs::remove_file(&dir)?;
+    }
     private_dir(&dir, sharing)?;
     Ok(dir)
 }

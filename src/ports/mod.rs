@@ -176,11 +176,17 @@ pub fn command_line(argv: &[String]) -> String {
 }
 
 /// The host ports berth chose at the last create, by [`assign::key`] (`.berth/ports.json`).
+///
+/// Only ports of [`assign::RANGE`] are believed: `.berth` is mounted into the container, so
+/// whatever runs inside can rewrite the record, and must not make the next create listen on the
+/// host's port 22, 80 or 5432 (a port nothing holds yet is "free"). A port outside the range
+/// that berth gave (the kernel's pick when the whole range was held) is then simply chosen anew.
 pub fn read_record(project_dir: &Path) -> BTreeMap<String, u16> {
-    std::fs::read(crate::state::ports_record(project_dir))
+    let record: BTreeMap<String, u16> = std::fs::read(crate::state::ports_record(project_dir))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    record.into_iter().filter(|(_, port)| assign::RANGE.contains(port)).collect()
 }
 
 /// Remember the host ports `c` was created with (private to the user, like the rest of `.berth`).
@@ -227,6 +233,22 @@ mod tests {
         );
         let only_udp = &p[..1];
         assert_eq!(ssh_forward(only_udp, &Destination::parse("gpu1").expect("test input")), None);
+    }
+
+    #[test]
+    fn a_record_rewritten_inside_cannot_ask_for_a_port_outside_berths_range() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join(".berth")).expect("mkdir");
+        std::fs::write(
+            crate::state::ports_record(dir.path()),
+            r#"{"127.0.0.1:8888/tcp": 22, "127.0.0.1:6006/tcp": 24000, "127.0.0.1:80/tcp": 0,
+                "127.0.0.1:9000/tcp": 40000}"#,
+        )
+        .expect("write");
+        let record = read_record(dir.path());
+        assert_eq!(record.into_iter().collect::<Vec<_>>(), [("127.0.0.1:6006/tcp".to_string(), 24000)]);
+        std::fs::write(crate::state::ports_record(dir.path()), "not json").expect("write");
+        assert!(read_record(dir.path()).is_empty());
     }
 
     #[test]

@@ -44,22 +44,27 @@ fn in_line(line: &str) -> Vec<Found> {
     let mut rest = line;
     while let Some(at) = rest.find("http") {
         let tail = &rest[at..];
-        let word_end = tail
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')' | ']' | ','))
+        // A word ends at the first character no URL holds (a space, a quote, a control character
+        // such as a terminal escape, anything outside ASCII), or at prose's `'`, `)`, `]` and
+        // `,`; `]` only after the authority, to keep `[::1]` whole.
+        let v6 = tail.starts_with("http://[") || tail.starts_with("https://[");
+        let end = tail
+            .find(|c: char| !url_char(c) || matches!(c, '\'' | ')' | ',') || (c == ']' && !v6))
             .unwrap_or(tail.len());
-        // `]` ends a word only after the authority: keep `[::1]` whole.
-        let word = if tail.starts_with("http://[") || tail.starts_with("https://[") {
-            let end = tail.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'));
-            &tail[..end.unwrap_or(tail.len())]
-        } else {
-            &tail[..word_end]
-        };
+        let word = &tail[..end];
         if let Some(f) = parse(word) {
             out.push(f);
         }
         rest = &tail[word.len().max(4)..];
     }
     out
+}
+
+/// Whether `c` may appear in a URL as written (RFC 3986: unreserved, reserved and `%`). What
+/// `berth open` prints or hands to a browser is made of these only: a job's log cannot slip a
+/// terminal escape or a right-to-left override into it.
+fn url_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)
 }
 
 fn parse(word: &str) -> Option<Found> {
@@ -138,5 +143,25 @@ mod tests {
         assert_eq!(url_host("0.0.0.0"), "127.0.0.1");
         assert_eq!(url_host("::"), "[::1]");
         assert_eq!(url_host("fe80::1"), "[fe80::1]");
+    }
+
+    #[test]
+    fn a_log_cannot_put_terminal_escapes_or_other_text_into_the_url() {
+        // A clear-screen, a window-title escape, a bell: the URL stops before each.
+        for log in [
+            "http://127.0.0.1:8888/lab?token=abc\x1b[2J\x1b]0;pwned\x07",
+            "http://127.0.0.1:8888/lab?token=abc\x1b]8;;http://evil.example/\x07",
+            "http://127.0.0.1:8888/lab?token=abc\u{7}after",
+            "http://127.0.0.1:8888/lab?token=abc\u{9b}2J",
+        ] {
+            let f = find(log).expect("test input");
+            assert_eq!(f.rest, "/lab?token=abc", "{log:?}");
+        }
+        // A right-to-left override or any other character outside ASCII ends it too.
+        let f = find("http://127.0.0.1:8888/\u{202e}gpj.exe").expect("test input");
+        assert_eq!(f.rest, "/");
+        let f = find("[::1] http://[::1]:9000/a\x1b[31mred").expect("test input");
+        assert_eq!((f.host.as_str(), f.rest.as_str()), ("[::1]", "/a"));
+        assert!(on_host(&f, "127.0.0.1", 20001).chars().all(|c| c.is_ascii_graphic()));
     }
 }

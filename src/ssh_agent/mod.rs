@@ -4,17 +4,20 @@
 //! How the agent gets in: a relay (`berth ssh-agent-relay`, hidden, one per environment, started
 //! detached by the first session that needs it) listens on `.berth/ssh-agent/agent.sock`, which
 //! the environment already mounts (at `/berth/state/ssh-agent/agent.sock`), and forwards each
-//! connection to the agent it was started for. Each session re-points it: when the caller's
-//! `$SSH_AUTH_SOCK` is not the one the running relay serves, a new relay takes the socket's
-//! name over (an atomic rename) and the old one finishes its open connections and exits. A
-//! relay also exits when its agent stops answering or its socket is removed. So a detached job
-//! keeps its agent while that agent lives, and a later session with another agent serves it too.
+//! connection to the first of its agents that answers. Each session re-points it: when the
+//! caller's `$SSH_AUTH_SOCK` is not the one the running relay serves first, a new relay serving
+//! it first, then the running relay's agents that still answer, takes the socket's name over
+//! (an atomic rename) and the old one finishes its open connections and exits. A relay exits
+//! when none of its agents answers or its socket is removed. So a detached job keeps an agent
+//! while the one of the session that started it lives, even after a later session re-pointed
+//! the relay and ended, and a later session with another agent serves it too.
 //!
 //! Why a relay: a symlink to the host's socket cannot be resolved inside the container, and a
 //! hard link only works on one file system. Who may connect: the socket is 0600 (0660 for an
 //! image user's group, see `jobs::private`) in a 0700 folder, so the container's user and the
-//! owner reach it, nobody else on the host. Which agent the relay serves comes from the
-//! session's command line, never from a file the container could write. No private key is ever
+//! owner reach it, nobody else on the host. Which agents the relay serves come from sessions'
+//! own environments (the earlier ones through the running relay's command line, believed only
+//! of a process outside the container), never from anything the container could write. No private key is ever
 //! copied, mounted or written; `~/.ssh` is not mounted.
 //!
 //! Off with `[ssh] agent = false`; an access-widening setting (`plan::access`), so a pack's
@@ -33,7 +36,7 @@ use std::time::Duration;
 use crate::host::HostUser;
 use crate::jobs::private::{self, Sharing};
 use crate::output::Printer;
-use crate::spec::Spec;
+use crate::spec::{Spec, UserMode};
 
 /// The hidden subcommand that runs the relay.
 pub const RELAY_COMMAND: &str = "ssh-agent-relay";
@@ -49,8 +52,7 @@ pub fn inside() -> String {
 pub fn session_env(spec: &Spec, user: &HostUser, out: &Printer) -> Vec<String> {
     let mut env = git_identity(spec);
     if !spec.ssh.agent {
-        // Switched off: a relay left from before stops at its next check.
-        remove_socket(&spec.project_dir);
+        keep_out(spec);
         return env;
     }
     let Some(upstream) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else {
@@ -65,6 +67,10 @@ pub fn session_env(spec: &Spec, user: &HostUser, out: &Printer) -> Vec<String> {
         return env;
     }
     let sharing = Sharing::of(&spec.user, user);
+    if let Some(why) = unreachable_for(&spec.user, sharing, user.gid) {
+        out.warn(why);
+        return env;
+    }
     match ensure_relay(&spec.project_dir, sharing, &upstream) {
         Ok(()) => {
             if !spec.env.iter().any(|v| v.key == "SSH_AUTH_SOCK") {
@@ -74,6 +80,22 @@ pub fn session_env(spec: &Spec, user: &HostUser, out: &Printer) -> Vec<String> {
         Err(e) => out.warn(format!("your ssh-agent is not forwarded into the environment: {e:#}")),
     }
     env
+}
+
+/// Why the container's user could not open the relay's socket, when it could not: an image
+/// user (another uid than the caller's) reaches it through the caller's primary group only, and
+/// berth opens nothing to a group other users share (`jobs::private::Sharing`). Said, rather than
+/// handing the session an `SSH_AUTH_SOCK` that answers "Permission denied".
+fn unreachable_for(mode: &UserMode, sharing: Sharing, gid: u32) -> Option<String> {
+    match (mode, sharing) {
+        (UserMode::Named(name), Sharing::Owner) => Some(format!(
+            "the image user {name} cannot reach your ssh-agent: berth opens its socket to your primary \
+             group only when no other user shares it, and gid {gid} is shared; this session runs without \
+             an agent (run berth with a group of your own, `sg GROUP -c 'berth ...'`, or use `[user] as = \
+             \"host\"`)"
+        )),
+        _ => None,
+    }
 }
 
 /// `GIT_AUTHOR_*` and `GIT_COMMITTER_*` as the host's git would use them here: the caller's own
@@ -113,14 +135,39 @@ fn git_identity(spec: &Spec) -> Vec<String> {
     env
 }
 
+/// How many agents one relay keeps: the session's own, then those of earlier sessions.
+const AGENTS: usize = 4;
+
 /// The relay's arguments after the program: also how a running relay is recognised.
-fn relay_args(dir: &Path, upstream: &Path, sharing: Sharing) -> Vec<String> {
-    let mut args = vec![RELAY_COMMAND.to_string(), "--upstream".into(), upstream.display().to_string()];
+fn relay_args(dir: &Path, upstreams: &[String], sharing: Sharing) -> Vec<String> {
+    let mut args = vec![RELAY_COMMAND.to_string()];
+    for u in upstreams {
+        args.extend(["--upstream".into(), u.clone()]);
+    }
     if let Sharing::Group(gid) = sharing {
         args.extend(["--group".into(), gid.to_string()]);
     }
     args.push(dir.display().to_string());
     args
+}
+
+/// The agents a relay started with `args` serves, in order.
+fn upstreams_of(args: &[String]) -> Vec<String> {
+    args.windows(2).filter(|w| w[0] == "--upstream").map(|w| w[1].clone()).collect()
+}
+
+/// The agents a new relay serves for a session whose agent is `upstream`: that one first, then
+/// the running relay's others that still answer, so a job a session started keeps an agent
+/// (the same laptop's, through another SSH login) when a later, shorter session re-pointed the
+/// relay and ended.
+fn next_upstreams(upstream: &str, running: &[String], answers: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut list = vec![upstream.to_string()];
+    for u in running {
+        if list.len() < AGENTS && !list.contains(u) && answers(u) {
+            list.push(u.clone());
+        }
+    }
+    list
 }
 
 /// A relay for `upstream` listens on the environment's socket: the one running already, or a
@@ -129,10 +176,15 @@ fn ensure_relay(project_dir: &Path, sharing: Sharing, upstream: &Path) -> anyhow
     let dir = private::ssh_agent_dir(project_dir, sharing).map_err(|e| {
         anyhow::anyhow!("cannot make {}: {e}", crate::state::ssh_agent(project_dir).display())
     })?;
-    let args = relay_args(&dir, upstream, sharing);
-    if serving(&dir).is_some_and(|running| running == args) {
+    let upstream = upstream.display().to_string();
+    let running_args = serving(&dir);
+    let running = running_args.as_deref().map(upstreams_of).unwrap_or_default();
+    // The session's agent is served first already (in this folder, with this group): kept.
+    if running.first() == Some(&upstream) && running_args == Some(relay_args(&dir, &running, sharing)) {
         return Ok(());
     }
+    let upstreams = next_upstreams(&upstream, &running, |u| UnixStream::connect(u).is_ok());
+    let args = relay_args(&dir, &upstreams, sharing);
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .args(&args)
@@ -163,14 +215,21 @@ fn ensure_relay(project_dir: &Path, sharing: Sharing, upstream: &Path) -> anyhow
 }
 
 /// The arguments of the relay listening on `dir`'s socket, when one does (by the listener's
-/// credentials and its command line). A process inside the container that took the socket's
-/// place could only fool its own environment.
+/// credentials and its command line): a process of this host, never one inside a container (its
+/// mount namespace is this process's), whose agents a new relay may keep serving. A process in
+/// the container that took the socket's place is not believed: it could name any socket of the
+/// host (the engine's) as an agent for the next relay to forward to.
 fn serving(dir: &Path) -> Option<Vec<String>> {
     let fd = relay::open_dir(dir).ok()?;
     let path = format!("/proc/self/fd/{}/{}", fd.as_raw_fd(), crate::state::SSH_AGENT_SOCKET);
     let stream = UnixStream::connect(path).ok()?;
     let cred = rustix::net::sockopt::socket_peercred(&stream).ok()?;
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", cred.pid.as_raw_nonzero())).ok()?;
+    let pid = cred.pid.as_raw_nonzero();
+    let ns = |of: &str| std::fs::read_link(format!("/proc/{of}/ns/mnt")).ok();
+    if cred.uid.as_raw() != crate::host::HostUser::current().uid || ns(&pid.to_string())? != ns("self")? {
+        return None;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let words: Vec<String> = cmdline
         .split(|b| *b == 0)
         .filter(|w| !w.is_empty())
@@ -179,12 +238,31 @@ fn serving(dir: &Path) -> Option<Vec<String>> {
     words.get(1..).map(<[String]>::to_vec)
 }
 
-/// Removes the relay's socket (a socket only, never followed): its relay exits at its next check.
+/// With forwarding off, the socket a relay from before still serves goes (its relay exits at
+/// its next check), before anything runs inside: `up` calls this before it starts the container
+/// (and runs the image's shell to set up the account), sessions before their first exec. So an
+/// environment whose `berth.toml` says `agent = false` (an unpacked one, written so) never meets
+/// the agent of the environment that used the folder before.
+pub fn keep_out(spec: &Spec) {
+    if !spec.ssh.agent {
+        remove_socket(&spec.project_dir);
+    }
+}
+
+/// Removes the relay's socket (a socket only; no link on the way is followed): its relay exits
+/// at its next check. `.berth` is writable inside the container, so `ssh-agent` there may be a
+/// link planted to a folder of the user's (`~/.ssh`, where an `agent.sock` may be their agent's
+/// own): each folder is opened without following a link, and the socket removed from it.
 pub fn remove_socket(project_dir: &Path) {
-    let path = crate::state::ssh_agent(project_dir).join(crate::state::SSH_AGENT_SOCKET);
-    use std::os::unix::fs::FileTypeExt;
-    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(&path);
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY;
+    let Ok(state) = rustix::fs::open(crate::state::dir(project_dir), flags, Mode::empty()) else { return };
+    let Ok(dir) = rustix::fs::openat(&state, crate::state::SSH_AGENT, flags, Mode::empty()) else { return };
+    let socket = crate::state::SSH_AGENT_SOCKET;
+    if rustix::fs::statat(&dir, socket, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Socket)
+    {
+        let _ = rustix::fs::unlinkat(&dir, socket, AtFlags::empty());
     }
 }
 
@@ -198,11 +276,52 @@ mod tests {
     }
 
     #[test]
-    fn a_relay_is_known_by_its_agent_and_folder() {
-        let a = relay_args(Path::new("/p/.berth/ssh-agent"), Path::new("/tmp/ssh-x/agent.1"), Sharing::Owner);
+    fn an_image_user_without_a_group_of_the_callers_own_is_told_it_gets_no_agent() {
+        let dev = UserMode::Named("dev".into());
+        let why = unreachable_for(&dev, Sharing::Owner, 100).expect("unreachable");
+        assert!(why.contains("image user dev") && why.contains("gid 100"), "{why}");
+        assert_eq!(unreachable_for(&dev, Sharing::Group(1000), 1000), None);
+        assert_eq!(unreachable_for(&UserMode::Host, Sharing::Owner, 100), None);
+        assert_eq!(unreachable_for(&UserMode::Root, Sharing::Owner, 100), None);
+    }
+
+    #[test]
+    fn removing_the_socket_never_follows_a_link_planted_in_berths_folder() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let project = root.path().join("p");
+        let victim = root.path().join("dot-ssh");
+        std::fs::create_dir_all(project.join(".berth")).expect("mkdir");
+        std::fs::create_dir_all(&victim).expect("mkdir");
+        let _theirs = std::os::unix::net::UnixListener::bind(victim.join("agent.sock")).expect("bind");
+        std::os::unix::fs::symlink(&victim, crate::state::ssh_agent(&project)).expect("symlink");
+        remove_socket(&project);
+        assert!(victim.join("agent.sock").exists(), "the user's own agent socket was removed");
+        // The relay's own socket in a real folder goes.
+        std::fs::remove_file(crate::state::ssh_agent(&project)).expect("rm link");
+        std::fs::create_dir(crate::state::ssh_agent(&project)).expect("mkdir");
+        let own = crate::state::ssh_agent(&project).join(crate::state::SSH_AGENT_SOCKET);
+        let _relay = std::os::unix::net::UnixListener::bind(&own).expect("bind");
+        remove_socket(&project);
+        assert!(!own.exists());
+    }
+
+    #[test]
+    fn a_relay_is_known_by_its_agents_and_folder() {
+        let dir = Path::new("/p/.berth/ssh-agent");
+        let a = relay_args(dir, &["/tmp/ssh-x/agent.1".into()], Sharing::Owner);
         assert_eq!(a, ["ssh-agent-relay", "--upstream", "/tmp/ssh-x/agent.1", "/p/.berth/ssh-agent"]);
-        let g =
-            relay_args(Path::new("/p/.berth/ssh-agent"), Path::new("/tmp/ssh-x/agent.1"), Sharing::Group(7));
-        assert_eq!(&g[3..5], ["--group", "7"]);
+        let two = ["/tmp/ssh-y/agent.2".to_string(), "/tmp/ssh-x/agent.1".to_string()];
+        let g = relay_args(dir, &two, Sharing::Group(7));
+        assert_eq!(&g[5..7], ["--group", "7"]);
+        assert_eq!(upstreams_of(&g), two);
+    }
+
+    #[test]
+    fn a_new_session_s_agent_comes_first_and_earlier_live_ones_stay_behind_it() {
+        let running: Vec<String> = ["/a", "/b", "/dead", "/c", "/d"].iter().map(|s| s.to_string()).collect();
+        let alive = |u: &str| u != "/dead";
+        assert_eq!(next_upstreams("/new", &running, alive), ["/new", "/a", "/b", "/c"]);
+        assert_eq!(next_upstreams("/b", &running, alive), ["/b", "/a", "/c", "/d"]);
+        assert_eq!(next_upstreams("/new", &[], alive), ["/new"]);
     }
 }

@@ -1,11 +1,12 @@
-//! The relay itself (`berth ssh-agent-relay --upstream SOCK [--group GID] DIR`, hidden): listens
-//! on `DIR/agent.sock` and forwards every connection to the agent at `SOCK`.
+//! The relay itself (`berth ssh-agent-relay --upstream SOCK... [--group GID] DIR`, hidden):
+//! listens on `DIR/agent.sock` and forwards every connection to the first of the agents at
+//! `SOCK...` that answers (the latest session's, then earlier sessions' still alive).
 //!
 //! It binds a new socket under a temporary name and renames it over `agent.sock` (so a session
 //! never meets a missing socket while an older relay is replaced), says [`READY`] on stdout, then
 //! checks every two seconds: when `agent.sock` is no longer its own (a newer relay took it, or it
-//! was removed), it stops accepting and exits once its open connections end; when the agent stops
-//! answering, it exits at once and removes its socket. `DIR` is opened without following links
+//! was removed), it stops accepting and exits once its open connections end; when none of its
+//! agents answers any more, it exits at once and removes its socket. `DIR` is opened without following links
 //! and must be the caller's own folder, closed to other users.
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -39,7 +40,7 @@ pub fn open_dir(dir: &Path) -> anyhow::Result<OwnedFd> {
 }
 
 /// Serve until the agent goes away or another relay takes the socket.
-pub async fn serve(dir: &Path, upstream: &Path, group: Option<u32>) -> anyhow::Result<()> {
+pub async fn serve(dir: &Path, upstreams: &[PathBuf], group: Option<u32>) -> anyhow::Result<()> {
     let fd = open_dir(dir)?;
     let via = |name: &str| PathBuf::from(format!("/proc/self/fd/{}/{name}", fd.as_raw_fd()));
     let socket = crate::state::SSH_AGENT_SOCKET;
@@ -75,17 +76,17 @@ pub async fn serve(dir: &Path, upstream: &Path, group: Option<u32>) -> anyhow::R
             conn = listener.accept(), if accepting => {
                 if let Ok((client, _)) = conn {
                     let open = open.clone();
-                    let upstream = upstream.to_path_buf();
+                    let upstreams = upstreams.to_vec();
                     open.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(async move {
-                        forward(client, &upstream).await;
+                        forward(client, &upstreams).await;
                         open.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
             }
             _ = hangup.recv() => {}
             _ = check.tick() => {
-                if !answers(upstream) {
+                if !upstreams.iter().any(|u| answers(u)) {
                     break;
                 }
                 accepting = accepting && is_own();
@@ -106,8 +107,12 @@ fn answers(upstream: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(upstream).is_ok()
 }
 
-/// One client's connection, to the agent and back.
-async fn forward(mut client: tokio::net::UnixStream, upstream: &Path) {
-    let Ok(mut agent) = tokio::net::UnixStream::connect(upstream).await else { return };
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
+/// One client's connection, to the first agent that answers and back.
+async fn forward(mut client: tokio::net::UnixStream, upstreams: &[PathBuf]) {
+    for upstream in upstreams {
+        if let Ok(mut agent) = tokio::net::UnixStream::connect(upstream).await {
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
+            return;
+        }
+    }
 }

@@ -35,6 +35,27 @@ fn bash_completion_loads_and_completes_commands() {
 }
 
 #[test]
+fn completions_never_offer_the_hidden_internal_commands() {
+    let env = TestEnv::new();
+    let file = generated(&env, &["completions", "bash"]);
+    let script = format!(
+        ". {}\nCOMP_WORDS=(berth s); COMP_CWORD=1; COMP_LINE='berth s'; COMP_POINT=7\n\
+         _berth berth s berth\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let offered: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(offered, ["shell", "stop", "status", "ship"], "berth s<TAB>");
+    for shell in ["bash", "zsh", "fish"] {
+        let text = env.berth(env.root.path(), &["completions", shell]).ok().stdout;
+        for hidden in ["ssh-agent-relay", "sync-receive", "sync-send"] {
+            assert!(!text.contains(hidden), "{shell} completes {hidden}");
+        }
+        assert!(text.contains("version") && text.contains("json"), "{shell}: the options stay");
+    }
+}
+
+#[test]
 fn zsh_and_fish_completions_load_where_the_shells_are_installed() {
     let env = TestEnv::new();
     for (shell, check) in [

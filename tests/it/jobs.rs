@@ -345,3 +345,22 @@ fn a_job_that_cannot_write_its_exit_on_a_full_disk_is_lost_with_the_reason() {
     env.berth(&dir, &["kill", "train"]).ok();
     env.berth(&dir, &["down"]).ok();
 }
+
+#[test]
+fn docker_habits_before_the_command_are_refused_not_run() {
+    let env = TestEnv::new();
+    let dir = env.project("habits", "");
+    // `docker run -d`'s habit: never the job `-d -- jupyter lab` failing inside with setsid's usage.
+    let detached = env.berth(&dir, &["run", "-d", "--", "echo", "hi"]).code(2);
+    assert!(
+        detached.stderr.contains("`-d` is not an option of berth run (a job always runs detached"),
+        "{}",
+        detached.stderr
+    );
+    assert!(detached.stderr.contains("hint: options go before `--`"), "{}", detached.stderr);
+    assert!(!dir.join(".berth/jobs").exists(), "a job folder was made");
+    assert!(env.containers_of(&dir).is_empty(), "nothing is started, the environment neither");
+    let user = env.berth(&dir, &["exec", "-u", "root", "--", "id"]).code(2);
+    assert!(user.stderr.contains("`-u` is not an option of berth exec"), "{}", user.stderr);
+    assert!(env.containers_of(&dir).is_empty());
+}

@@ -115,10 +115,17 @@ fn a_port_held_by_a_stopped_container_or_a_host_program_is_not_taken() {
         env.berth(&dir, &["down"]).ok();
         docker_ok(&["rm", "-f", &name]);
         let listener = std::net::TcpListener::bind(("127.0.0.1", second)).unwrap();
-        env.berth(&dir, &["up"]).ok();
+        let up = env.berth(&dir, &["up"]).ok();
         let (_, third, _) = port_8888(&env, &dir);
         // The record's port is bound: back to the preferred one, free again.
         assert_eq!(third, first, "{first} {second} {third}");
+        // And the user hears that the URL (and a laptop's forward) changed.
+        assert!(
+            up.stderr.contains(&format!("host port {second}, which 8888/tcp had, is taken"))
+                && up.stderr.contains(&format!("8888/tcp is now at 127.0.0.1:{third}")),
+            "{}",
+            up.stderr
+        );
         drop(listener);
     });
     docker(&["rm", "-f", &name]);
@@ -355,6 +362,95 @@ fn open_finds_a_jupyter_style_url_with_its_token_and_keeps_the_token_out_of_bert
         std::thread::sleep(Duration::from_millis(250));
     }
     env.berth(&dir, &["kill", "local"]).ok();
+}
+
+#[test]
+fn a_ports_record_rewritten_inside_the_container_cannot_open_a_privileged_host_port() {
+    let env = TestEnv::new();
+    let dir = env.project("ports-tamper", BARE);
+    env.berth(&dir, &["up"]).ok();
+    let (_, first, _) = port_8888(&env, &dir);
+    // `.berth` is mounted read-write inside: whatever runs there can rewrite the record.
+    let forged = r#"echo '{"127.0.0.1:8888/tcp": 81}' > /berth/state/ports.json"#;
+    env.berth(&dir, &["exec", "--", "sh", "-c", forged]).ok();
+    env.berth(&dir, &["down"]).ok();
+    env.berth(&dir, &["up"]).ok();
+    let (ip, port, _) = port_8888(&env, &dir);
+    assert_eq!((ip.as_str(), port), ("127.0.0.1", first), "the forged port 81 was taken");
+    env.berth(&dir, &["down"]).ok();
+}
+
+#[test]
+fn open_never_prints_or_hands_on_the_terminal_escapes_a_job_log_holds() {
+    let env = TestEnv::new();
+    let dir = env.project("ports-escape", BARE);
+    env.berth(&dir, &["up"]).ok();
+    let (_, host_port, _) = port_8888(&env, &dir);
+    // A clear-screen and a window title glued to the token, then a right-to-left override.
+    let script = r#"printf 'http://127.0.0.1:8888/lab?token=abc\033[2J\033]0;owned\007\n'; sleep 300"#;
+    env.berth(&dir, &["run", "--name", "esc", "--", "sh", "-c", script]).ok();
+    let opened = env.berth(&dir, &["open", "esc", "--print"]).ok();
+    assert_eq!(opened.stdout, format!("http://127.0.0.1:{host_port}/lab?token=abc\n"));
+    env.berth(&dir, &["kill", "esc"]).ok();
+    let rtl = r"printf 'http://127.0.0.1:8888/\342\200\256gpj.exe\n'; sleep 300";
+    env.berth(&dir, &["run", "--name", "rtl", "--", "sh", "-c", rtl]).ok();
+    let opened = env.berth(&dir, &["open", "rtl", "--print", "--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&opened.stdout).unwrap();
+    assert_eq!(json["url"], format!("http://127.0.0.1:{host_port}/"));
+    env.berth(&dir, &["kill", "rtl"]).ok();
+    env.berth(&dir, &["down"]).ok();
+}
+
+#[test]
+fn open_hands_the_browser_a_private_page_never_the_token_in_its_arguments() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let dir = env.project("ports-launch", BARE);
+    env.berth(&dir, &["up"]).ok();
+    let (_, host_port, _) = port_8888(&env, &dir);
+    let token = "f00dfeedf00dfeedf00dfeedf00dfeed";
+    let line = format!("echo http://127.0.0.1:8888/lab?token={token}; sleep 300");
+    env.berth(&dir, &["run", "--name", "lab", "--", "sh", "-c", &line]).ok();
+    // A desktop session: an `xdg-open` that records what it was given, a private runtime folder.
+    let bin = env.root.path().join("bin");
+    let runtime = env.root.path().join("runtime");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let args = env.root.path().join("xdg-open-args");
+    std::fs::write(bin.join("xdg-open"), format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n", args.display()))
+        .unwrap();
+    std::fs::set_permissions(bin.join("xdg-open"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let desktop = |runtime: &Path| {
+        let mut cmd = env.command(&dir, &["open", "lab", "--json"]);
+        cmd.env("DISPLAY", ":99")
+            .env_remove("SSH_CONNECTION")
+            .env("XDG_RUNTIME_DIR", runtime)
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()));
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let json = desktop(&runtime);
+    let url = format!("http://127.0.0.1:{host_port}/lab?token={token}");
+    assert_eq!((json["url"].as_str(), json["opened"].as_bool()), (Some(url.as_str()), Some(true)));
+    let given = std::fs::read_to_string(&args).unwrap();
+    let page = runtime.join("berth-open.html");
+    assert_eq!(given, format!("file://{}\n", page.display()), "the browser's argument");
+    assert!(!given.contains(token));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(&format!("url={url}\"")), "{html}");
+    assert_eq!(std::fs::metadata(&page).unwrap().permissions().mode() & 0o777, 0o600);
+    // A runtime folder others may enter: berth prints the URL and opens nothing.
+    std::fs::remove_file(&args).unwrap();
+    let open_dir = env.root.path().join("open-runtime");
+    std::fs::create_dir_all(&open_dir).unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let json = desktop(&open_dir);
+    assert_eq!(json["opened"], false);
+    assert!(!args.exists() && !open_dir.join("berth-open.html").exists());
+    env.berth(&dir, &["kill", "lab"]).ok();
+    env.berth(&dir, &["down"]).ok();
 }
 
 #[test]

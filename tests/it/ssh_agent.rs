@@ -31,16 +31,33 @@ struct Agent {
 
 impl Agent {
     fn start(dir: &Path) -> Agent {
+        Agent::start_as(dir, None)
+    }
+
+    /// The key, the agent and `ssh-add` as the user `as_user` (uid, gid) when given.
+    fn start_as(dir: &Path, as_user: Option<(u32, u32)>) -> Agent {
         std::fs::create_dir_all(dir).expect("agent dir");
+        let cmd = |program: &str| match as_user {
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.args([&format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", program]);
+                c
+            }
+            None => Command::new(program),
+        };
         let key = dir.join("id_test");
+        // ssh-keygen wants a passwd entry for its user: made here, then given to the user.
         let ok = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "berth-agent-test", "-f"])
             .arg(&key)
             .status()
             .expect("ssh-keygen");
         assert!(ok.success());
+        if let Some((uid, gid)) = as_user {
+            chown_tree(dir, uid, gid);
+        }
         let sock = dir.join("agent.sock");
-        let out = Command::new("ssh-agent").arg("-s").arg("-a").arg(&sock).output().expect("ssh-agent");
+        let out = cmd("ssh-agent").arg("-s").arg("-a").arg(&sock).output().expect("ssh-agent");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let pid = text
             .split("SSH_AGENT_PID=")
@@ -49,8 +66,7 @@ impl Agent {
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no agent pid in {text}"));
         let agent = Agent { sock, pid, key };
-        let added =
-            Command::new("ssh-add").arg(&agent.key).env("SSH_AUTH_SOCK", &agent.sock).output().unwrap();
+        let added = cmd("ssh-add").arg(&agent.key).env("SSH_AUTH_SOCK", &agent.sock).output().unwrap();
         assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
         agent
     }
@@ -344,4 +360,163 @@ fn git_over_ssh_works_from_shell_and_from_a_job_and_no_key_is_inside() {
     );
     assert_eq!(grep.code, 1, "found the key in: {}", grep.stdout);
     env.berth(&dir, &["down", "--force"]).ok();
+}
+
+#[test]
+fn forwarding_off_takes_the_socket_away_before_anything_runs_inside() {
+    let mut env = TestEnv::new();
+    let agent = Agent::start(&env.root.path().join("agent"));
+    env.env.push(("SSH_AUTH_SOCK".into(), agent.sock.display().to_string()));
+    // The image's `env`, as berth runs it to find the Python environment, notes whether the
+    // relay's socket is there (berth's first exec in a session).
+    let path = "/workspace/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let dir = project(&env, "agent-first", &format!("[env]\nPATH = \"{path}\"\n"));
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    let spy = "#!/bin/sh\n[ -S /berth/state/ssh-agent/agent.sock ] && echo present >> /workspace/seen || \
+               echo gone >> /workspace/seen\nexec /usr/bin/env \"$@\"\n";
+    std::fs::write(dir.join("bin/env"), spy).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("bin/env"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = dir.join(".berth/ssh-agent/agent.sock");
+    let on = std::fs::read_to_string(dir.join("berth.toml")).unwrap();
+    let off = format!("[ssh]\nagent = false\n{on}");
+
+    env.berth(&dir, &["exec", "--", "ssh-add", "-l"]).ok();
+    assert!(socket.exists(), "the relay serves the environment");
+    // Forwarding switched off (or a pack unpacked with --force over this folder): the next
+    // session's first look inside already finds no socket.
+    std::fs::write(dir.join("berth.toml"), &off).unwrap();
+    let _ = std::fs::remove_file(dir.join(".berth/python.json"));
+    let _ = std::fs::remove_file(dir.join("seen"));
+    env.berth(&dir, &["exec", "--", "true"]).ok();
+    let seen = std::fs::read_to_string(dir.join("seen")).unwrap();
+    assert!(!seen.is_empty() && seen.lines().all(|l| l == "gone"), "{seen}");
+
+    // `up` alone, with no session after it, takes it away too: starting the container runs the
+    // image's shell (the account's setup) before any session.
+    std::fs::write(dir.join("berth.toml"), &on).unwrap();
+    env.berth(&dir, &["exec", "--", "ssh-add", "-l"]).ok();
+    assert!(socket.exists());
+    env.berth(&dir, &["stop"]).ok();
+    std::fs::write(dir.join("berth.toml"), &off).unwrap();
+    env.berth(&dir, &["up"]).ok();
+    assert!(!socket.exists(), "a relay from before still serves an environment that says no");
+    env.berth(&dir, &["down", "--force"]).ok();
+}
+
+/// The command lines of the relays serving `dir`'s socket (berth's own: not a process inside a
+/// container that calls itself one, which the host's `ps` lists too).
+fn relays_of(dir: &Path) -> Vec<String> {
+    let out = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let want = dir.join(".berth/ssh-agent").display().to_string();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("ssh-agent-relay") && l.ends_with(&want))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_job_keeps_its_agent_when_a_later_shorter_session_re_pointed_the_relay_and_ended() {
+    let env = TestEnv::new();
+    let first = Agent::start(&env.root.path().join("agent-a"));
+    let second = Agent::start(&env.root.path().join("agent-b"));
+    let a = with_agent(&env, &first);
+    let dir = project(&a, "agent-two", "");
+    // A job started from the first session (say in tmux), using the agent a while later.
+    let job = "sleep 4; ssh-add -l";
+    a.berth(&dir, &["run", "--name", "later", "--", "sh", "-c", job]).ok();
+    // A second login (its own forwarded agent) runs a command, then logs out.
+    let b = with_agent(&env, &second);
+    let listed = b.berth(&dir, &["exec", "--", "ssh-add", "-l"]).ok();
+    assert!(listed.stdout.contains(&second.fingerprint()), "{}", listed.stdout);
+    second.stop();
+    // The first session's agent still lives: the job reaches it.
+    let log = a.berth(&dir, &["logs", "-f", "later"]);
+    assert_eq!(log.code, 0, "the job lost its agent: {} {}", log.stdout, log.stderr);
+    assert!(log.stdout.contains(&first.fingerprint()), "{}", log.stdout);
+    a.berth(&dir, &["down", "--force"]).ok();
+}
+
+#[test]
+fn a_relay_impostor_inside_the_container_cannot_hand_the_next_relay_another_host_socket() {
+    ensure_python_image();
+    let mut env = TestEnv::new();
+    let agent = Agent::start(&env.root.path().join("agent"));
+    env.env.push(("SSH_AUTH_SOCK".into(), agent.sock.display().to_string()));
+    let dir = env.project(
+        &unique("agent-impostor"),
+        &format!("[image]\nbase = \"{PYTHON_IMAGE}\"\n[cache]\npip = false\nhuggingface = false\n"),
+    );
+    env.berth(&dir, &["exec", "--", "true"]).ok();
+    assert!(dir.join(".berth/ssh-agent/agent.sock").exists(), "a relay serves the environment");
+    // A process inside takes the socket's place with the command line of a relay whose "agent"
+    // is the engine's socket.
+    let forge = format!(
+        "import os, socket\nd = '/berth/state/ssh-agent'\ns = socket.socket(socket.AF_UNIX)\n\
+         s.bind(d + '/fake'); s.listen(8); os.rename(d + '/fake', d + '/agent.sock')\n\
+         os.set_inheritable(s.fileno(), True)\nopen('/workspace/forged', 'w').close()\n\
+         os.execv('/bin/sh', ['berth', '-c', 'sleep 60; true', 'ssh-agent-relay', '--upstream', \
+         '/var/run/docker.sock', '{}'])\n",
+        dir.join(".berth/ssh-agent").display()
+    );
+    env.berth(&dir, &["run", "--name", "impostor", "--", "python3", "-c", &forge]).ok();
+    assert!(wait_until(10, || dir.join("forged").exists()), "the impostor did not start");
+    // The next session starts a relay of its own, serving its own agent only.
+    env.berth(&dir, &["exec", "--", "true"]).ok();
+    let relays = relays_of(&dir);
+    assert!(!relays.is_empty(), "no relay serves the environment");
+    for r in &relays {
+        assert!(!r.contains("docker.sock"), "a relay forwards to the engine's socket: {r}");
+    }
+    env.berth(&dir, &["kill", "impostor"]).ok();
+    env.berth(&dir, &["down", "--force"]).ok();
+}
+
+#[test]
+#[cfg_attr(not(berth_root_tests), ignore = "switching to another uid needs root")]
+fn a_user_who_is_not_root_reaches_their_agent_as_themselves_and_as_an_image_user() {
+    ensure_gitssh_image();
+    // The image with a user of its own (uid 1000), made once from the test image.
+    let dev_image = "berth-test/gitssh-dev:1";
+    if !docker(&["image", "inspect", dev_image]).status.success() {
+        let mut child = Command::new("docker")
+            .args(["build", "-q", "-t", dev_image, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let dockerfile = format!("FROM {GITSSH_IMAGE}\nRUN useradd -m -u 1000 dev\n");
+        child.stdin.take().unwrap().write_all(dockerfile.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "could not build {dev_image}");
+    }
+    let mut env = TestEnv::new();
+    env.as_user = Some((4242, 4242, "alice".into()));
+    let as_host = project(&env, "agent-alice", "");
+    let as_dev = env.project(
+        &unique("agent-alice-dev"),
+        &format!(
+            "[image]\nbase = \"{dev_image}\"\n[user]\nas = \"dev\"\n[cache]\npip = false\nhuggingface = false\n"
+        ),
+    );
+    let agent = Agent::start_as(&env.root.path().join("agent"), Some((4242, 4242)));
+    env.env.push(("SSH_AUTH_SOCK".into(), agent.sock.display().to_string()));
+    for (dir, user) in [(&as_host, "alice"), (&as_dev, "dev")] {
+        let listed = env.berth(dir, &["exec", "--", "sh", "-c", "id -un; ssh-add -l"]).ok();
+        assert!(listed.stdout.starts_with(&format!("{user}\n")), "{}", listed.stdout);
+        assert!(listed.stdout.contains(&agent.fingerprint()), "{user}: {} {}", listed.stdout, listed.stderr);
+        env.berth(dir, &["run", "--name", "keys", "--", "ssh-add", "-l"]).ok();
+        let log = env.berth(dir, &["logs", "-f", "keys"]);
+        assert_eq!(log.code, 0, "{user}'s job: {} {}", log.stdout, log.stderr);
+        assert!(log.stdout.contains(&agent.fingerprint()), "{}", log.stdout);
+    }
+    // Private all the same: the folder and socket are alice's (and, for dev, her own group's).
+    use std::os::unix::fs::MetadataExt;
+    let meta = |p: &Path| std::fs::symlink_metadata(p).unwrap();
+    let sock = |d: &Path| d.join(".berth/ssh-agent/agent.sock");
+    assert_eq!((meta(&sock(&as_host)).uid(), meta(&sock(&as_host)).mode() & 0o777), (4242, 0o600));
+    assert_eq!((meta(&sock(&as_dev)).gid(), meta(&sock(&as_dev)).mode() & 0o777), (4242, 0o660));
+    for dir in [&as_host, &as_dev] {
+        env.berth(dir, &["down", "--force"]).ok();
+    }
 }

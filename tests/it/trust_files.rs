@@ -350,3 +350,44 @@ fn a_newline_in_a_folder_name_never_starts_a_forged_line_in_berths_progress() {
     );
     assert!(packed.stderr.contains("  error: forged by a folder name"), "{}", packed.stderr);
 }
+
+#[test]
+fn links_planted_in_berth_folder_from_inside_never_make_berth_truncate_or_delete_host_files() {
+    let env = TestEnv::new();
+    let dir = env.project("planted", "");
+    env.berth(&dir, &["up"]).ok();
+    // Files of the caller's outside the project: anything root may write, for a root caller.
+    let outside = env.root.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious"), "keep me\n").unwrap();
+    let _agent = std::os::unix::net::UnixListener::bind(outside.join("agent.sock")).unwrap();
+    // `.berth` is writable inside: a process there replaces the lock and the agent's folder.
+    let plant = format!(
+        "rm -rf /berth/state/lock /berth/state/ssh-agent && ln -s {0}/precious /berth/state/lock && \
+         ln -s {0} /berth/state/ssh-agent",
+        outside.display()
+    );
+    env.berth(&dir, &["exec", "--", "sh", "-c", &plant]).ok();
+    env.berth(&dir, &["stop"]).ok();
+    env.berth(&dir, &["up"]).ok();
+    // A session with an agent: the planted link is replaced by berth's own folder, never followed.
+    let mut session = env.command(&dir, &["exec", "--", "true"]);
+    session.env("SSH_AUTH_SOCK", outside.join("agent.sock"));
+    let out = session.stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("not forwarded"), "the link keeps the agent out: {stderr}");
+    let folder = std::fs::symlink_metadata(dir.join(".berth/ssh-agent")).unwrap();
+    assert!(folder.is_dir(), "berth's own folder again");
+    env.berth(&dir, &["down", "--force"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(outside.join("precious")).unwrap(),
+        "keep me\n",
+        "truncated through .berth/lock"
+    );
+    assert!(outside.join("agent.sock").exists(), "removed through .berth/ssh-agent");
+    assert!(
+        !std::fs::symlink_metadata(dir.join(".berth/lock")).unwrap().is_symlink(),
+        "the lock is berth's own again"
+    );
+}

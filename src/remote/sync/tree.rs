@@ -398,7 +398,7 @@ fn remove_stale_temporaries(dir: &OwnedFd, name: &str) {
 
 /// Takes an exclusive lock on `path` (made 0600 if missing) for as long as the file is open.
 pub fn lock(path: &Path) -> std::io::Result<File> {
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    let file = crate::fsutil::open_own_file(path, false, 0o600)?;
     rustix::fs::flock(file.as_fd(), rustix::fs::FlockOperation::LockExclusive)?;
     Ok(file)
 }
