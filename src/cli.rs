@@ -588,7 +588,7 @@ pub struct CompletionsArgs {
 }
 
 /// The completion script for `shell`, generated from these definitions (clap_complete), without
-/// the hidden internal commands (`ssh-agent-relay`, `sync-receive`, `sync-send`): clap_complete
+/// the hidden internal commands (`ssh-agent-relay`, `serve-on`): clap_complete
 /// offers every subcommand, so `berth s<TAB>` would suggest them.
 pub fn completions(shell: ShellArg) -> Vec<u8> {
     use clap_complete::Shell;

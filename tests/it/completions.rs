@@ -48,7 +48,7 @@ fn completions_never_offer_the_hidden_internal_commands() {
     assert_eq!(offered, ["shell", "stop", "status", "ship"], "berth s<TAB>");
     for shell in ["bash", "zsh", "fish"] {
         let text = env.berth(env.root.path(), &["completions", shell]).ok().stdout;
-        for hidden in ["ssh-agent-relay", "sync-receive", "sync-send"] {
+        for hidden in ["ssh-agent-relay", "serve-on"] {
             assert!(!text.contains(hidden), "{shell} completes {hidden}");
         }
         assert!(text.contains("version") && text.contains("json"), "{shell}: the options stay");
