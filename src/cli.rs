@@ -490,7 +490,7 @@ pub struct DownArgs {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// The archive to write (default: ./<name>.berth.tar.zst).
+    /// The archive to write (default: .berth/packs/<name>.berth.tar.zst in the project).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Replace FILE if it exists.

@@ -48,6 +48,19 @@ pub async fn run(ctx: &Context, opts: PackOptions) -> anyhow::Result<ExitStatus>
     let engine = Engine::connect().await?;
     let reference = project.image()?;
     let facts = local_image(&engine, &reference).await?;
+    // The pack holds the image; work done inside the container since is not in it.
+    if let Some(c) = project.container(&engine).await? {
+        let left_out = crate::environment::guard::uncommitted(&project, &engine, &c).await?;
+        if !left_out.is_empty() {
+            ctx.out.warn(format!(
+                "{} holds {} changed file{} the pack leaves out (the pack holds the image, not the \
+                 container): run `berth commit` first to keep them in the image",
+                project.container,
+                left_out.len(),
+                if left_out.len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
     let target = target_path(opts.output.as_deref(), &project.spec)?;
     if target.exists() && !opts.force {
         return Err(fail(

@@ -105,7 +105,7 @@ pub async fn run(ctx: &Context, opts: RunOptions) -> anyhow::Result<ExitStatus> 
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(fail(
-                Code::BadInput,
+                Code::Refused,
                 format!("a job named {name} already exists ({})", dir.display()),
                 "pick another --name, or delete that folder if its log is no longer needed",
             ));

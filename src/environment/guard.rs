@@ -54,6 +54,17 @@ pub async fn refuse_running_jobs(
     ))
 }
 
+/// The changes that matter in the container's writable layer and that no `berth commit` has
+/// kept: what `down` would lose and what a `pack` of the image leaves out.
+pub async fn uncommitted(
+    project: &Project,
+    engine: &Engine,
+    c: &crate::engine::Container,
+) -> anyhow::Result<Vec<changes::Change>> {
+    let found = engine.significant_changes(c).await?;
+    not_committed(project, engine, c, found).await
+}
+
 /// Refuse unless the container holds no changes that matter, or `force` is given.
 pub async fn guard(
     project: &Project,
@@ -65,8 +76,7 @@ pub async fn guard(
         return Ok(());
     }
     refuse_running_jobs(project, engine, c, "add --force").await?;
-    let found = engine.significant_changes(c).await?;
-    let found = not_committed(project, engine, c, found).await?;
+    let found = uncommitted(project, engine, c).await?;
     if found.is_empty() {
         return Ok(());
     }

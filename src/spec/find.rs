@@ -18,6 +18,11 @@ pub const FILE_NAME: &str = "berth.toml";
 pub fn find(start: &Path) -> Result<PathBuf, SpecError> {
     let start = std::path::absolute(start)
         .map_err(|e| SpecError::whole_file(start, format!("cannot resolve `{}`: {e}", start.display())))?;
+    if !start.is_dir() {
+        let what = if start.exists() { "not a folder" } else { "no such folder" };
+        return Err(SpecError::whole_file(&start, what)
+            .with_hint("pass -C an existing project folder (the one holding berth.toml, or below it)"));
+    }
     for dir in start.ancestors() {
         let candidate = dir.join(FILE_NAME);
         if candidate.is_file() {
@@ -45,6 +50,17 @@ mod tests {
         std::fs::write(root.join("a").join(FILE_NAME), "").expect("write");
         assert_eq!(find(&deep).expect("found"), root.join("a").join(FILE_NAME));
         assert_eq!(find(root).expect("found"), root.join(FILE_NAME));
+    }
+
+    #[test]
+    fn a_missing_start_folder_is_named_as_missing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let gone = tmp.path().join("gone");
+        let err = find(&gone).expect_err("a missing folder");
+        assert!(err.to_string().contains("no such folder"), "{err}");
+        std::fs::write(&gone, "").expect("write");
+        let err = find(&gone).expect_err("a file");
+        assert!(err.to_string().contains("not a folder"), "{err}");
     }
 
     #[test]

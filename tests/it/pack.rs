@@ -657,3 +657,19 @@ fn an_unpacked_image_whose_workdir_holds_the_code_says_where_to_work() {
     env.berth(&dir, &["down", "--force"]).ok();
     let _ = docker(&["rmi", "-f", &image]);
 }
+
+#[test]
+fn pack_says_what_work_in_the_container_it_leaves_out_until_commit() {
+    ensure_image();
+    let env = TestEnv::new();
+    let dir = env.project("handwork", &format!("[image]\nbase = \"{IMAGE}\"\n"));
+    env.berth(&dir, &["up"]).ok();
+    let clean = env.berth(&dir, &["pack", "-o", "../clean.tar.zst"]).ok();
+    assert!(!clean.stderr.contains("leaves out"), "{}", clean.stderr);
+    env.berth(&dir, &["exec", "--", "sh", "-c", "mkdir -p /opt/hand && echo x > /opt/hand/marker"]).ok();
+    let packed = env.berth(&dir, &["pack", "-o", "../hand.tar.zst"]).ok();
+    assert!(packed.stderr.contains("changed file"), "{}", packed.stderr);
+    assert!(packed.stderr.contains("the pack leaves out"), "{}", packed.stderr);
+    assert!(packed.stderr.contains("berth commit"), "{}", packed.stderr);
+    env.berth(&dir, &["down", "--force"]).ok();
+}
