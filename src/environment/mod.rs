@@ -75,18 +75,26 @@ impl Project {
     }
 
     /// For commands that act on an existing environment, with the engine: like
-    /// [`Project::load_existing`], and when the folder has no `berth.toml` any more (deleted),
-    /// the environment its container's labels place in this folder, so it can still be seen,
-    /// stopped and removed.
+    /// [`Project::load_existing`], and when the folder's `berth.toml` is gone (deleted) or
+    /// cannot be read (a half-made edit), the environment its container's labels place in this
+    /// folder, so it and its jobs can still be seen, stopped and removed.
     pub async fn existing(ctx: &Context) -> anyhow::Result<(Project, Engine)> {
         let loaded = Project::load_existing(ctx);
-        if loaded.is_ok() || spec::find(&ctx.dir).is_ok() {
-            let project = loaded?;
+        let broken = match &loaded {
+            Ok(_) => None,
+            Err(e) => spec::find(&ctx.dir).ok().map(|file| (file, format!("{e:#}"))),
+        };
+        if let Ok(project) = loaded {
             return Ok((project, Engine::connect().await?));
         }
         let engine = Engine::connect().await?;
         let user = HostUser::current();
-        let dir = std::path::absolute(&ctx.dir).unwrap_or(ctx.dir.clone());
+        // A file that cannot be read names the project folder; else it is this folder.
+        let start = match &broken {
+            Some((file, _)) => file.parent().map(|p| p.to_path_buf()).unwrap_or(ctx.dir.clone()),
+            None => ctx.dir.clone(),
+        };
+        let dir = std::path::absolute(&start).unwrap_or(start);
         let dir = dir.canonicalize().unwrap_or(dir);
         let here = dir.display().to_string();
         let found = engine
@@ -101,12 +109,18 @@ impl Project {
         let file = dir.join(spec::FILE_NAME);
         let spec = spec::parse_str(&format!("name = \"{name}\"\n"), &file)?;
         let container = plan::container_name(&user.name, &spec.name, &spec.project_dir);
-        ctx.out.warn(format!(
-            "{} is missing: acting on the environment {container} that its labels place in {here}; \
-             restore the file (e.g. `git checkout {}`) to change or re-create it, or `berth down` removes it",
-            file.display(),
-            spec::FILE_NAME
-        ));
+        match broken {
+            Some((_, error)) => ctx.out.warn(format!(
+                "{error}\nthe file cannot be read: acting on the environment {container} that its labels \
+                 place in {here}; fix the file to change or re-create it"
+            )),
+            None => ctx.out.warn(format!(
+                "{} is missing: acting on the environment {container} that its labels place in {here}; \
+                 restore the file (e.g. `git checkout {}`) to change or re-create it, or `berth down` removes it",
+                file.display(),
+                spec::FILE_NAME
+            )),
+        }
         Ok((Project { spec, user, container, from_labels: true }, engine))
     }
 

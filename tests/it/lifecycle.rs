@@ -258,6 +258,27 @@ fn with_berth_toml_deleted_status_stop_and_down_still_find_the_environment() {
 }
 
 #[test]
+fn a_half_edited_berth_toml_never_locks_out_the_running_environment_and_its_jobs() {
+    let env = TestEnv::new();
+    let dir = env.project("typo", "");
+    env.berth(&dir, &["run", "--name", "sleeper", "--", "sleep", "60"]).ok();
+    let file = dir.join("berth.toml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{good}\nwrokdir = \"/x\"\n")).unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    // From below the project too: jobs, logs and kill reach the job, naming the file's error.
+    let jobs = env.berth(&dir.join("src"), &["jobs"]).ok();
+    assert!(jobs.stdout.contains("sleeper"), "{}", jobs.stdout);
+    assert!(jobs.stderr.contains("wrokdir") && jobs.stderr.contains("cannot be read"), "{}", jobs.stderr);
+    env.berth(&dir, &["kill", "sleeper"]).ok();
+    // What would change or re-create it still needs a readable file.
+    let up = env.berth(&dir, &["up"]).code(2);
+    assert!(up.stderr.contains("wrokdir"), "{}", up.stderr);
+    env.berth(&dir, &["down", "--force"]).ok();
+    assert!(env.containers_of(&dir).is_empty());
+}
+
+#[test]
 fn a_copy_of_a_project_that_is_still_there_gets_its_own_environment() {
     let env = TestEnv::new();
     let name = format!("cpproj{}", std::process::id());
