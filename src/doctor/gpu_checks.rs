@@ -205,26 +205,8 @@ fn podman_cdi(f: &DoctorFacts, gpus: &[&Gpu]) -> Check {
             regenerate,
         );
     }
-    if let Some(driver) = &f.host.nvidia_driver
-        && let Some(stale) = f
-            .cdi_specs
-            .iter()
-            .find(|s| !s.driver_versions.is_empty() && !s.driver_versions.contains(&driver.version))
-    {
-        return Check::warn(
-            "cdi-spec",
-            format!(
-                "{} was generated for driver {}, but {} is loaded: environments using its devices fail to start",
-                stale.path,
-                stale.driver_versions.join(", "),
-                driver.version
-            ),
-            format!(
-                "regenerate it: `sudo nvidia-ctk cdi generate --output={}` (toolkit 1.18+ does it at boot: \
-                 `sudo systemctl enable --now nvidia-cdi-refresh.path`)",
-                stale.path
-            ),
-        );
+    if let Some(stale) = stale_cdi_spec(f) {
+        return stale;
     }
     let short: Vec<&str> = names.iter().filter(|n| !n.starts_with("GPU-")).map(|n| n.as_str()).collect();
     let uuids = names.len() - short.len();
@@ -240,29 +222,35 @@ fn podman_cdi(f: &DoctorFacts, gpus: &[&Gpu]) -> Check {
     )
 }
 
+/// A CDI spec generated for another driver than the loaded one: its devices fail to start.
+fn stale_cdi_spec(f: &DoctorFacts) -> Option<Check> {
+    let driver = f.host.nvidia_driver.as_ref()?;
+    let stale = f
+        .cdi_specs
+        .iter()
+        .find(|s| !s.driver_versions.is_empty() && !s.driver_versions.contains(&driver.version))?;
+    Some(Check::warn(
+        "cdi-spec",
+        format!(
+            "{} was generated for driver {}, but {} is loaded: containers using its devices fail to start",
+            stale.path,
+            stale.driver_versions.join(", "),
+            driver.version
+        ),
+        format!(
+            "regenerate it: `sudo nvidia-ctk cdi generate --output={}` (toolkit 1.18+ does it at boot: \
+             `sudo systemctl enable --now nvidia-cdi-refresh.path`)",
+            stale.path
+        ),
+    ))
+}
+
 /// Spec files generated for another driver than the loaded one; specs the engine ignores.
 fn cdi_spec(f: &DoctorFacts) -> Option<Check> {
     let spec = f.cdi_specs.first()?;
     let driver = f.host.nvidia_driver.as_ref()?;
-    if let Some(stale) = f
-        .cdi_specs
-        .iter()
-        .find(|s| !s.driver_versions.is_empty() && !s.driver_versions.contains(&driver.version))
-    {
-        return Some(Check::warn(
-            "cdi-spec",
-            format!(
-                "{} was generated for driver {}, but {} is loaded: containers using its devices fail to start",
-                stale.path,
-                stale.driver_versions.join(", "),
-                driver.version
-            ),
-            format!(
-                "regenerate it: `sudo nvidia-ctk cdi generate --output={}` (toolkit 1.18+ does it at boot: \
-                 `sudo systemctl enable --now nvidia-cdi-refresh.path`)",
-                stale.path
-            ),
-        ));
+    if let Some(stale) = stale_cdi_spec(f) {
+        return Some(stale);
     }
     let e = f.engine.facts()?;
     if !e.has_cdi_vendor("nvidia.com") {
