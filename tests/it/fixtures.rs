@@ -44,7 +44,15 @@ impl TestImage {
     pub fn build(stem: &str, base: &str, payload: usize) -> TestImage {
         let tag = format!("berth-it/{}:1", unique(stem));
         let ctx = tempfile::tempdir().expect("build context");
-        std::fs::write(ctx.path().join("payload"), noise(payload, payload as u64 + 7)).expect("payload");
+        // Seeded by the unique tag: two tests' images of one size must not be one image (the
+        // legacy builder's cache would hand both the same id, and removing one tag would leave it).
+        let seed = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            tag.hash(&mut h);
+            h.finish()
+        };
+        std::fs::write(ctx.path().join("payload"), noise(payload, seed)).expect("payload");
         std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {base}\nCOPY payload /payload\n"))
             .expect("Dockerfile");
         let out = Command::new("docker")
