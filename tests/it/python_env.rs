@@ -8,7 +8,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Once;
-use std::time::Duration;
 
 use crate::support::*;
 
@@ -51,19 +50,7 @@ fn project(env: &TestEnv, name: &str, image: &str, extra: &str) -> std::path::Pa
 
 /// `berth shell` in a real pseudo-terminal (util-linux `script`), fed `input`.
 fn shell(env: &TestEnv, dir: &Path, input: &str) -> String {
-    let base = env.command(dir, &[]);
-    let bin = env!("CARGO_BIN_EXE_berth");
-    let mut script = Command::new("script");
-    script.args(["-qec", &format!("{bin} shell"), "/dev/null"]).current_dir(dir);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => script.env(k, v),
-            None => script.env_remove(k),
-        };
-    }
-    let mut child = script.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("script");
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let (child, mut stdin) = pty_shell(env, dir);
     stdin.write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).replace('\r', "")

@@ -303,19 +303,7 @@ fn git_over_ssh_works_from_shell_and_from_a_job_and_no_key_is_inside() {
     assert!(!refused.status.success(), "cloned without the agent");
 
     // `berth shell`, through a real terminal.
-    let bin = env!("CARGO_BIN_EXE_berth");
-    let base = env.command(&dir, &[]);
-    let mut script = Command::new("script");
-    script.args(["-qec", &format!("{bin} shell"), "/dev/null"]).current_dir(&dir);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => script.env(k, v),
-            None => script.env_remove(k),
-        };
-    }
-    let mut child = script.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("script");
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let (child, mut stdin) = pty_shell(&env, &dir);
     let typed = format!(
         "{} && git -C /tmp/c1 commit -q --allow-empty -m mine && git -C /tmp/c1 log -1 --format='%an|%ce' | tr a-z A-Z; exit\n",
         server.clone_line("/tmp/c1")

@@ -314,3 +314,22 @@ impl Drop for PlainContainer {
         let _ = docker(&["rm", "-f", &self.id]);
     }
 }
+
+/// `berth shell` in a real pseudo-terminal (util-linux `script`) with the test's environment,
+/// given time to start; the caller types into the returned stdin and then waits for the child.
+pub fn pty_shell(env: &TestEnv, dir: &Path) -> (std::process::Child, std::process::ChildStdin) {
+    let base = env.command(dir, &[]);
+    let bin = env!("CARGO_BIN_EXE_berth");
+    let mut script = Command::new("script");
+    script.args(["-qec", &format!("{bin} shell"), "/dev/null"]).current_dir(dir);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("script");
+    let stdin = child.stdin.take().expect("stdin");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    (child, stdin)
+}
